@@ -1,0 +1,101 @@
+"""Checkpoints: plain ``torch.save`` of ``{state_dict, config, metrics, versions, trainer}``.
+
+Files are written atomically (a temporary file in the same folder, then a rename), so an
+interrupted write never leaves a half file, and read with ``weights_only=True``: no pickled
+classes, only tensors and plain Python values. A model is rebuilt from its ``config`` by
+:func:`funnelkit.models.build`.
+"""
+
+import os
+import platform
+from pathlib import Path
+
+import torch
+
+CHECKPOINT_NAME = "checkpoint.pt"
+FORMAT = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be read or does not hold a funnelkit model."""
+
+
+def versions():
+    import nflows
+
+    return {
+        "funnelkit": _funnelkit_version(),
+        "torch": str(torch.__version__),
+        "nflows": getattr(nflows, "__version__", "0.14"),
+        "python": platform.python_version(),
+    }
+
+
+def _funnelkit_version():
+    from . import __version__
+
+    return __version__
+
+
+def resolve(path):
+    """A checkpoint file, or the ``checkpoint.pt`` of a run folder."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT_NAME
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no checkpoint at {path}: expected a checkpoint file or a run folder holding "
+            f"{CHECKPOINT_NAME} (made by `funnelkit train ... --out DIR`)"
+        )
+    return path
+
+
+def save_checkpoint(path, model, metrics=None, trainer=None):
+    """Write ``model`` (and optionally metrics and trainer state) to ``path`` atomically."""
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise CheckpointError(f"refusing to save a model whose {name} holds NaN or infinity")
+    payload = {
+        "format": FORMAT,
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "config": dict(model.config),
+        "dtype": str(model.dtype).removeprefix("torch."),
+        "metrics": dict(metrics or {}),
+        "versions": versions(),
+        "trainer": trainer,
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(payload, temporary)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path
+
+
+def read_checkpoint(path):
+    """The payload of a checkpoint file or run folder, checked; raises :class:`CheckpointError`."""
+    path = resolve(path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise CheckpointError(f"{path} is not a readable funnelkit checkpoint ({type(error).__name__}: {error})") from None
+    if not isinstance(payload, dict) or not {"state_dict", "config"} <= payload.keys():
+        raise CheckpointError(f"{path} is not a funnelkit checkpoint: expected keys state_dict and config")
+    return payload
+
+
+def load(path, device="cpu"):
+    """The model of a checkpoint file or run folder, in eval mode, ready to use."""
+    from .models import build
+
+    payload = read_checkpoint(path)
+    model = build(payload["config"]).to(getattr(torch, payload.get("dtype", "float32")))
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as error:
+        raise CheckpointError(f"{resolve(path)} does not match its model config: {error}") from None
+    model.metrics = payload.get("metrics", {})
+    return model.to(device).eval()

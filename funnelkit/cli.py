@@ -1,0 +1,117 @@
+"""The command line: ``funnelkit train|eval|sample|reproduce``."""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EXPERIMENTS = ("four-circles",)
+
+
+def _parser():
+    parser = argparse.ArgumentParser(prog="funnelkit", description="Funnels: exact maximum likelihood with dimensionality reduction.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train a model of an experiment")
+    train.add_argument("experiment", help=f"one of: {', '.join(EXPERIMENTS)}")
+    train.add_argument("--model", default="f-nsf", help="f-nsf (funnel, 2-D -> 1-D) or nsf (baseline)")
+    train.add_argument("--preset", default="quick", help="quick (laptop CPU), paper (the paper's text) or authors-code")
+    train.add_argument("--steps", type=int, help="training steps (default: the preset's)")
+    train.add_argument("--seed", type=int, help="seed of the run (default 0)")
+    train.add_argument("--out", help="run folder (default: runs/EXPERIMENT-MODEL-PRESET); an existing run is resumed")
+    train.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+
+    evaluate = commands.add_parser("eval", help="test log-likelihood of a run, beside the true density's")
+    evaluate.add_argument("run", help="a run folder or checkpoint file")
+    evaluate.add_argument("--n", type=int, default=100_000, help="number of fresh test points")
+
+    sample = commands.add_parser("sample", help="draw samples from a run at a temperature and save a picture")
+    sample.add_argument("run", help="a run folder or checkpoint file")
+    sample.add_argument("--temperature", type=float, default=1.0, help="scale of the base noise (paper Fig. 4)")
+    sample.add_argument("--n", type=int, default=20_000, help="number of samples")
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--out", required=True, help="the PNG file to write")
+
+    reproduce = commands.add_parser("reproduce", help="reproduce a result of the paper")
+    reproduce.add_argument("result", help="fig2")
+    reproduce.add_argument("--preset", default="quick", help="quick or paper")
+    reproduce.add_argument("--out", default="results", help="folder for figures and tables")
+    reproduce.add_argument("--device", default="auto")
+    return parser
+
+
+def _train(args):
+    from .experiments import four_circles
+
+    if args.experiment not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {args.experiment!r}; expected one of {', '.join(EXPERIMENTS)}")
+    out = Path(args.out or f"runs/{args.experiment}-{args.model}-{args.preset}")
+    if (out / "checkpoint.pt").exists():
+        print(f"resuming the run in {out}")
+    _, metrics = four_circles.train(args.model, args.preset, out=out, device=args.device, steps=args.steps, seed=args.seed)
+    print(_format_eval(metrics))
+    print(f"wrote {out / 'checkpoint.pt'} and {out / 'metrics.json'} ({metrics['train_seconds']:.1f} s of training)")
+
+
+def _format_eval(metrics):
+    return (
+        f"test log-likelihood ({metrics['test_points']:,} points, nats, mean +- 2 s.e.)\n"
+        f"  model: {metrics['model_ll']:.4f} +- {metrics['model_ll_2se']:.4f}\n"
+        f"  true density: {metrics['true_ll']:.4f} +- {metrics['true_ll_2se']:.4f}\n"
+        f"  gap (true - model, paired): {metrics['gap']:.4f} +- {metrics['gap_2se']:.4f}"
+    )
+
+
+def _eval(args):
+    from .checkpoints import load
+    from .experiments import four_circles
+
+    model = load(args.run)
+    metrics = four_circles.evaluate(model, n=args.n)
+    print(f"{args.run}: {model.config.get('name')} ({model.config.get('preset')} preset), latent dim {model.latent_dim}")
+    print(_format_eval(metrics))
+
+
+def _sample(args):
+    import torch
+
+    from .checkpoints import load
+    from .viz.figures import data_figure
+
+    model = load(args.run)
+    torch.manual_seed(args.seed)
+    with torch.no_grad():
+        samples = model.sample(args.n, temperature=args.temperature)
+    out = Path(args.out)
+    if out.suffix.lower() != ".png":
+        raise ValueError(f"--out must name a .png file, got {out}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    data_figure(samples, title=f"{args.n:,} samples, temperature {args.temperature:g}").savefig(out, dpi=110)
+    print(f"wrote {out}")
+
+
+def _reproduce(args):
+    from .experiments import RESULTS
+
+    if args.result not in RESULTS:
+        raise ValueError(f"unknown result {args.result!r}; expected one of {', '.join(RESULTS)}")
+    result = RESULTS[args.result](preset=args.preset, out=args.out, device=args.device)
+    print(json.dumps(result, indent=2))
+    print(f"wrote {args.out}/{args.result}.json, {args.out}/{args.result}.md and figures")
+
+
+def main(argv=None):
+    from .checkpoints import CheckpointError
+
+    args = _parser().parse_args(argv)
+    handlers = {"train": _train, "eval": _eval, "sample": _sample, "reproduce": _reproduce}
+    try:
+        handlers[args.command](args)
+    except (ValueError, FileNotFoundError, CheckpointError) as error:
+        print(f"funnelkit {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""FunnelFlow: an nflows ``Flow`` whose layers may reduce the dimension (paper Sec. 2).
+
+log p(x) = log N(z_L; 0, I) + sum_l V_l, where V_l is log|det J_l| for a bijective layer and
+Eq. 6, log|det dz/dx_+| + log p_phi(x_- | z), for a funnel layer.
+"""
+
+from dataclasses import dataclass
+
+import torch
+from nflows.flows.base import Flow
+from nflows.transforms.base import CompositeTransform
+
+from .._compat import StandardNormal
+from ..layers.funnel import Funnel
+from ..validation import check_batch, check_positive_int, check_temperature
+
+
+@dataclass
+class LayerContribution:
+    """One layer's share of log p(x): ``logabsdet + log_p_dropped`` (zero for a bijection)."""
+
+    name: str
+    features_in: int
+    features_out: int
+    outputs: torch.Tensor
+    logabsdet: torch.Tensor
+    log_p_dropped: torch.Tensor
+
+
+class FunnelFlow(Flow):
+    """A normalizing flow built from nflows transforms and funnel layers, with a N(0, I) base.
+
+    Args:
+        layers: nflows transforms, applied in order from data to latent.
+        data_dim: width of x.
+        context_features: width of an optional context passed to every layer (0: none).
+        config: a plain dict from which :func:`funnelkit.models.build` rebuilds this model
+            (stored in checkpoints).
+    """
+
+    def __init__(self, layers, data_dim, context_features=0, config=None):
+        layers = list(layers)
+        widths = _trace_widths(layers, data_dim, context_features)
+        super().__init__(CompositeTransform(layers), StandardNormal([widths[-1]]))
+        self.data_dim = data_dim
+        self.latent_dim = widths[-1]
+        self.layer_widths = widths
+        self.context_features = context_features
+        self.config = dict(config or {})
+
+    # -- properties -------------------------------------------------------------------------
+    @property
+    def layers(self):
+        return list(self._transform._transforms)
+
+    @property
+    def dtype(self):
+        return next(self.parameters()).dtype
+
+    @property
+    def device(self):
+        return next(self.parameters()).device
+
+    @property
+    def is_exact(self):
+        """Every layer here gives an exact, normalised density (bounds are other classes)."""
+        return True
+
+    def num_parameters(self):
+        return sum(p.numel() for p in self.parameters())
+
+    # -- checked public edges ---------------------------------------------------------------
+    def _check(self, x, context):
+        check_batch(x, self.data_dim, self.dtype)
+        if self.context_features:
+            check_batch(context, self.context_features, self.dtype, name="context")
+            if context.shape[0] != x.shape[0]:
+                raise ValueError(f"context has {context.shape[0]} rows, x has {x.shape[0]}")
+        elif context is not None:
+            raise ValueError("this model takes no context, but one was given")
+
+    def log_prob(self, inputs, context=None):
+        """Exact log p(x), shape ``(batch,)``."""
+        self._check(inputs, context)
+        return self._log_prob(inputs, context)
+
+    def encode(self, inputs, context=None):
+        """The latent z of x, shape ``(batch, latent_dim)``."""
+        self._check(inputs, context)
+        return self.transform_to_noise(inputs, context)
+
+    def _noise(self, num_samples, temperature, context):
+        check_positive_int(num_samples, "num_samples")
+        check_temperature(temperature)
+        if self.context_features and context is None:
+            raise ValueError("this model needs a context to sample")
+        if context is not None:
+            if not self.context_features:
+                raise ValueError("this model takes no context, but one was given")
+            check_batch(context, self.context_features, self.dtype, name="context")
+        noise = self._distribution.sample(num_samples, context=context) * temperature
+        if context is not None:
+            noise = noise.reshape(-1, self.latent_dim)
+            context = context.repeat_interleave(num_samples, dim=0)
+        return noise, context
+
+    def _unflatten(self, tensor, num_samples, context):
+        return tensor if context is None else tensor.reshape(-1, num_samples, *tensor.shape[1:])
+
+    def sample(self, num_samples, context=None, temperature=1.0):
+        """Draw samples; the base noise is scaled by ``temperature`` (paper Fig. 4).
+
+        As in the paper's code only the base noise is tempered; each funnel's p_phi is sampled
+        at temperature 1. With a context of B rows the result has shape (B, num_samples, D).
+        """
+        noise, context = self._noise(num_samples, temperature, context)
+        samples, _ = self._transform.inverse(noise, context=context)
+        return self._unflatten(samples, num_samples, context)
+
+    def sample_and_log_prob(self, num_samples, context=None, temperature=1.0):
+        """Samples and their exact log p(x) under the model (at any temperature)."""
+        noise, context = self._noise(num_samples, temperature, context)
+        samples, inverse_logabsdet = self._transform.inverse(noise, context=context)
+        log_prob = self._distribution.log_prob(noise) - inverse_logabsdet
+        return self._unflatten(samples, num_samples, context), self._unflatten(log_prob, num_samples, context)
+
+    def contributions(self, inputs, context=None):
+        """Per layer: its output, log|det J| and log p_phi(x_- | z) (zero for bijections).
+
+        Returns ``(layers, base_log_prob)``, where ``layers`` is a list of
+        :class:`LayerContribution`, so that
+        ``base_log_prob + sum(c.logabsdet + c.log_p_dropped) == log_prob(inputs)``.
+        """
+        self._check(inputs, context)
+        out, x = [], inputs
+        for layer in self.layers:
+            if isinstance(layer, Funnel):
+                z, logabsdet, log_p_dropped = layer.contributions(x, context)
+            else:
+                z, logabsdet = layer(x, context=context)
+                log_p_dropped = torch.zeros_like(logabsdet)
+            out.append(LayerContribution(type(layer).__name__, x.shape[1], z.shape[1], z, logabsdet, log_p_dropped))
+            x = z
+        return out, self._distribution.log_prob(x)
+
+
+def _trace_widths(layers, data_dim, context_features):
+    """Push a dummy batch through the layers and return the width after each one."""
+    if not layers:
+        raise ValueError("a FunnelFlow needs at least one layer")
+    widths = [data_dim]
+    x = torch.zeros(2, data_dim)
+    context = torch.zeros(2, context_features) if context_features else None
+    modes = [layer.training for layer in layers]
+    with torch.no_grad():
+        for i, layer in enumerate(layers):
+            expected = getattr(layer, "features_in", None)
+            if expected is not None and expected != x.shape[1]:
+                raise ValueError(
+                    f"layer {i} ({type(layer).__name__}) expects {expected} features, "
+                    f"but the layers before it give {x.shape[1]}"
+                )
+            layer.eval()  # no data-dependent initialisation (ActNorm) from a dummy batch
+            try:
+                x, _ = layer(x, context=context)
+            except Exception as error:  # name the layer whose widths disagree
+                raise ValueError(
+                    f"layer {i} ({type(layer).__name__}) rejected an input of width {x.shape[1]}: {error}"
+                ) from error
+            finally:
+                layer.train(modes[i])
+            widths.append(x.shape[1])
+    return widths

@@ -1,0 +1,109 @@
+"""The 2-D models of the paper's four-circles experiment (Fig. 2, A.5).
+
+* ``"f-nsf"``: a neural spline flow whose last layer is a funnel from 2-D to 1-D. The funnel
+  drops x_1 (the paper's x_{1:m-1}), maps x_2 to z with an autoregressive RQ spline
+  conditioned on x_1, and models p_phi(x_1 | z) with a conditional NSF.
+* ``"nsf"``: the dimension-preserving baseline, 2-D to 2-D.
+
+Presets (``PRESETS``):
+
+* ``"paper"`` follows the text of A.5: two autoregressive RQ layers, 50 bins, tail bound 4,
+  two residual blocks of 256 units; p_phi an NSF with 64 units and 10 bins.
+* ``"authors-code"`` follows ``experiments/plane_data_generation.py`` of the authors' code,
+  which differs from the text: 64 units and 10 bins everywhere, LU-linear layers between the
+  spline layers, leaky ReLU, an unused context input in every base layer, three base layers in
+  the NSF, and a funnel whose own spline has tail bound 1 and two layers. It reproduces the
+  parameter counts of that code (NSF 62,970; F-NSF 118,130).
+* ``"quick"``: small enough to train on a laptop CPU in about a minute.
+"""
+
+from dataclasses import asdict, dataclass, replace
+
+from ..layers import Funnel, flow_decoder, mixing_layer, rq_autoregressive_stack
+from ..validation import check_choice
+from .funnel_flow import FunnelFlow
+
+MODEL_NAMES = ("f-nsf", "nsf")
+
+
+@dataclass(frozen=True)
+class PlaneConfig:
+    """Sizes of a plane model; the defaults are the paper's text (A.5)."""
+
+    num_layers: int = 2  # spline layers of the NSF; in "f-nsf" the last one is the funnel's F
+    hidden_features: int = 256
+    num_bins: int = 50
+    num_blocks: int = 2
+    tail_bound: float = 4.0
+    mixing: str = "reverse"
+    activation: str = "relu"
+    unused_context_features: int = 0  # the authors' code gives each base MADE an unused context
+    mixing_before_funnel: bool = True  # the authors' code puts none between the last base layer and the funnel
+    funnel_layers: int = 1  # spline layers inside the funnel's F
+    funnel_tail_bound: float = 4.0
+    decoder_layers: int = 2
+    decoder_hidden_features: int = 64
+    decoder_num_bins: int = 10
+
+
+PRESETS = {
+    "paper": PlaneConfig(),
+    "authors-code": PlaneConfig(
+        num_layers=3, hidden_features=64, num_bins=10, mixing="lu", activation="leaky_relu",
+        unused_context_features=1, mixing_before_funnel=False, funnel_layers=2, funnel_tail_bound=1.0,
+    ),
+    "quick": PlaneConfig(hidden_features=64, num_bins=16, decoder_hidden_features=32, decoder_num_bins=8),
+}
+
+
+def plane_config(name, preset="paper", **overrides):
+    """The :class:`PlaneConfig` of a preset, with any field overridden."""
+    check_choice(name, MODEL_NAMES, "plane model")
+    check_choice(preset, tuple(PRESETS), "preset")
+    config = PRESETS[preset]
+    if name == "f-nsf" and preset == "authors-code":
+        config = replace(config, num_layers=3)  # two base layers, then the funnel (see module doc)
+    try:
+        return replace(config, **overrides)
+    except TypeError as error:
+        raise ValueError(f"unknown plane model setting: {error}") from None
+
+
+def plane_model(name, preset="paper", **overrides):
+    """Build ``"f-nsf"`` (2-D -> 1-D) or ``"nsf"`` (2-D -> 2-D) for four circles and other toys."""
+    config = plane_config(name, preset, **overrides)
+    spline = dict(
+        hidden_features=config.hidden_features, num_bins=config.num_bins,
+        num_blocks=config.num_blocks, activation=config.activation,
+    )
+    base_layers = config.num_layers - 1 if name == "f-nsf" else config.num_layers
+    layers = list(
+        rq_autoregressive_stack(
+            2, base_layers, context_features=config.unused_context_features,
+            mixing=config.mixing, tail_bound=config.tail_bound, **spline,
+        )._transforms
+    )
+    if name == "f-nsf":
+        if config.mixing_before_funnel:
+            layers.append(mixing_layer(2, config.mixing))
+        layers.append(
+            Funnel(
+                features=2,
+                bijection=rq_autoregressive_stack(
+                    1, config.funnel_layers, context_features=1, mixing=config.mixing,
+                    tail_bound=config.funnel_tail_bound, **spline,
+                ),
+                decoder=flow_decoder(
+                    1, context_features=1, num_layers=config.decoder_layers,
+                    hidden_features=config.decoder_hidden_features, num_bins=config.decoder_num_bins,
+                    num_blocks=config.num_blocks, tail_bound=config.tail_bound,
+                    activation=config.activation, mixing=config.mixing,
+                ),
+                dropped=(0,),
+            )
+        )
+    record = {"builder": "plane", "name": name, "preset": preset, "overrides": dict(overrides)}
+    model = FunnelFlow(layers, data_dim=2, config=record)
+    model.settings = asdict(config)
+    return model
+

@@ -1,0 +1,36 @@
+"""Checks at the public edges: clear errors that name what was expected and what came."""
+
+import math
+
+import torch
+
+
+def check_batch(x, width, dtype, name="x"):
+    """Raise ``ValueError`` unless x is a finite ``(batch, width)`` tensor of ``dtype``."""
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor of shape (batch, {width}), got {type(x).__name__}")
+    if x.dim() != 2 or x.shape[1] != width or x.shape[0] == 0:
+        raise ValueError(f"{name} must have shape (batch, {width}) with batch >= 1, got {tuple(x.shape)}")
+    if x.dtype != dtype:
+        raise ValueError(
+            f"{name} must have dtype {dtype} (the model's dtype), got {x.dtype}; "
+            f"convert with x.to({dtype}) or the model with model.to({x.dtype})"
+        )
+    if not torch.isfinite(x).all():
+        bad = (~torch.isfinite(x)).any(dim=1).nonzero().flatten()[:5].tolist()
+        raise ValueError(f"{name} must be finite; rows {bad} hold NaN or infinity")
+
+
+def check_positive_int(n, name):
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"{name} must be a positive int, got {n!r}")
+
+
+def check_temperature(t):
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0:
+        raise ValueError(f"temperature must be a positive finite number, got {t!r}")
+
+
+def check_choice(value, choices, name):
+    if value not in choices:
+        raise ValueError(f"unknown {name} {value!r}; expected one of {', '.join(map(repr, choices))}")
