@@ -36,7 +36,7 @@ def _parser():
     reproduce.add_argument("result", help="fig2")
     reproduce.add_argument("--preset", default="quick", help="quick or paper")
     reproduce.add_argument("--out", default="results", help="folder for figures and tables")
-    reproduce.add_argument("--device", default="auto")
+    reproduce.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     return parser
 
 

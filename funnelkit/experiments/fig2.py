@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 from ..data import four_circles
+from ..device import pick_device
 from ..viz.figures import data_figure, fig2
 from . import four_circles as experiment
 
@@ -14,6 +15,7 @@ def reproduce_fig2(preset="quick", out="results", device="cpu", progress=True):
     Writes ``fig2.png`` (F-NSF: encoding, samples, likelihood), ``fig2_nsf.png`` (the same for
     NSF), ``fig5.png`` (the data), ``fig2.json`` and ``fig2.md``.
     """
+    device = pick_device(device)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows = {}

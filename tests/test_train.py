@@ -1,0 +1,103 @@
+"""The Trainer: resumable, seeded, guarded against NaN, time-boxed for the dashboard."""
+
+import time
+
+import pytest
+import torch
+
+import funnelkit as fk
+
+from .conftest import small_plane_model
+
+
+def sample_batch(n, generator):
+    return fk.data.four_circles(n, generator=generator)
+
+
+def make_trainer(tmp_path=None, steps=12, **config):
+    fk.seed_everything(0)
+    model = small_plane_model("f-nsf", dtype=torch.float32)
+    settings = dict(steps=steps, batch_size=64, lr=3e-3, checkpoint_every=6, eval_every=6) | config
+    return fk.Trainer(model, sample_batch, fk.TrainConfig(**settings), eval_data=fk.data.four_circles(256, seed=5),
+                      checkpoint_path=tmp_path / "checkpoint.pt" if tmp_path else None)
+
+
+def parameters(model):
+    return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
+def test_an_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path):
+    straight = make_trainer(tmp_path / "straight")
+    straight.fit(progress=False)
+
+    first = make_trainer(tmp_path / "interrupted")
+    for _ in range(6):  # interrupted right after the checkpoint at step 6
+        first.train_step()
+    first.save()
+    first.train_step()  # work after the checkpoint is lost, as in a crash
+    resumed = make_trainer(tmp_path / "interrupted").resume()
+    assert resumed.step == 6
+    resumed.fit(progress=False)
+
+    assert torch.equal(parameters(resumed.model), parameters(straight.model))
+    assert resumed.history["loss"] == straight.history["loss"]
+
+
+def test_a_seeded_run_is_repeatable_and_seeds_differ():
+    a, b = make_trainer(steps=5), make_trainer(steps=5)
+    c = make_trainer(steps=5, seed=1)
+    for t in (a, b, c):
+        t.fit(progress=False)
+    assert a.history["loss"] == b.history["loss"] != c.history["loss"]
+
+
+def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
+    trainer = make_trainer(tmp_path)
+    for _ in range(3):
+        trainer.train_step()
+    path = trainer.save()
+    saved = path.read_bytes()
+    good = parameters(trainer.model).clone()
+    with torch.no_grad():
+        next(trainer.model.parameters()).fill_(float("nan"))
+    with pytest.raises(fk.TrainingDiverged, match=r"loss became nan at step 4.*step 3\) is kept at .*checkpoint.pt"):
+        trainer.train_step()
+    assert path.read_bytes() == saved
+    assert torch.equal(parameters(fk.load(path)), good)
+    with pytest.raises(fk.CheckpointError, match="refusing to save"):
+        trainer.save()
+    assert path.read_bytes() == saved
+
+
+def test_training_lowers_the_loss_and_evaluates():
+    trainer = make_trainer(steps=60)
+    trainer.fit(progress=False)
+    assert sum(trainer.history["loss"][-10:]) / 10 < sum(trainer.history["loss"][:10]) / 10 - 0.3
+    assert trainer.history["eval_step"] == list(range(6, 61, 6))
+
+
+def test_train_for_is_time_boxed_and_takes_at_least_one_step():
+    trainer = make_trainer(steps=10_000, schedule="constant")
+    assert trainer.train_for(0.0) == 1
+    start = time.perf_counter()
+    steps = trainer.train_for(0.5)
+    assert steps >= 1 and time.perf_counter() - start < 3.0
+    assert trainer.train_for(10.0, max_steps=3) == 3
+
+
+def test_callbacks_fire_and_unknown_events_are_refused(tmp_path):
+    trainer = make_trainer(tmp_path, steps=6)
+    seen = []
+    trainer.add_callback("on_step_end", lambda t: seen.append(("step", t.step)))
+    trainer.add_callback("on_eval", lambda t: seen.append(("eval", t.step)))
+    trainer.add_callback("on_checkpoint", lambda t: seen.append(("checkpoint", t.step)))
+    trainer.fit(progress=False)
+    assert seen[-3:] == [("step", 6), ("eval", 6), ("checkpoint", 6)]
+    with pytest.raises(ValueError, match="unknown event 'on_epoch'"):
+        trainer.add_callback("on_epoch", print)
+
+
+@pytest.mark.parametrize("bad", [dict(steps=0), dict(batch_size=2.5), dict(lr=0), dict(schedule="linear")])
+def test_bad_train_configs_are_refused(bad):
+    with pytest.raises(ValueError):
+        fk.TrainConfig(**bad)
