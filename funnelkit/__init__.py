@@ -9,7 +9,7 @@ likelihood with dimensionality reduction").
 
 __version__ = "0.1.0"
 
-from . import data, layers, metrics, models  # noqa: E402
+from . import data, experiments, grid, layers, metrics, models, viz  # noqa: E402
 from .checkpoints import CheckpointError, load, save_checkpoint  # noqa: E402
 from .device import pick_device, seed_everything  # noqa: E402
 from .train import TrainConfig, Trainer, TrainingDiverged  # noqa: E402
@@ -20,6 +20,8 @@ __all__ = [
     "Trainer",
     "TrainingDiverged",
     "data",
+    "experiments",
+    "grid",
     "layers",
     "load",
     "metrics",
@@ -27,4 +29,5 @@ __all__ = [
     "pick_device",
     "save_checkpoint",
     "seed_everything",
+    "viz",
 ]

@@ -55,11 +55,11 @@ class FunnelFlow(Flow):
 
     @property
     def dtype(self):
-        return next(self.parameters()).dtype
+        return self._distribution._dtype_probe.dtype  # a buffer: right even with no parameters
 
     @property
     def device(self):
-        return next(self.parameters()).device
+        return self._distribution._dtype_probe.device
 
     @property
     def is_exact(self):

@@ -131,3 +131,12 @@ def test_a_layer_of_the_wrong_width_is_named():
                               fk.layers.GaussianDecoder(1, 2, hidden_features=4))
     with pytest.raises(ValueError, match="layer 0 \\(Funnel\\) expects 3 features, but the layers before it give 2"):
         fk.models.FunnelFlow([funnel], data_dim=2)
+
+
+def test_a_flow_without_parameters_knows_its_dtype():
+    # The multi-scale split: drop x_1 with a fixed N(0, 1), keep x_2 as it is.
+    model = fk.models.FunnelFlow([fk.layers.Slice(2, fk._compat.StandardNormal([1]))], data_dim=2).double()
+    assert list(model.parameters()) == [] and model.dtype == torch.float64
+    x = torch.randn(5, 2, dtype=torch.float64)
+    expected = torch.distributions.Normal(0.0, 1.0).log_prob(x).sum(1)
+    assert torch.allclose(model.log_prob(x), expected)

@@ -1,0 +1,71 @@
+"""The teaching notebooks run, in quick mode, as a reader would run them.
+
+Each notebook is executed with nbclient in a temporary copy (outputs are never written back) with
+FUNNELKIT_QUICK=1 and MPLBACKEND=Agg. The notebooks carry their own asserts (a density integrates
+to 1, sampling then encoding gives z back, ...), so a wrong step fails here, not only a crash.
+The fast tests check what a reader sees without running anything: the committed notebooks hold
+their outputs, no stored error, and a ``parameters`` cell that reads FUNNELKIT_QUICK.
+"""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+NAMES = ["00_derivation_eq6.ipynb", "01_four_circles.ipynb"]
+CELL_TIMEOUT = 600  # seconds per cell; quick mode needs a few
+
+
+def _read(name):
+    return nbformat.read(NOTEBOOKS / name, as_version=4)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_committed_notebook_has_outputs_and_no_errors(name):
+    notebook = _read(name)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert code, f"{name} has no code cells"
+    unexecuted = [i for i, cell in enumerate(code) if cell.source.strip() and cell.execution_count is None]
+    assert not unexecuted, f"{name}: code cells {unexecuted} were committed without running (execute it in quick mode)"
+    errors = [output.get("ename") for cell in code for output in cell.outputs if output.output_type == "error"]
+    assert not errors, f"{name} was committed with errors: {errors}"
+    images = sum("image/png" in output.get("data", {}) for cell in code for output in cell.outputs)
+    assert images >= 3, f"{name} should show its figures on GitHub, found {images} images"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_notebook_has_a_parameters_cell_reading_funnelkit_quick(name):
+    notebook = _read(name)
+    tagged = [cell for cell in notebook.cells if "parameters" in cell.metadata.get("tags", [])]
+    assert len(tagged) == 1, f"{name} needs exactly one cell tagged 'parameters'"
+    source = tagged[0].source
+    for variable in ("QUICK", "SEED", "DEVICE", "FUNNELKIT_QUICK"):
+        assert variable in source, f"{name}: the parameters cell should define or read {variable}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+def test_notebook_runs_in_quick_mode(name, tmp_path, monkeypatch):
+    monkeypatch.setenv("FUNNELKIT_QUICK", "1")
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    copy = tmp_path / name
+    shutil.copy(NOTEBOOKS / name, copy)
+    notebook = nbformat.read(copy, as_version=4)
+    client = nbclient.NotebookClient(
+        notebook,
+        timeout=CELL_TIMEOUT,
+        kernel_name="python3",  # jupyter_client starts it with this interpreter (sys.executable)
+        resources={"metadata": {"path": str(tmp_path)}},  # run in the temporary folder: nothing lands in the repo
+    )
+    try:
+        client.execute()
+    except nbclient.exceptions.CellExecutionError as error:
+        pytest.fail(f"{name} failed in quick mode:\n{error}")
+    ran = [cell for cell in notebook.cells if cell.cell_type == "code" and cell.source.strip()]
+    assert all(cell.execution_count is not None for cell in ran)
+    errors = [output for cell in ran for output in cell.outputs if output.output_type == "error"]
+    assert not errors
