@@ -1,0 +1,535 @@
+"""The state of a live training session on a 2-D toy, independent of any user interface.
+
+The dashboard (``app.py``) keeps one :class:`LiveRun` per browser session and drives it in
+short, time-boxed ticks, as TensorFlow Playground does with its ``Player``:
+
+    settings = LiveSettings(dataset="two-moons", model="f-nsf", hidden=32)
+    run = LiveRun.create(settings)           # a fresh model (or the shipped one, see below)
+    run.tick(0.3)                            # about 0.3 s of Adam steps
+    run.iteration, run.trainer.history["loss"]
+    view = run.pictures(resolution=100)      # density grid, samples, data: plain numpy
+
+Settings are checked here (:class:`LiveSettings` raises ``ValueError`` naming the setting, the
+allowed values and what came), so a bad value in a shared link becomes a message, not a
+traceback, and the checks are testable without a browser.
+
+On four circles with the ``quick`` architecture, :meth:`LiveRun.create` starts from the
+checkpoint shipped in ``data/checkpoints`` when there is one, so a trained model shows at once.
+"""
+
+import functools
+import math
+import time
+from dataclasses import asdict, dataclass, fields, replace
+
+import numpy as np
+import torch
+
+from .checkpoints import read_checkpoint
+from .data import TOYS, four_circles_log_prob, toy
+from .device import pick_device
+from .grid import grid_log_prob
+from .layers.context import join_context
+from .layers.funnel import Funnel
+from .metrics import ks_statistic
+from .models import PLANE_MODELS, plane_model
+from .models.plane import PRESETS
+from .paths import shipped_checkpoint
+from .train import TrainConfig, Trainer
+
+DATASETS = tuple(TOYS)
+MODELS = PLANE_MODELS
+PRESET = "quick"  # the architecture family of the live models; its sizes are the defaults
+BOUNDS = (-4.0, 4.0)  # the square shown in every 2-D picture
+OPEN_ENDED_STEPS = 10**9  # live training has no planned end; the schedule is constant
+VIEW_SEED = 12_345  # the points drawn for pictures (never the training stream)
+
+#: Allowed ranges of the numeric settings: (smallest, largest).
+LIMITS = {
+    "hidden": (1, 512),
+    "bins": (2, 64),
+    "lr": (1e-5, 1.0),
+    "batch": (1, 4096),
+    "seed": (0, 2**31 - 1),
+}
+
+LABELS = {
+    "dataset": "dataset",
+    "model": "model",
+    "hidden": "hidden units",
+    "bins": "spline bins",
+    "lr": "learning rate",
+    "batch": "batch size",
+    "seed": "seed",
+}
+
+
+def _check_int(name, value):
+    low, high = LIMITS[name]
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
+        raise ValueError(f"{LABELS[name]} must be a whole number from {low} to {high}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class LiveSettings:
+    """What the user picks in the dashboard; the defaults are the shipped ``quick`` run.
+
+    The field names are also the URL query keys (``?dataset=two-moons&hidden=32``).
+    """
+
+    dataset: str = "four-circles"
+    model: str = "f-nsf"
+    hidden: int = PRESETS[PRESET].hidden_features
+    bins: int = PRESETS[PRESET].num_bins
+    lr: float = 3e-3
+    batch: int = 256
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.dataset not in DATASETS:
+            raise ValueError(f"unknown dataset {self.dataset!r}; expected one of {', '.join(DATASETS)}")
+        if self.model not in MODELS:
+            raise ValueError(f"unknown model {self.model!r}; expected one of {', '.join(MODELS)}")
+        for name in ("hidden", "bins", "batch", "seed"):
+            _check_int(name, getattr(self, name))
+        low, high = LIMITS["lr"]
+        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not low <= self.lr <= high:
+            raise ValueError(f"learning rate must be a number from {low:g} to {high:g}, got {self.lr!r}")
+        # Normalise numpy scalars and ints so that equal settings compare and hash equal.
+        for name in ("hidden", "bins", "batch", "seed"):
+            object.__setattr__(self, name, int(getattr(self, name)))
+        object.__setattr__(self, "lr", float(self.lr))
+
+    # -- the URL ------------------------------------------------------------------------------
+    def to_dict(self):
+        return asdict(self)
+
+    def to_query(self):
+        """The settings as URL query values (strings)."""
+        values = asdict(self).items()
+        return {name: f"{value:g}" if isinstance(value, float) else str(value) for name, value in values}
+
+    @classmethod
+    def from_query(cls, query):
+        """Settings from URL query values; returns ``(settings, problems)``.
+
+        Each bad value is replaced by its default and described in ``problems`` (a list of
+        strings), so a link with one typo still opens, with a message saying what was ignored.
+        Keys that are not settings are left alone.
+        """
+        defaults = cls()
+        values, problems = asdict(defaults), []
+        for field in fields(cls):
+            if field.name not in query:
+                continue
+            raw = query[field.name]
+            raw = raw[-1] if isinstance(raw, (list, tuple)) and raw else raw
+            try:
+                value = _parse(field.name, raw)
+                replace(defaults, **{field.name: value})  # check this value on its own
+            except ValueError as error:
+                problems.append(
+                    f"The link's {field.name}={raw!r} was ignored: {error}. "
+                    f"Using {getattr(defaults, field.name)!r} instead."
+                )
+                continue
+            values[field.name] = value
+        return cls(**values), problems
+
+    # -- what differs between two settings ------------------------------------------------------
+    @property
+    def architecture(self):
+        """What a model is built from: changing any of these needs a new model."""
+        return (self.dataset, self.model, self.hidden, self.bins, self.seed)
+
+    def plane_overrides(self):
+        return {"hidden_features": self.hidden, "num_bins": self.bins}
+
+    def pretrained_path(self):
+        """The shipped checkpoint for these settings, or ``None`` when there is none.
+
+        Checkpoints are shipped for four circles with the ``quick`` architecture; the learning
+        rate, batch size and seed only affect how training continues from it.
+        """
+        quick = PRESETS[PRESET]
+        if self.dataset != "four-circles" or (self.hidden, self.bins) != (quick.hidden_features, quick.num_bins):
+            return None
+        path = shipped_checkpoint("four-circles", self.model, PRESET)
+        return path if path.is_file() else None
+
+
+def _parse(name, raw):
+    """One URL value as the type of setting ``name``; raises ``ValueError``."""
+    text = str(raw).strip()
+    if name in ("dataset", "model"):
+        return text
+    if name == "lr":
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"learning rate must be a number, got {text!r}") from None
+        if not math.isfinite(value):
+            raise ValueError(f"learning rate must be finite, got {text!r}")
+        return value
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{LABELS[name]} must be a whole number, got {text!r}") from None
+
+
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class Pictures:
+    """What the Train tab draws, as numpy arrays (computed at ``step``)."""
+
+    step: int
+    axis: np.ndarray  # (R,) cell centres of the grid, on both axes
+    log_density: np.ndarray  # (R, R): log p(x1_j, x2_i) at row i, column j
+    samples: np.ndarray  # (n, 2) model samples
+    data: np.ndarray  # (m, 2) data points
+
+
+@dataclass
+class LatentView:
+    """Encoded data against N(0, 1): ``z`` is ``(n, latent_dim)``; ``ks[i]`` for latent i."""
+
+    step: int
+    z: np.ndarray
+    ks: list
+
+
+@dataclass
+class Stage:
+    """The data after one layer: ``points`` is ``(n, width)``."""
+
+    title: str
+    points: np.ndarray
+    log_p_dropped: float | None = None  # mean log p_phi(x_- | z) of a funnel layer
+
+
+@dataclass
+class FunnelView:
+    """A funnel layer from the inside: its input's dropped coordinate x_- against its z.
+
+    ``log_p[i, j] = log p_phi(x_minus_axis[i] | z_axis[j])``, the learned decoder.
+    """
+
+    step: int
+    layer_index: int
+    z: np.ndarray  # (n,) the funnel's output for the data
+    x_minus: np.ndarray  # (n,) the dropped coordinate of the funnel's input
+    z_axis: np.ndarray
+    x_minus_axis: np.ndarray
+    log_p: np.ndarray
+
+
+class LiveRun:
+    """One model, its Trainer and the pictures of it, for one dashboard session.
+
+    Use :meth:`create` rather than the constructor.
+    """
+
+    def __init__(self, settings, device="cpu"):
+        if not isinstance(settings, LiveSettings):
+            raise ValueError(f"settings must be LiveSettings, got {type(settings).__name__}")
+        self.settings = settings
+        self.device = _device(device)
+        self.source = "fresh"
+        self._cache = {}
+        self._tick_steps = 0
+        self._tick_seconds = 0.0
+        self._build()
+
+    # -- building --------------------------------------------------------------------------------
+    @classmethod
+    def create(cls, settings=None, device="cpu", pretrained=True):
+        """A run for ``settings``; from the shipped checkpoint when ``pretrained`` and one exists."""
+        run = cls(settings or LiveSettings(), device)
+        if pretrained and run.settings.pretrained_path() is not None:
+            run.load_pretrained()
+        return run
+
+    def _build(self):
+        s = self.settings
+        torch.manual_seed(s.seed)  # the model's initial weights follow the seed
+        model = plane_model(s.model, preset=PRESET, **s.plane_overrides())
+        self.model = model.to(self.device)
+        self.model.config["data"] = s.dataset
+        dataset = s.dataset
+
+        def sample_batch(n, generator):
+            return toy(dataset, n, generator=generator)
+
+        config = TrainConfig(steps=OPEN_ENDED_STEPS, batch_size=s.batch, lr=s.lr, schedule="constant", seed=s.seed)
+        self.trainer = Trainer(self.model, sample_batch, config)
+        self.source = "fresh"
+        self._cache.clear()
+        self._tick_steps, self._tick_seconds = 0, 0.0
+
+    def reset(self):
+        """A fresh, untrained model with the same settings (the same seed gives the same start)."""
+        self._build()
+        return self
+
+    def load_pretrained(self):
+        """Continue from the shipped checkpoint of these settings; raises ``ValueError`` if none."""
+        path = self.settings.pretrained_path()
+        if path is None:
+            raise ValueError(
+                "no shipped checkpoint for these settings: checkpoints are shipped for four circles "
+                f"with {PRESETS[PRESET].hidden_features} hidden units and {PRESETS[PRESET].num_bins} bins "
+                f"(expected at {shipped_checkpoint('four-circles', self.settings.model, PRESET)})"
+            )
+        payload = read_checkpoint(path)
+        self._build()
+        self.model.load_state_dict(payload["state_dict"])
+        state = payload.get("trainer") or {}
+        history = state.get("history") or {}
+        if history.get("loss"):
+            self.trainer.history["step"] = list(history["step"])
+            self.trainer.history["loss"] = list(history["loss"])
+        self.trainer.step = int(state.get("step", len(self.trainer.history["loss"])))
+        if state.get("optimizer"):
+            try:  # keep Adam's moment estimates: a smoother continuation than a fresh optimizer
+                self.trainer.optimizer.load_state_dict(state["optimizer"])
+            except (ValueError, KeyError):
+                pass  # another optimizer layout: start Adam afresh
+            for group in self.trainer.optimizer.param_groups:
+                group["lr"] = self.settings.lr  # our constant rate, not the checkpoint's annealed one
+        self.source = f"shipped checkpoint {path.name}"
+        return self
+
+    def apply(self, settings, device=None):
+        """Switch to new settings: returns ``"same"``, ``"updated"`` or ``"rebuilt"``.
+
+        Learning rate and batch size change the running trainer in place (as in Playground);
+        a new dataset, model, size, seed or device starts a fresh model.
+        """
+        device = self.device if device is None else _device(device)
+        if settings == self.settings and device == self.device:
+            return "same"
+        if settings.architecture != self.settings.architecture or device != self.device:
+            self.settings, self.device = settings, device
+            self._build()
+            return "rebuilt"
+        self.settings = settings
+        self.trainer.config = replace(self.trainer.config, lr=settings.lr, batch_size=settings.batch)
+        for group in self.trainer.optimizer.param_groups:
+            group["lr"] = settings.lr
+        return "updated"
+
+    # -- training --------------------------------------------------------------------------------
+    @property
+    def iteration(self):
+        return self.trainer.step
+
+    @property
+    def last_loss(self):
+        """The mean loss of the last 20 steps (nats), or ``None`` before the first step."""
+        losses = self.trainer.history["loss"][-20:]
+        return sum(losses) / len(losses) if losses else None
+
+    @property
+    def steps_per_second(self):
+        """Steps per second of training time over the ticks of this session (``None`` before any)."""
+        return self._tick_steps / self._tick_seconds if self._tick_seconds > 0 else None
+
+    def tick(self, seconds=0.3, max_steps=None):
+        """Train for about ``seconds`` (at least one step); returns the steps taken.
+
+        Raises :class:`funnelkit.TrainingDiverged` if the loss becomes NaN or infinite; the
+        model then keeps its last good weights.
+        """
+        if not seconds > 0:
+            raise ValueError(f"seconds must be positive, got {seconds!r}")
+        start = time.perf_counter()
+        taken = self.trainer.train_for(seconds, max_steps=max_steps)
+        self._tick_seconds += time.perf_counter() - start
+        self._tick_steps += taken
+        return taken
+
+    def step(self, n=1):
+        """Exactly ``n`` training steps (the Step button); returns ``n``."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"n must be a positive int, got {n!r}")
+        start = time.perf_counter()
+        for _ in range(n):
+            self.trainer.train_step()
+        self._tick_seconds += time.perf_counter() - start
+        self._tick_steps += n
+        return n
+
+    def reference_nll(self):
+        """The best possible loss, -E log p_true(x), where the true density is known (four circles)."""
+        if self.settings.dataset != "four-circles":
+            return None
+        return _four_circles_reference()
+
+    # -- pictures (numpy, cached per training step) ----------------------------------------------
+    def data(self, n=1000):
+        """``n`` fixed points of the dataset (the same every call), as a float32 tensor on CPU."""
+        return toy(self.settings.dataset, n, seed=VIEW_SEED)
+
+    def _cached(self, name, key, make, refresh_every=0.0):
+        """``make()``, reused while training has not moved on (or is younger than ``refresh_every``).
+
+        ``refresh_every="auto"`` reuses a value for three times as long as it took to make, so
+        that drawing takes at most about a quarter of a slow machine's time.
+        """
+        entry = self._cache.get(name)
+        if entry is not None and entry["key"] == key:
+            if entry["step"] == self.iteration:
+                return entry["value"]
+            wait = 3 * entry["cost"] if refresh_every == "auto" else refresh_every
+            if time.monotonic() - entry["made_at"] < wait:
+                return entry["value"]
+        start = time.monotonic()
+        value = make()
+        now = time.monotonic()
+        self._cache[name] = {"key": key, "step": self.iteration, "made_at": now, "cost": now - start, "value": value}
+        return value
+
+    def _to_model(self, x):
+        return x.to(device=self.model.device, dtype=self.model.dtype)
+
+    def pictures(self, resolution=100, n_samples=1000, n_data=500, refresh_every=0.0):
+        """Density on a grid, samples and data; recomputed when training moved on.
+
+        With ``refresh_every`` > 0 (seconds, or ``"auto"``) a picture younger than that is reused
+        even if training moved on, so that slow machines spend their time training, not drawing.
+        """
+        return self._cached(
+            "pictures", (resolution, n_samples, n_data),
+            lambda: self._make_pictures(resolution, n_samples, n_data), refresh_every,
+        )
+
+    @torch.no_grad()
+    def _make_pictures(self, resolution, n_samples, n_data):
+        model = self.model.eval()
+        axis, log_p = grid_log_prob(lambda p: model.log_prob(self._to_model(p)).cpu(), BOUNDS, resolution)
+        with _seeded(self.settings.seed, self.model.device):  # the same noise every time: samples move smoothly
+            samples = model.sample(n_samples).cpu()
+        return Pictures(
+            step=self.iteration, axis=axis.numpy(), log_density=log_p.double().numpy(),
+            samples=samples.numpy(), data=self.data(n_data).numpy(),
+        )
+
+    def latents(self, n=2000):
+        """The data encoded by the model, and the KS distance of each latent to N(0, 1)."""
+        return self._cached("latents", n, lambda: self._make_latents(n))
+
+    @torch.no_grad()
+    def _make_latents(self, n):
+        z = self.model.eval().encode(self._to_model(self.data(n))).cpu().double()
+        return LatentView(self.iteration, z.numpy(), [ks_statistic(z[:, i]) for i in range(z.shape[1])])
+
+    def stages(self, n=600):
+        """The data and its image after each layer (Playground's per-neuron thumbnails)."""
+        return self._cached("stages", n, lambda: self._make_stages(n))
+
+    @torch.no_grad()
+    def _make_stages(self, n):
+        x = self.data(n)
+        layers, _ = self.model.eval().contributions(self._to_model(x))
+        out = [Stage("data x", x.numpy())]
+        for i, layer in enumerate(layers, start=1):
+            title = f"{i}. {_short_name(layer.name)} ({layer.features_in}→{layer.features_out})"
+            dropped = layer.log_p_dropped.mean().item() if layer.features_out < layer.features_in else None
+            out.append(Stage(title, layer.outputs.cpu().double().numpy(), dropped))
+        return out
+
+    def funnel(self, n=800, resolution=80):
+        """The first funnel layer seen from inside, or ``None`` if the model has no funnel."""
+        return self._cached("funnel", (n, resolution), lambda: self._make_funnel(n, resolution))
+
+    @torch.no_grad()
+    def _make_funnel(self, n, resolution):
+        model = self.model.eval()
+        index = next((i for i, layer in enumerate(model.layers) if isinstance(layer, Funnel)), None)
+        if index is None:
+            return None
+        funnel = model.layers[index]
+        if funnel.n_drop != 1 or funnel.features_out != 1:
+            return None  # the picture is drawn for 2-D -> 1-D funnels
+        x = self._to_model(self.data(n))
+        for layer in model.layers[:index]:
+            x, _ = layer(x)
+        x_minus, _ = funnel.splitter.split(x)
+        z, _, _ = funnel.contributions(x)
+        x_minus, z = x_minus[:, 0].cpu().double(), z[:, 0].cpu().double()
+        z_axis = _padded_axis(z, resolution)
+        m_axis = _padded_axis(x_minus, resolution)
+        mm, zz = torch.meshgrid(m_axis, z_axis, indexing="ij")
+        log_p = funnel.decoder.log_prob(
+            self._to_model(mm.reshape(-1, 1)), context=join_context(self._to_model(zz.reshape(-1, 1)), None)
+        ).cpu().double().reshape(resolution, resolution)
+        return FunnelView(
+            self.iteration, index, z.numpy(), x_minus.numpy(), z_axis.numpy(), m_axis.numpy(), log_p.numpy()
+        )
+
+    def layer_terms(self, x):
+        """Eq. 6 in numbers, averaged over points ``x``: one row per layer, then the base.
+
+        Returns ``(rows, summed, log_prob)``: the ``contribution`` column adds up to ``summed``,
+        which equals the mean of ``model.log_prob(x)`` (the second value, computed directly).
+        """
+        x = self._to_model(torch.as_tensor(x, dtype=torch.float32).reshape(-1, 2))
+        with torch.no_grad():
+            self.model.eval()
+            layers, base = self.model.contributions(x)
+            total = self.model.log_prob(x)
+        rows = [
+            {
+                "layer": f"{i}. {_short_name(c.name)}",
+                "dims": f"{c.features_in}→{c.features_out}",
+                "log|det J|": c.logabsdet.mean().item(),
+                "log p_φ(x₋|z)": c.log_p_dropped.mean().item(),
+                "contribution": (c.logabsdet + c.log_p_dropped).mean().item(),
+            }
+            for i, c in enumerate(layers, start=1)
+        ]
+        rows.append({"layer": "base: log N(z; 0, I)", "dims": f"{self.model.latent_dim}", "log|det J|": 0.0,
+                     "log p_φ(x₋|z)": 0.0, "contribution": base.mean().item()})
+        summed = base + sum(c.logabsdet + c.log_p_dropped for c in layers)
+        return rows, summed.mean().item(), total.mean().item()
+
+
+def _device(device):
+    return pick_device(device) if isinstance(device, str) else torch.device(device)
+
+
+@functools.cache
+def _four_circles_reference(n=20_000):
+    x = toy("four-circles", n, seed=VIEW_SEED, dtype=torch.float64)
+    return -four_circles_log_prob(x).mean().item()
+
+
+def _short_name(name):
+    return {
+        "MaskedPiecewiseRationalQuadraticAutoregressiveTransform": "RQ spline",
+        "ReversePermutation": "reverse",
+        "LULinear": "LU linear",
+        "Funnel": "funnel",
+    }.get(name, name)
+
+
+def _padded_axis(values, resolution, pad=0.15):
+    low, high = values.min().item(), values.max().item()
+    width = max(high - low, 1e-3)
+    return torch.linspace(low - pad * width, high + pad * width, resolution, dtype=torch.float64)
+
+
+class _seeded:
+    """Seed torch's global generator inside a block, restoring its state afterwards."""
+
+    def __init__(self, seed, device):
+        self.seed, self.device = seed, torch.device(device)
+
+    def __enter__(self):
+        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        self._fork = torch.random.fork_rng(devices=devices)
+        self._fork.__enter__()
+        torch.manual_seed(self.seed)
+
+    def __exit__(self, *exc):
+        return self._fork.__exit__(*exc)

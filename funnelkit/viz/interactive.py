@@ -1,0 +1,276 @@
+"""Plotly figures for the dashboard (and for notebooks that want to zoom and hover).
+
+Every function takes plain arrays (numpy or torch) and returns a ``plotly.graph_objects.Figure``;
+none computes a model. The figures read on light and dark themes: backgrounds are transparent
+and no text colour is set, so the host (Streamlit's theme, JupyterLab's) picks one.
+"""
+
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+BOUNDS = (-4.0, 4.0)
+TRANSPARENT = "rgba(0,0,0,0)"
+SEQUENTIAL = "Viridis"  # readable on both themes and for colour-blind readers
+CYCLIC = "Twilight"  # for colouring points by angle
+DATA_COLOUR = "rgba(239, 85, 59, 0.55)"  # data over a heatmap (plotly's red, half transparent)
+MODEL_COLOUR = "rgba(99, 110, 250, 0.6)"  # model samples (plotly's blue)
+LINE_COLOUR = "rgb(99, 110, 250)"  # the running mean of the loss
+REFERENCE_COLOUR = "rgb(239, 85, 59)"  # the best possible loss
+NEUTRAL = "rgba(128, 128, 128, 0.35)"  # mid grey: visible on white and on black
+
+
+def _array(values, name, ndim=None, width=None):
+    if hasattr(values, "detach"):
+        values = values.detach().cpu().numpy()
+    values = np.asarray(values, dtype=np.float64)
+    if ndim is not None and values.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimension(s), got shape {values.shape}")
+    if width is not None and (values.ndim != 2 or values.shape[1] != width):
+        raise ValueError(f"{name} must have shape (n, {width}), got {values.shape}")
+    return values
+
+
+def _style(fig, title=None, height=380, square=False):
+    """Transparent backgrounds, compact margins, theme-neutral text."""
+    fig.update_layout(
+        title=dict(text=title) if title else None,
+        paper_bgcolor=TRANSPARENT,
+        plot_bgcolor=TRANSPARENT,
+        height=height,
+        margin=dict(l=10, r=10, t=40 if title else 10, b=10),
+        legend=dict(bgcolor=TRANSPARENT, orientation="h", yanchor="top", y=-0.18, xanchor="left", x=0.0),
+    )
+    if square:
+        fig.update_yaxes(scaleanchor="x", scaleratio=1)
+    return fig
+
+
+def density_heatmap(axis, log_density, data=None, title="Model density p(x)", log_scale=False, floor=-12.0):
+    """The model's density on a square grid, with data points on top.
+
+    Args:
+        axis: (R,) grid cell centres, the same on both axes.
+        log_density: (R, R) with ``log_density[i, j] = log p(x1=axis[j], x2=axis[i])``.
+        data: optional (n, 2) points to overlay.
+        log_scale: colour by log p (clipped at ``floor``) instead of p.
+    """
+    axis = _array(axis, "axis", ndim=1)
+    log_density = _array(log_density, "log_density", ndim=2)
+    if log_density.shape != (axis.size, axis.size):
+        raise ValueError(
+            f"log_density must have shape ({axis.size}, {axis.size}) to match axis, got {log_density.shape}"
+        )
+    finite = np.where(np.isfinite(log_density), log_density, floor)
+    values = np.clip(finite, floor, None) if log_scale else np.exp(np.clip(finite, floor, 50))
+    # A fresh model can put a thin spike somewhere; saturate the top 0.5 % so the rest shows.
+    top = float(np.percentile(values, 99.5))
+    label = "log p" if log_scale else "p"
+    fig = go.Figure(
+        go.Heatmap(
+            x=axis, y=axis, z=values, colorscale=SEQUENTIAL, name="log p(x)" if log_scale else "p(x)",
+            zmin=floor if log_scale else 0.0, zmax=top if top > (floor if log_scale else 0.0) else None,
+            colorbar=dict(title=dict(text="log p" if log_scale else "p"), thickness=12),
+            hovertemplate="x1=%{x:.2f}<br>x2=%{y:.2f}<br>" + label + "=%{z:.3g}<extra></extra>",
+        )
+    )
+    if data is not None:
+        data = _array(data, "data", width=2)
+        fig.add_trace(
+            go.Scatter(x=data[:, 0], y=data[:, 1], mode="markers", name="data",
+                       marker=dict(size=3, color=DATA_COLOUR), hoverinfo="skip")
+        )
+    fig.update_xaxes(range=[axis[0], axis[-1]], title_text="x₁", showgrid=False, zeroline=False)
+    fig.update_yaxes(range=[axis[0], axis[-1]], title_text="x₂", showgrid=False, zeroline=False)
+    return _style(fig, title, square=True)
+
+
+def samples_scatter(samples, data=None, title="Samples from the model", bounds=BOUNDS):
+    """Model samples (blue) over the data (grey)."""
+    samples = _array(samples, "samples", width=2)
+    fig = go.Figure()
+    if data is not None:
+        data = _array(data, "data", width=2)
+        fig.add_trace(go.Scatter(x=data[:, 0], y=data[:, 1], mode="markers", name="data",
+                                 marker=dict(size=3, color=NEUTRAL), hoverinfo="skip"))
+    fig.add_trace(go.Scatter(x=samples[:, 0], y=samples[:, 1], mode="markers", name="samples",
+                             marker=dict(size=3, color=MODEL_COLOUR), hoverinfo="skip"))
+    fig.update_xaxes(range=list(bounds), title_text="x₁", zeroline=False)
+    fig.update_yaxes(range=list(bounds), title_text="x₂", zeroline=False)
+    return _style(fig, title, square=True)
+
+
+def _downsample(x, y, max_points):
+    if len(x) <= max_points:
+        return x, y
+    index = np.unique(np.linspace(0, len(x) - 1, max_points).round().astype(int))
+    return x[index], y[index]
+
+
+def running_mean(values, window):
+    """The mean of the last ``window`` values at each position (fewer at the start)."""
+    values = _array(values, "values", ndim=1)
+    totals = np.concatenate([[0.0], np.cumsum(values)])
+    index = np.arange(1, values.size + 1)
+    start = np.maximum(index - window, 0)
+    return (totals[index] - totals[start]) / (index - start)
+
+
+def loss_curve(steps, losses, reference=None, window=50, max_points=1500, title="Training loss (−log p, nats)"):
+    """The loss per step (faint), its running mean, and the best possible loss if known.
+
+    Args:
+        steps, losses: equal-length sequences (the Trainer's ``history``).
+        reference: the true density's loss, -E log p(x), drawn as a dashed line.
+        window: steps in the running mean.
+    """
+    steps = _array(steps, "steps", ndim=1)
+    losses = _array(losses, "losses", ndim=1)
+    if steps.shape != losses.shape:
+        raise ValueError(f"steps and losses must have the same length, got {steps.size} and {losses.size}")
+    fig = go.Figure()
+    if steps.size:
+        k = max(1, min(window, steps.size))
+        smooth = running_mean(losses, k)
+        raw_x, raw_y = _downsample(steps, losses, max_points)
+        mean_x, mean_y = _downsample(steps, smooth, max_points)
+        fig.add_trace(go.Scatter(x=raw_x, y=raw_y, mode="lines", name="per step",
+                                 line=dict(width=1, color=NEUTRAL)))
+        fig.add_trace(go.Scatter(x=mean_x, y=mean_y, mode="lines", name=f"mean of {k}",
+                                 line=dict(width=2, color=LINE_COLOUR)))
+        low = min(np.percentile(losses, 1), reference if reference is not None else np.inf)
+        high = np.percentile(losses[len(losses) // 10:], 99) if losses.size > 10 else losses.max()
+        span = max(high - low, 1e-3)
+        fig.update_yaxes(range=[low - 0.05 * span, high + 0.1 * span])
+    if reference is not None:
+        fig.add_hline(y=reference, line=dict(dash="dash", width=1, color=REFERENCE_COLOUR),
+                      annotation_text=f"true density {reference:.3f}", annotation_position="bottom left")
+    fig.update_xaxes(title_text="iteration")
+    fig.update_yaxes(title_text="nats")
+    return _style(fig, title)
+
+
+def normal_pdf(t):
+    return np.exp(-0.5 * t**2) / math.sqrt(2 * math.pi)
+
+
+def latent_histogram(z, ks=None, title="Encoded data against N(0, 1)", bins=60, bounds=BOUNDS):
+    """A histogram of each latent coordinate with the N(0, 1) density on top.
+
+    Args:
+        z: (n, d) latents (or (n,) for one).
+        ks: optional list of KS distances, one per latent, shown in the legend.
+    """
+    z = _array(z, "z")
+    z = z[:, None] if z.ndim == 1 else z
+    if z.ndim != 2:
+        raise ValueError(f"z must have shape (n, d), got {z.shape}")
+    if ks is not None and len(ks) != z.shape[1]:
+        raise ValueError(f"ks needs one value per latent ({z.shape[1]}), got {len(ks)}")
+    fig = go.Figure()
+    low, high = bounds
+    for i in range(z.shape[1]):
+        name = f"z{_subscript(i + 1)}" if z.shape[1] > 1 else "z"
+        if ks is not None:
+            name += f" (KS {ks[i]:.3f})"
+        fig.add_trace(go.Histogram(x=z[:, i], histnorm="probability density", name=name, opacity=0.6,
+                                   xbins=dict(start=low, end=high, size=(high - low) / bins)))
+    t = np.linspace(low, high, 400)
+    fig.add_trace(go.Scatter(x=t, y=normal_pdf(t), mode="lines", name="N(0, 1)",
+                             line=dict(width=2, dash="dash", color=REFERENCE_COLOUR)))
+    fig.update_layout(barmode="overlay")
+    fig.update_xaxes(range=[low, high], title_text="z")
+    fig.update_yaxes(title_text="density")
+    return _style(fig, title)
+
+
+def _subscript(i):
+    return str(i).translate(str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉"))
+
+
+def angle_colours(points):
+    """A colour value per point: its angle around the centre of the points (for tracking)."""
+    points = _array(points, "points", width=2)
+    centred = points - points.mean(axis=0)
+    return np.arctan2(centred[:, 1], centred[:, 0])
+
+
+def layer_small_multiples(stages, colour=None, height=300):
+    """The data after each layer, side by side: 2-D stages as scatter plots, 1-D as strips.
+
+    Args:
+        stages: a list of ``(title, points)`` with points (n, 1) or (n, 2), all of the same n
+            (or objects with ``.title`` and ``.points``).
+        colour: (n,) values to colour points by, the same in every panel, so a reader can follow
+            points through the layers (default: the angle of each input point).
+    """
+    stages = [(s.title, s.points) if hasattr(s, "points") else tuple(s) for s in stages]
+    if not stages:
+        raise ValueError("stages must hold at least one (title, points) pair")
+    arrays = [_array(p, f"points of {t!r}", ndim=2) for t, p in stages]
+    n = arrays[0].shape[0]
+    for (title, _), points in zip(stages, arrays):
+        if points.shape[0] != n or points.shape[1] not in (1, 2):
+            raise ValueError(f"stage {title!r} must have shape ({n}, 1) or ({n}, 2), got {points.shape}")
+    if colour is None:
+        colour = angle_colours(arrays[0]) if arrays[0].shape[1] == 2 else arrays[0][:, 0]
+    colour = _array(colour, "colour", ndim=1)
+    if colour.size != n:
+        raise ValueError(f"colour needs one value per point ({n}), got {colour.size}")
+    fig = make_subplots(rows=1, cols=len(stages), subplot_titles=[t for t, _ in stages], horizontal_spacing=0.04)
+    jitter = np.random.default_rng(0).uniform(-1, 1, n)  # spreads a 1-D strip so its density shows
+    marker = dict(size=3, color=colour, colorscale=CYCLIC, showscale=False)
+    for col, points in enumerate(arrays, start=1):
+        if points.shape[1] == 2:
+            x, y = points[:, 0], points[:, 1]
+        else:
+            x, y = points[:, 0], jitter
+            fig.update_yaxes(showticklabels=False, showgrid=False, range=[-1.5, 1.5], row=1, col=col)
+        fig.add_trace(go.Scatter(x=x, y=y, mode="markers", marker=marker, showlegend=False, hoverinfo="skip"),
+                      row=1, col=col)
+    fig.update_xaxes(zeroline=False)
+    fig.update_yaxes(zeroline=False)
+    fig.update_annotations(font_size=12)
+    _style(fig, None, height=height)
+    fig.update_layout(margin=dict(t=40))  # room for the panel titles
+    return fig
+
+
+def funnel_conditional(z_axis, x_minus_axis, log_p, z=None, x_minus=None,
+                       title="Dropped coordinate x₋ against z, with p_φ(x₋ | z)"):
+    """The funnel's decoder p_phi(x_- | z) as a heatmap, with the data's (z, x_-) on top.
+
+    Args:
+        z_axis: (Z,) values of z (columns); x_minus_axis: (M,) values of x_- (rows).
+        log_p: (M, Z) with ``log_p[i, j] = log p_phi(x_minus_axis[i] | z_axis[j])``.
+        z, x_minus: optional (n,) coordinates of the data inside the funnel.
+    """
+    z_axis = _array(z_axis, "z_axis", ndim=1)
+    x_minus_axis = _array(x_minus_axis, "x_minus_axis", ndim=1)
+    log_p = _array(log_p, "log_p", ndim=2)
+    if log_p.shape != (x_minus_axis.size, z_axis.size):
+        raise ValueError(
+            f"log_p must have shape (len(x_minus_axis), len(z_axis)) = "
+            f"({x_minus_axis.size}, {z_axis.size}), got {log_p.shape}"
+        )
+    density = np.exp(np.clip(np.nan_to_num(log_p, nan=-50.0, neginf=-50.0), -50, 50))
+    top = float(np.percentile(density, 99.5))
+    fig = go.Figure(
+        go.Heatmap(x=z_axis, y=x_minus_axis, z=density, colorscale=SEQUENTIAL, name="p_φ(x₋ | z)",
+                   zmin=0.0, zmax=top if top > 0 else None,
+                   colorbar=dict(title=dict(text="p_φ"), thickness=12),
+                   hovertemplate="z=%{x:.2f}<br>x₋=%{y:.2f}<br>p_φ=%{z:.3g}<extra></extra>")
+    )
+    if z is not None and x_minus is not None:
+        z = _array(z, "z", ndim=1)
+        x_minus = _array(x_minus, "x_minus", ndim=1)
+        if z.size != x_minus.size:
+            raise ValueError(f"z and x_minus must have the same length, got {z.size} and {x_minus.size}")
+        fig.add_trace(go.Scatter(x=z, y=x_minus, mode="markers", name="data",
+                                 marker=dict(size=3, color=DATA_COLOUR), hoverinfo="skip"))
+    fig.update_xaxes(range=[z_axis[0], z_axis[-1]], title_text="z (kept, after F⁻¹)", showgrid=False, zeroline=False)
+    fig.update_yaxes(range=[x_minus_axis[0], x_minus_axis[-1]], title_text="x₋ (dropped)", showgrid=False,
+                     zeroline=False)
+    return _style(fig, title)

@@ -1,0 +1,208 @@
+"""The dashboard, headless, with Streamlit's AppTest (no browser, no timer: one run per .run())."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+import funnelkit as fk
+from funnelkit import live
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+TIMEOUT = 120  # the first run imports torch and builds a model; a busy CI machine is slow
+
+
+@pytest.fixture(autouse=True)
+def _light_app(monkeypatch):
+    """Small pictures on CPU; torch's thread count restored after the app set it."""
+    monkeypatch.setenv("FUNNELKIT_APP_GRID", "40")
+    monkeypatch.setenv("FUNNELKIT_APP_SAMPLES", "200")
+    monkeypatch.setenv("FUNNELKIT_APP_DEVICE", "cpu")
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def no_shipped(tmp_path, monkeypatch):
+    """No shipped checkpoint, whatever this checkout holds: the app starts from a fresh model."""
+    monkeypatch.setattr(live, "shipped_checkpoint", lambda *args: tmp_path / "absent.pt")
+
+
+def start(query=None, **params):
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    for key, value in {**(query or {}), **params}.items():
+        at.query_params[key] = value
+    return at.run()
+
+
+def metric(at, label):
+    (found,) = [m for m in at.metric if m.label == label]
+    return found.value
+
+
+def iteration(at):
+    return int(metric(at, "iteration").replace(",", ""))
+
+
+def test_train_tab_renders_with_charts_and_controls(no_shipped):
+    at = start()
+    assert not at.exception
+    assert [t.label for t in at.tabs] == ["Train", "Latents", "How it works"]
+    assert iteration(at) == 0
+    assert metric(at, "best possible (true density)") == "2.865"
+    charts = at.get("plotly_chart")
+    assert len(charts) == 3  # density, samples, loss
+    for key in ("play", "pause", "step", "reset"):
+        assert at.button(key=key) is not None
+    assert at.button(key="pause").disabled and not at.button(key="play").disabled
+    footer = " ".join(c.value for c in at.sidebar.caption)
+    assert "torch" in footer and "nflows" in footer and "streamlit" in footer and "cpu" in footer
+    assert not at.error
+
+
+@pytest.mark.parametrize("model", ["f-nsf", "nsf"])
+def test_latents_tab_renders(no_shipped, model):
+    at = start(tab="Latents", model=model, hidden="16", bins="4")
+    assert not at.exception
+    assert [m.label for m in at.metric][0].startswith("KS distance")
+    ks = [float(m.value) for m in at.metric]
+    assert len(ks) == (1 if model == "f-nsf" else 2) and all(0 <= k <= 1 for k in ks)
+    charts = at.get("plotly_chart")
+    if model == "f-nsf":
+        assert len(charts) == 3  # latent histogram, layers, funnel
+        assert not at.info
+    else:
+        assert len(charts) == 2
+        assert "no funnel" in at.info[0].value
+    assert not [m for m in at.metric if m.label == "iteration"]  # lazy tabs: Train did not run
+
+
+def test_how_it_works_tab_renders(no_shipped):
+    at = start(tab="How it works", hidden="16", bins="4")
+    assert not at.exception
+    latex = at.get("latex")
+    assert len(latex) >= 1 and "p_{\\phi}" in latex[0].value and "J_{\\theta}" in latex[0].value
+    assert len(at.dataframe) == 1
+    page = " ".join(m.value for m in at.markdown)
+    assert "notebooks/00_derivation_eq6.ipynb" in page and "notebooks/01_four_circles.ipynb" in page
+    # The table's sum and log_prob agree (they are printed side by side).
+    text = [m.value for m in at.markdown if "terms add up to" in m.value][0]
+    numbers = [part.split("**")[0] for part in text.split("**")[1::2]]
+    assert len(numbers) == 2 and float(numbers[0]) == pytest.approx(float(numbers[1]), abs=2e-4)
+
+
+def test_step_trains_one_iteration(no_shipped):
+    at = start(hidden="16", bins="4")
+    run = at.session_state.run
+    at.button(key="step").click().run()
+    assert not at.exception
+    assert iteration(at) == 1 and len(run.trainer.history["loss"]) == 1
+    assert metric(at, "loss (−log p, nats)") != "–"
+    at.button(key="step").click().run()
+    assert iteration(at) == 2 and at.session_state.run is run
+
+
+def test_play_trains_on_each_run_and_pause_stops(no_shipped):
+    at = start(hidden="16", bins="4")
+    at.button(key="play").click().run()
+    assert not at.exception and at.session_state.running
+    first = iteration(at)
+    assert first >= 1  # the fragment ran once, as part of the run, and trained a tick
+    assert at.button(key="play").disabled and not at.button(key="pause").disabled
+    at.run()
+    assert iteration(at) > first
+    at.button(key="pause").click().run()
+    assert not at.session_state.running
+    paused = iteration(at)
+    at.run()
+    assert iteration(at) == paused
+
+
+def test_reset_starts_a_fresh_model(no_shipped):
+    at = start(hidden="16", bins="4")
+    at.button(key="step").click().run()
+    assert iteration(at) == 1
+    at.button(key="reset").click().run()
+    assert iteration(at) == 0 and not at.exception
+
+
+@pytest.mark.parametrize(
+    "params, words",
+    [
+        ({"hidden": "0"}, ["hidden=", "hidden units must be a whole number from 1 to 512, got 0"]),
+        ({"dataset": "spiral"}, ["unknown dataset 'spiral'"]),
+        ({"lr": "fast", "batch": "-3"}, ["learning rate must be a number", "batch size"]),
+    ],
+)
+def test_bad_setting_in_the_link_shows_a_message_not_a_traceback(no_shipped, params, words):
+    at = start(params)
+    assert not at.exception
+    errors = " ".join(e.value for e in at.error)
+    for word in words:
+        assert word in errors
+    assert iteration(at) == 0  # the app still works, with the defaults
+    assert at.session_state.run.settings == live.LiveSettings()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has the device asked for")
+def test_a_device_that_is_absent_shows_a_message(no_shipped, monkeypatch):
+    monkeypatch.setenv("FUNNELKIT_APP_DEVICE", "cuda")
+    at = start(hidden="16", bins="4")
+    assert not at.exception
+    assert "FUNNELKIT_APP_DEVICE='cuda' was ignored" in " ".join(e.value for e in at.error)
+    assert at.session_state.run.device.type in ("cpu", "mps")
+
+
+def test_link_sets_the_settings(no_shipped):
+    at = start(dataset="two-moons", model="nsf", hidden="16", bins="6", lr="0.01", batch="64", seed="3")
+    assert not at.exception and not at.error
+    assert at.selectbox(key="dataset").value == "two-moons"
+    assert at.radio(key="model").value == "nsf"
+    assert at.number_input(key="hidden").value == 16
+    assert at.session_state.run.settings == live.LiveSettings("two-moons", "nsf", 16, 6, 0.01, 64, 3)
+    assert at.session_state.run.model.latent_dim == 2
+    assert not [m for m in at.metric if m.label.startswith("best possible")]  # no true density
+
+
+def test_changing_a_setting_writes_the_link(no_shipped):
+    at = start(hidden="16", bins="4")
+    assert at.query_params["hidden"] == "16"
+    at.button(key="step").click().run()
+    at.number_input(key="lr").set_value(0.01).run()
+    assert at.query_params["lr"] == "0.01"
+    assert iteration(at) == 1  # a new learning rate keeps training the same model
+    at.selectbox(key="dataset").set_value("checkerboard").run()
+    assert at.query_params["dataset"] == "checkerboard"
+    assert iteration(at) == 0 and at.session_state.run.settings.dataset == "checkerboard"
+
+
+def test_first_open_shows_the_shipped_model(tmp_path, monkeypatch):
+    path = tmp_path / "four-circles-f-nsf-quick.pt"
+    monkeypatch.setattr(live, "shipped_checkpoint", lambda *args: path)
+    torch.manual_seed(0)
+    model = fk.models.plane_model("f-nsf", preset="quick")
+    trainer = fk.Trainer(model, lambda n, g: fk.data.four_circles(n, generator=g), fk.TrainConfig(steps=10))
+    trainer.train_step()
+    trainer.train_step()
+    trainer.train_step()
+    fk.save_checkpoint(path, model, {}, trainer.state_dict())
+
+    at = start()
+    assert not at.exception
+    assert iteration(at) == 3
+    assert at.button(key="load_pretrained") is not None
+    assert any("shipped checkpoint" in c.value for c in at.caption)
+    at.button(key="reset").click().run()
+    assert iteration(at) == 0
+    at.button(key="load_pretrained").click().run()
+    assert iteration(at) == 3
+
+
+def test_real_shipped_model_shows_at_once():
+    if not fk.paths.shipped_checkpoint("four-circles", "f-nsf", "quick").is_file():
+        pytest.skip("data/checkpoints/four-circles-f-nsf-quick.pt is not in this checkout yet")
+    at = start()
+    assert not at.exception and iteration(at) > 0
+    assert float(metric(at, "loss (−log p, nats)")) < 3.5

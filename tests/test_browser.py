@@ -1,0 +1,195 @@
+"""The dashboard in a real browser: Play trains live (the run_every fragment ticks), Pause stops.
+
+Starts ``streamlit run app.py`` on a free local port and drives Debian's chromium with
+Playwright. Skipped when chromium or playwright is missing, unless FUNNELKIT_REQUIRE_BROWSER=1,
+which turns the skip into a failure (for CI machines that must run it).
+
+    pytest tests/test_browser.py -m browser -s     # -s prints the timings
+"""
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run",
+]
+SERVER_START_S = 90
+RENDER_S = 120  # the first script run imports torch and builds a model
+
+pytestmark = pytest.mark.browser
+
+
+def _browser_missing():
+    """Why the browser test cannot run here, or None."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError as error:
+        return f"playwright is not installed ({error}); pip install playwright"
+    if not CHROMIUM.exists():
+        return f"{CHROMIUM} is absent; install Debian's chromium (apt-get install chromium)"
+    return None
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A Streamlit server for the app; always terminated in the finaliser."""
+    missing = _browser_missing()
+    if missing:
+        if os.environ.get("FUNNELKIT_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"FUNNELKIT_REQUIRE_BROWSER=1 but the browser test cannot run: {missing}")
+        pytest.skip(f"browser test skipped: {missing}")
+    port = _free_port()
+    log = tmp_path_factory.mktemp("server") / "streamlit.log"
+    env = dict(os.environ, FUNNELKIT_APP_GRID="50", FUNNELKIT_APP_SAMPLES="300", FUNNELKIT_APP_DEVICE="cpu")
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"),
+        "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
+        "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
+    ]
+    with open(log, "w") as out:
+        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + SERVER_START_S
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"streamlit exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                tail = log.read_text()[-3000:]
+                pytest.fail(f"streamlit did not answer /_stcore/health in {SERVER_START_S} s:\n{tail}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 1100})
+            yield page
+        finally:
+            browser.close()
+
+
+def _settle(page, timeout_s=RENDER_S):
+    """Wait until the app is connected and its script has finished (Streamlit's own e2e pattern)."""
+    page.wait_for_selector("[data-testid='stApp'][data-test-connection-state='CONNECTED']", timeout=timeout_s * 1000)
+    page.wait_for_timeout(200)  # debounced widgets
+    page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=timeout_s * 1000)
+
+
+def _iteration(page):
+    metric = page.locator("[data-testid='stMetric']").filter(has_text="iteration")
+    text = metric.locator("[data-testid='stMetricValue']").inner_text(timeout=RENDER_S * 1000)
+    return int(re.sub(r"[^0-9]", "", text))
+
+
+def _last_loss_step(page):
+    """The last iteration drawn in the loss chart (read from plotly's own data), or -1 if empty.
+
+    None while no loss chart is on the page; with several (a rerun replacing one), the newest.
+    """
+    steps = page.evaluate(
+        """() => {
+            const found = [];
+            for (const gd of document.querySelectorAll('.js-plotly-plot')) {
+                const title = gd.layout && gd.layout.title && gd.layout.title.text;
+                if (title && title.includes('Training loss')) {
+                    // plotly ships numpy arrays base64-encoded; _fullData holds them decoded
+                    const trace = (gd._fullData || [])[0];
+                    const xs = (trace && trace.x) || [];
+                    found.push(xs.length ? Number(xs[xs.length - 1]) : -1);
+                }
+            }
+            return found;
+        }"""
+    )
+    return max(steps) if steps else None
+
+
+def _wait_until(predicate, timeout_s, what):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.25)
+    pytest.fail(f"timed out after {timeout_s} s waiting for {what() if callable(what) else what}")
+
+
+def test_play_trains_live_and_pause_stops(page, server, tmp_path):
+    start = time.monotonic()
+    page.goto(server)
+    _settle(page)
+    page.wait_for_selector("[data-testid='stMetric']", timeout=RENDER_S * 1000)
+    _wait_until(lambda: _last_loss_step(page) is not None, 60, "the loss chart")
+    first_render = time.monotonic() - start
+    before, before_chart = _iteration(page), _last_loss_step(page)
+
+    page.get_by_role("button", name="Play").click()
+    played = time.monotonic()
+    _wait_until(lambda: _iteration(page) >= before + 5, 90,
+                lambda: f"the iteration count to advance while playing (from {before}; now {_iteration(page)})")
+    _wait_until(lambda: _last_loss_step(page) > max(before_chart, before), 60, "the loss chart to advance")
+    # More than one tick: the fragment keeps rerunning by itself, without any click.
+    seen = _iteration(page)
+    _wait_until(lambda: _iteration(page) > seen, 60, "a further tick")
+    play_seconds = time.monotonic() - played
+    steps_while_playing = _iteration(page) - before
+
+    page.get_by_role("button", name="Pause").click()
+    _wait_until(lambda: page.get_by_role("button", name="Play").is_enabled(), 60, "Play to come back after Pause")
+    _settle(page)
+    paused = _iteration(page)
+    page.wait_for_timeout(2500)  # several run_every periods
+    assert _iteration(page) == paused, "training went on after Pause"
+    _wait_until(lambda: _last_loss_step(page) == paused, 10,
+                lambda: f"the loss chart to end at iteration {paused}; it ends at {_last_loss_step(page)}")
+    page.screenshot(path=str(tmp_path / "app.png"), full_page=True)
+    print(
+        f"\nfirst render {first_render:.1f} s; {steps_while_playing} steps in {play_seconds:.1f} s of play "
+        f"({steps_while_playing / play_seconds:.1f} steps/s including drawing)"
+    )
+
+
+def test_a_link_opens_its_settings_and_a_bad_one_shows_a_message(page, server):
+    page.goto(f"{server}/?dataset=two-moons&hidden=0&tab=Latents")
+    _settle(page)
+    error = page.locator("[data-testid='stAlertContentError']").first
+    error.wait_for(timeout=RENDER_S * 1000)
+    assert "hidden units must be a whole number from 1 to 512, got 0" in error.inner_text()
+    assert page.locator("[data-testid='stException']").count() == 0
+    # The URL now holds the settings in use (a shareable link).
+    _wait_until(lambda: "dataset=two-moons" in page.url and "hidden=64" in page.url, 30, "the settings in the URL")
+    page.get_by_text("KS distance to N(0, 1)").first.wait_for(timeout=RENDER_S * 1000)

@@ -1,0 +1,284 @@
+"""funnelkit.live: settings checks, the URL round trip, training ticks, cached pictures, pretrained."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import funnelkit as fk
+from funnelkit import live
+from funnelkit.live import LiveRun, LiveSettings
+
+SMALL = dict(hidden=8, bins=4, batch=64)  # tiny models: the tests are about state, not fitting
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models run several times faster on one thread (as the app runs them)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def run():
+    return LiveRun.create(LiveSettings(dataset="two-moons", **SMALL), device="cpu")
+
+
+# -- settings ------------------------------------------------------------------------------------
+def test_default_settings_are_the_quick_preset():
+    settings = LiveSettings()
+    quick = fk.models.PLANE_PRESETS["quick"]
+    assert (settings.dataset, settings.model) == ("four-circles", "f-nsf")
+    assert (settings.hidden, settings.bins) == (quick.hidden_features, quick.num_bins)
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        (dict(dataset="spiral"), ["unknown dataset 'spiral'", "four-circles"]),
+        (dict(model="glow"), ["unknown model 'glow'", "f-nsf"]),
+        (dict(hidden=0), ["hidden units", "from 1 to 512", "got 0"]),
+        (dict(hidden=513), ["hidden units", "got 513"]),
+        (dict(hidden=3.5), ["hidden units", "whole number"]),
+        (dict(hidden=True), ["hidden units"]),
+        (dict(bins=1), ["spline bins", "got 1"]),
+        (dict(lr=0.0), ["learning rate", "got 0.0"]),
+        (dict(lr=2.0), ["learning rate"]),
+        (dict(lr=float("nan")), ["learning rate"]),
+        (dict(batch=0), ["batch size"]),
+        (dict(seed=-1), ["seed"]),
+    ],
+)
+def test_bad_settings_raise_a_clear_value_error(change, words):
+    with pytest.raises(ValueError) as error:
+        LiveSettings(**change)
+    for word in words:
+        assert word in str(error.value)
+
+
+def test_numpy_scalars_are_normalised_so_equal_settings_compare_equal():
+    a = LiveSettings(hidden=np.int64(32), lr=np.float64(0.01))
+    b = LiveSettings(hidden=32, lr=0.01)
+    assert a == b and type(a.hidden) is int and type(a.lr) is float
+
+
+def test_query_round_trip():
+    settings = LiveSettings(dataset="checkerboard", model="nsf", hidden=48, bins=12, lr=0.0015, batch=100, seed=7)
+    query = settings.to_query()
+    assert all(isinstance(v, str) for v in query.values())
+    assert LiveSettings.from_query(query) == (settings, [])
+
+
+def test_query_with_bad_values_keeps_the_good_ones_and_names_the_bad():
+    settings, problems = LiveSettings.from_query(
+        {"dataset": "spiral", "hidden": "0", "bins": "twelve", "lr": "0.01", "model": ["f-nsf", "nsf"],
+         "tab": "Latents"}
+    )
+    defaults = LiveSettings()
+    assert (settings.dataset, settings.hidden, settings.bins) == (defaults.dataset, defaults.hidden, defaults.bins)
+    assert settings.lr == 0.01 and settings.model == "nsf"  # a repeated key: the last one wins
+    assert len(problems) == 3
+    text = " ".join(problems)
+    for word in ("dataset='spiral'", "hidden='0'", "bins='twelve'", "Using 64 instead"):
+        assert word in text
+
+
+def test_pretrained_path_only_for_the_shipped_architecture(tmp_path, monkeypatch):
+    fake = tmp_path / "four-circles-f-nsf-quick.pt"
+    monkeypatch.setattr(live, "shipped_checkpoint", lambda exp, model, preset: tmp_path / f"{exp}-{model}-{preset}.pt")
+    assert LiveSettings().pretrained_path() is None  # no file yet
+    fake.write_bytes(b"")
+    assert LiveSettings().pretrained_path() == fake
+    assert LiveSettings(lr=0.01, seed=3).pretrained_path() == fake  # training settings do not matter
+    assert LiveSettings(hidden=32).pretrained_path() is None
+    assert LiveSettings(dataset="two-moons").pretrained_path() is None
+    assert LiveSettings(model="nsf").pretrained_path() is None  # no nsf file here
+
+
+# -- training ------------------------------------------------------------------------------------
+def test_tick_trains_and_records_history(run):
+    assert run.iteration == 0 and run.last_loss is None and run.steps_per_second is None
+    taken = run.tick(0.05)
+    assert taken >= 1 and run.iteration == taken
+    assert run.trainer.history["step"] == list(range(1, taken + 1))
+    assert len(run.trainer.history["loss"]) == taken and np.isfinite(run.last_loss)
+    assert run.steps_per_second > 0
+    with pytest.raises(ValueError, match="seconds must be positive"):
+        run.tick(0)
+
+
+def test_step_takes_exactly_n_steps(run):
+    assert run.step() == 1 and run.iteration == 1
+    assert run.step(3) == 3 and run.iteration == 4
+    with pytest.raises(ValueError):
+        run.step(0)
+
+
+def test_training_lowers_the_loss():
+    run = LiveRun.create(LiveSettings(dataset="eight-gaussians", hidden=16, bins=8, batch=128, lr=1e-2), device="cpu")
+    x = run.data(512)
+    before = -run.model.log_prob(x).mean().item()
+    run.step(40)
+    after = -run.model.log_prob(x).mean().item()
+    assert after < before - 0.3
+
+
+def test_the_seed_fixes_the_start_and_reset_returns_to_it(run):
+    x = run.data(64)
+    start = run.model.log_prob(x).detach().clone()
+    run.step(2)
+    assert not torch.allclose(run.model.log_prob(x), start)
+    run.reset()
+    assert run.iteration == 0 and run.trainer.history["loss"] == [] and run.source == "fresh"
+    assert torch.allclose(run.model.log_prob(x).detach(), start)
+    other = LiveRun.create(LiveSettings(dataset="two-moons", seed=1, **SMALL), device="cpu")
+    assert not torch.allclose(other.model.log_prob(x).detach(), start)
+
+
+def test_apply_updates_training_settings_in_place_and_rebuilds_for_the_rest(run):
+    run.step(2)
+    model = run.model
+    assert run.apply(run.settings) == "same"
+    new = LiveSettings(dataset="two-moons", hidden=8, bins=4, batch=32, lr=0.02)
+    assert run.apply(new) == "updated"
+    assert run.model is model and run.iteration == 2
+    assert run.trainer.optimizer.param_groups[0]["lr"] == 0.02 and run.trainer.config.batch_size == 32
+    run.step()
+    assert run.iteration == 3
+    assert run.apply(LiveSettings(dataset="checkerboard", hidden=8, bins=4, batch=32, lr=0.02)) == "rebuilt"
+    assert run.model is not model and run.iteration == 0 and run.settings.dataset == "checkerboard"
+
+
+def test_the_training_stream_is_the_chosen_dataset(run):
+    batch = run.trainer.sample_batch(4000, torch.Generator().manual_seed(0))
+    moons = fk.data.toy("two-moons", 4000, seed=0)
+    assert torch.allclose(batch, moons)
+
+
+# -- pictures ------------------------------------------------------------------------------------
+def test_pictures_have_the_right_shapes_and_are_cached_per_step(run):
+    pictures = run.pictures(resolution=20, n_samples=50, n_data=30)
+    assert pictures.axis.shape == (20,) and pictures.log_density.shape == (20, 20)
+    assert pictures.samples.shape == (50, 2) and pictures.data.shape == (30, 2)
+    assert np.isfinite(pictures.log_density).all()
+    assert run.pictures(resolution=20, n_samples=50, n_data=30) is pictures  # nothing changed
+    assert run.pictures(resolution=21, n_samples=50, n_data=30) is not pictures  # other size
+    run.step()
+    fresh = run.pictures(resolution=20, n_samples=50, n_data=30)
+    assert fresh.step == 1 and fresh.step != pictures.step
+    run.step()
+    assert run.pictures(resolution=20, n_samples=50, n_data=30, refresh_every=3600) is fresh  # young enough
+
+
+def test_density_grid_matches_log_prob(run):
+    pictures = run.pictures(resolution=10, n_samples=5, n_data=5)
+    i, j = 3, 7
+    point = torch.tensor([[pictures.axis[j], pictures.axis[i]]], dtype=torch.float32)
+    assert pictures.log_density[i, j] == pytest.approx(run.model.log_prob(point).item(), abs=1e-5)
+
+
+def test_samples_use_the_same_noise_each_time(run):
+    a = run.pictures(resolution=8, n_samples=20).samples
+    run._cache.clear()
+    b = run.pictures(resolution=8, n_samples=20).samples
+    assert np.allclose(a, b)
+
+
+def test_latents_and_ks(run):
+    view = run.latents(300)
+    assert view.z.shape == (300, 1) and len(view.ks) == 1 and 0 <= view.ks[0] <= 1
+    z = run.model.encode(run.data(300)).detach().double()
+    assert np.allclose(view.z, z.numpy(), atol=1e-5)
+    assert view.ks[0] == pytest.approx(fk.metrics.ks_statistic(z[:, 0]))
+
+
+def test_stages_follow_the_layers(run):
+    stages = run.stages(100)
+    assert len(stages) == len(run.model.layers) + 1
+    assert stages[0].points.shape == (100, 2) and stages[-1].points.shape == (100, run.model.latent_dim)
+    assert "funnel" in stages[-1].title and stages[-1].log_p_dropped is not None
+    assert all(s.log_p_dropped is None for s in stages[:-1])
+
+
+def test_funnel_view_agrees_with_encode(run):
+    view = run.funnel(n=200, resolution=16)
+    assert view.log_p.shape == (16, 16) and view.z.shape == (200,) and view.x_minus.shape == (200,)
+    z = run.model.encode(run.data(200)).detach()[:, 0].double().numpy()
+    assert np.allclose(view.z, z, atol=1e-5)  # the funnel is F-NSF's last layer: its output is z
+    assert view.z_axis[0] < view.z.min() and view.z_axis[-1] > view.z.max()
+    # One value of the heatmap, computed directly with the decoder.
+    funnel = run.model.layers[view.layer_index]
+    i, j = 5, 9
+    direct = funnel.decoder.log_prob(
+        torch.tensor([[view.x_minus_axis[i]]], dtype=torch.float32),
+        context=torch.tensor([[view.z_axis[j]]], dtype=torch.float32),
+    )
+    assert view.log_p[i, j] == pytest.approx(direct.item(), abs=1e-4)
+
+
+def test_nsf_has_no_funnel_and_two_latents():
+    run = LiveRun.create(LiveSettings(model="nsf", dataset="two-moons", **SMALL), device="cpu")
+    assert run.funnel(n=50, resolution=8) is None
+    assert run.latents(100).z.shape == (100, 2)
+
+
+def test_layer_terms_add_up_to_log_prob(run):
+    run.step(2)
+    rows, summed, total = run.layer_terms(run.data(64))
+    assert summed == pytest.approx(total, abs=1e-4)
+    assert sum(r["contribution"] for r in rows) == pytest.approx(total, abs=1e-4)
+    funnel = [r for r in rows if "funnel" in r["layer"]]
+    assert len(funnel) == 1 and funnel[0]["dims"] == "2→1" and funnel[0]["log p_φ(x₋|z)"] != 0
+
+
+def test_reference_loss_only_for_four_circles(run):
+    assert run.reference_nll() is None
+    four = LiveRun.create(LiveSettings(**SMALL), device="cpu", pretrained=False)
+    assert 2.8 < four.reference_nll() < 2.95  # the true density's -E log p(x), about 2.87 nats
+
+
+# -- pretrained ----------------------------------------------------------------------------------
+def test_create_starts_from_the_shipped_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "four-circles-f-nsf-quick.pt"
+    monkeypatch.setattr(live, "shipped_checkpoint", lambda *args: path)
+    source = LiveRun.create(LiveSettings(), device="cpu", pretrained=False)
+    source.step(2)
+    fk.save_checkpoint(path, source.model, {"step": 2}, source.trainer.state_dict())
+
+    run = LiveRun.create(LiveSettings(lr=0.01), device="cpu")
+    assert run.source == f"shipped checkpoint {path.name}"
+    assert run.iteration == 2 and len(run.trainer.history["loss"]) == 2
+    x = run.data(32)
+    assert torch.allclose(run.model.log_prob(x), source.model.log_prob(x))
+    assert run.trainer.optimizer.param_groups[0]["lr"] == 0.01  # our settings, not the checkpoint's
+    moments = [state["exp_avg"] for state in run.trainer.optimizer.state.values()]
+    saved = [state["exp_avg"] for state in source.trainer.optimizer.state.values()]
+    assert len(moments) == len(saved) > 0 and all(torch.equal(a, b) for a, b in zip(moments, saved))
+    run.step()
+    assert run.iteration == 3
+    run.reset()
+    assert run.iteration == 0 and run.source == "fresh"
+    assert LiveRun.create(LiveSettings(), device="cpu", pretrained=False).source == "fresh"
+
+
+def test_load_pretrained_without_a_checkpoint_says_where_it_looked(run):
+    with pytest.raises(ValueError, match="no shipped checkpoint"):
+        run.load_pretrained()
+
+
+def test_real_shipped_checkpoint_loads_when_present():
+    path = fk.paths.shipped_checkpoint("four-circles", "f-nsf", "quick")
+    if not path.is_file():
+        pytest.skip(f"{path} is not in this checkout yet")
+    run = LiveRun.create(LiveSettings(), device="cpu")
+    assert run.iteration > 0 and run.source.startswith("shipped")
+    assert run.last_loss < 3.5
+
+
+def test_funnelkit_never_imports_streamlit():
+    code = "import sys, funnelkit, funnelkit.live, funnelkit.viz.interactive; sys.exit('streamlit' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
