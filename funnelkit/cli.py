@@ -20,6 +20,8 @@ def _parser():
     train.add_argument("--seed", type=int, help="seed of the run (default 0)")
     train.add_argument("--out", help="run folder (default: runs/EXPERIMENT-MODEL-PRESET); an existing run is resumed")
     train.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    train.add_argument("--threads", type=int, default=1,
+                       help="CPU threads for torch (default 1: the fastest for these small 2-D models)")
 
     evaluate = commands.add_parser("eval", help="test log-likelihood of a run, beside the true density's")
     evaluate.add_argument("run", help="a run folder or checkpoint file")
@@ -41,10 +43,15 @@ def _parser():
 
 
 def _train(args):
+    import torch
+
     from .experiments import four_circles
 
     if args.experiment not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {args.experiment!r}; expected one of {', '.join(EXPERIMENTS)}")
+    if args.threads < 1:
+        raise ValueError(f"--threads must be at least 1, got {args.threads}")
+    torch.set_num_threads(args.threads)
     out = Path(args.out or f"runs/{args.experiment}-{args.model}-{args.preset}")
     if (out / "checkpoint.pt").exists():
         print(f"resuming the run in {out}")

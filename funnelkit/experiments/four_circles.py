@@ -28,11 +28,12 @@ TEST_SIZE = 100_000  # as in the authors' evaluation
 
 #: Training settings per preset. "paper" and "authors-code" follow the authors' plane script
 #: (the paper's text gives none): batch 100, 10 epochs of 1e5 fresh points, cosine annealing.
-#: "quick" is sized to train on a laptop CPU in under a minute.
+#: "quick" is sized to train on a laptop CPU in under a minute (with one torch thread, which is
+#: the fastest for these small models; see benchmarks/results/four_circles.md).
 TRAIN_PRESETS = {
     "paper": TrainConfig(steps=10_000, batch_size=100, lr=1e-3),
     "authors-code": TrainConfig(steps=10_000, batch_size=100, lr=1e-3),
-    "quick": TrainConfig(steps=1500, batch_size=256, lr=3e-3, eval_every=500, checkpoint_every=500),
+    "quick": TrainConfig(steps=2000, batch_size=256, lr=3e-3, eval_every=500, checkpoint_every=500),
 }
 
 
