@@ -7,7 +7,7 @@ checkpoints and a guard that stops on a NaN or infinite loss and keeps the last 
 """
 
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -41,11 +41,6 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr!r}")
-
-    @classmethod
-    def from_dict(cls, values):
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
 
 
 class TrainingDiverged(RuntimeError):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoints import CHECKPOINT_NAME, load, read_checkpoint, save_checkpoint
+from ..checkpoints import CHECKPOINT_NAME, load, save_checkpoint
 from ..data import four_circles, four_circles_log_prob
 from ..device import pick_device, seed_everything
 from ..metrics import log_likelihood, mean_and_error
@@ -101,8 +101,6 @@ def shipped_or_trained(model_name, preset="quick", device="cpu", progress=True):
     """The shipped checkpoint of a model if there is one, else a freshly trained model."""
     path = shipped_checkpoint(NAME, model_name, preset)
     if path.exists():
-        model = load(path, device=device)
-        model.metrics = read_checkpoint(path).get("metrics", {})
-        return model, f"shipped checkpoint {path.name}"
+        return load(path, device=device), f"shipped checkpoint {path.name}"
     model, _ = train(model_name, preset, device=device, progress=progress)
     return model, f"trained now ({preset} preset)"

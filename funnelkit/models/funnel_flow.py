@@ -61,11 +61,6 @@ class FunnelFlow(Flow):
     def device(self):
         return self._distribution._dtype_probe.device
 
-    @property
-    def is_exact(self):
-        """Every layer here gives an exact, normalised density (bounds are other classes)."""
-        return True
-
     def num_parameters(self):
         return sum(p.numel() for p in self.parameters())
 

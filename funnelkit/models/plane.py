@@ -17,7 +17,7 @@ Presets (``PRESETS``):
 * ``"quick"``: small enough to train on a laptop CPU in about a minute.
 """
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 
 from ..layers import Funnel, flow_decoder, mixing_layer, rq_autoregressive_stack
 from ..validation import check_choice
@@ -103,7 +103,5 @@ def plane_model(name, preset="paper", **overrides):
             )
         )
     record = {"builder": "plane", "name": name, "preset": preset, "overrides": dict(overrides)}
-    model = FunnelFlow(layers, data_dim=2, config=record)
-    model.settings = asdict(config)
-    return model
+    return FunnelFlow(layers, data_dim=2, config=record)
 
