@@ -283,17 +283,8 @@ class LiveRun:
         payload = read_checkpoint(path)
         self._build()
         self.model.load_state_dict(payload["state_dict"])
-        state = payload.get("trainer") or {}
-        history = state.get("history") or {}
-        if history.get("loss"):
-            self.trainer.history["step"] = list(history["step"])
-            self.trainer.history["loss"] = list(history["loss"])
-        self.trainer.step = int(state.get("step", len(self.trainer.history["loss"])))
-        if state.get("optimizer"):
-            try:  # keep Adam's moment estimates: a smoother continuation than a fresh optimizer
-                self.trainer.optimizer.load_state_dict(state["optimizer"])
-            except (ValueError, KeyError):
-                pass  # another optimizer layout: start Adam afresh
+        if payload.get("trainer"):
+            self.trainer.load_state_dict(payload["trainer"])  # its step, Adam's moments, its history
             for group in self.trainer.optimizer.param_groups:
                 group["lr"] = self.settings.lr  # our constant rate, not the checkpoint's annealed one
         self.source = f"shipped checkpoint {path.name}"
