@@ -9,7 +9,7 @@ likelihood with dimensionality reduction").
 
 __version__ = "0.1.0"
 
-from . import data, experiments, grid, layers, metrics, models, viz  # noqa: E402
+from . import data, experiments, fidelity, grid, layers, metrics, models, viz  # noqa: E402
 from .checkpoints import CheckpointError, load, save_checkpoint  # noqa: E402
 from .device import pick_device, seed_everything  # noqa: E402
 from .train import TrainConfig, Trainer, TrainingDiverged  # noqa: E402
@@ -21,6 +21,7 @@ __all__ = [
     "TrainingDiverged",
     "data",
     "experiments",
+    "fidelity",
     "grid",
     "layers",
     "load",
