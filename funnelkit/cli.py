@@ -19,7 +19,9 @@ def _parser():
     train.add_argument("--steps", type=int, help="training steps (default: the preset's)")
     train.add_argument("--seed", type=int, help="seed of the run (default 0)")
     train.add_argument("--out", help="run folder (default: runs/EXPERIMENT-MODEL-PRESET); an existing run is resumed")
-    train.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    train.add_argument("--device", default="auto",
+                       help="auto, cpu, cuda or mps; under torchrun each process takes cuda:LOCAL_RANK (or the cpu)")
+    train.add_argument("--amp", action="store_true", help="bfloat16 mixed precision for training (CUDA only)")
     train.add_argument("--threads", type=int, default=1,
                        help="CPU threads for torch (default 1: the fastest for these small 2-D models)")
 
@@ -45,6 +47,7 @@ def _parser():
 def _train(args):
     import torch
 
+    from . import distributed
     from .experiments import four_circles
 
     if args.experiment not in EXPERIMENTS:
@@ -53,11 +56,17 @@ def _train(args):
         raise ValueError(f"--threads must be at least 1, got {args.threads}")
     torch.set_num_threads(args.threads)
     out = Path(args.out or f"runs/{args.experiment}-{args.model}-{args.preset}")
-    if (out / "checkpoint.pt").exists():
-        print(f"resuming the run in {out}")
-    _, metrics = four_circles.train(args.model, args.preset, out=out, device=args.device, steps=args.steps, seed=args.seed)
-    print(_format_eval(metrics))
-    print(f"wrote {out / 'checkpoint.pt'} and {out / 'metrics.json'} ({metrics['train_seconds']:.1f} s of training)")
+    with distributed.session(args.device) as device:  # one process, or one rank of torchrun's
+        main = distributed.is_main()
+        if main and distributed.world_size() > 1:
+            print(f"training on {distributed.world_size()} processes ({device.type}); rank 0 writes")
+        if main and (out / "checkpoint.pt").exists():
+            print(f"resuming the run in {out}")
+        _, metrics = four_circles.train(args.model, args.preset, out=out, device=device, progress=main,
+                                        steps=args.steps, seed=args.seed, amp=args.amp or None)
+    if main:
+        print(_format_eval(metrics))
+        print(f"wrote {out / 'checkpoint.pt'} and {out / 'metrics.json'} ({metrics['train_seconds']:.1f} s of training)")
 
 
 def _format_eval(metrics):

@@ -4,15 +4,21 @@ Adam, cosine annealing (or a constant rate for the dashboard's open-ended live t
 gradient clipping by norm, a seeded data generator whose state travels in checkpoints (so a
 resumed run continues exactly as an uninterrupted one), callbacks, periodic evaluation, atomic
 checkpoints and a guard that stops on a NaN or infinite loss and keeps the last good checkpoint.
+
+Under ``torchrun`` (see :mod:`funnelkit.distributed`) the same Trainer runs data-parallel: every
+rank draws the same full batch of ``batch_size`` and keeps its slice, DDP averages the
+gradients, and rank 0 alone writes checkpoints; the result is the single-process run's.
 """
 
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
+from . import distributed
 from .checkpoints import read_checkpoint, save_checkpoint
 
 EVENTS = ("on_step_end", "on_eval", "on_checkpoint")
@@ -31,6 +37,7 @@ class TrainConfig:
     seed: int = 0
     eval_every: int = 1000
     checkpoint_every: int = 1000
+    amp: bool = False  # bfloat16 autocast of the training forward pass, CUDA only
 
     def __post_init__(self):
         if self.schedule not in ("cosine", "constant"):
@@ -39,6 +46,8 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if not isinstance(self.amp, bool):
+            raise ValueError(f"amp must be True or False, got {self.amp!r}")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr!r}")
 
@@ -75,6 +84,13 @@ class Trainer:
         self.history = {"step": [], "loss": [], "eval_step": [], "eval_loss": []}
         self.last_good_checkpoint = None
         self.callbacks = {event: [] for event in EVENTS}
+        if self.config.amp and self.model.device.type != "cuda":
+            raise ValueError(f"amp (bfloat16 mixed precision) is for CUDA GPUs only; the model is on "
+                             f"{self.model.device}: train without amp")
+        # A world of one outside torchrun; the loss goes through DDP's forward inside it.
+        self.rank, self.world_size = distributed.rank(), distributed.world_size()
+        distributed.check_batch_size(self.config.batch_size, self.world_size)
+        self.loss_module = distributed.wrap(model)
 
     def add_callback(self, event, fn):
         """Call ``fn(trainer)`` on ``event``: one of ``on_step_end``, ``on_eval``, ``on_checkpoint``."""
@@ -90,17 +106,26 @@ class Trainer:
     def train_step(self):
         """One Adam step on a fresh batch; returns the loss (mean negative log-likelihood)."""
         self.model.train()
-        x = self.sample_batch(self.config.batch_size, self.generator)
+        x = self.sample_batch(self.config.batch_size, self.generator)  # the same full batch on every rank
+        if self.world_size > 1:
+            x = distributed.shard(x, self.rank, self.world_size)
         x = x.to(device=self.model.device, dtype=self.model.dtype)
-        loss = -self.model.log_prob(x).mean()
-        if not torch.isfinite(loss):
+        with torch.autocast("cuda", dtype=torch.bfloat16) if self.config.amp else nullcontext():
+            loss = self.loss_module(x)
+        if self.world_size > 1:  # the full batch's loss, on every rank: all stop together on a NaN
+            full = loss.detach().clone()
+            torch.distributed.all_reduce(full)
+            full /= self.world_size
+        else:
+            full = loss.detach()
+        if not torch.isfinite(full):
             where = (
                 f"the last good checkpoint (step {self.last_good_checkpoint}) is kept at {self.checkpoint_path}"
                 if self.last_good_checkpoint is not None
                 else "no checkpoint was written yet"
             )
             raise TrainingDiverged(
-                f"the loss became {loss.item()} at step {self.step + 1}; training stopped before "
+                f"the loss became {full.item()} at step {self.step + 1}; training stopped before "
                 f"updating the model, and {where}. Try a lower learning rate (lr={self.config.lr}) "
                 f"or stronger gradient clipping (grad_clip_norm={self.config.grad_clip_norm})."
             )
@@ -112,13 +137,14 @@ class Trainer:
             self.scheduler.step()
         self.step += 1
         self.history["step"].append(self.step)
-        self.history["loss"].append(loss.item())
+        self.history["loss"].append(full.item())
         self._fire("on_step_end")
-        return loss.item()
+        return full.item()
 
     # -- loops ------------------------------------------------------------------------------
     def fit(self, progress=True):
         """Train until ``config.steps``, evaluating and checkpointing along the way."""
+        progress = progress and self.rank == 0
         bar = tqdm(total=self.config.steps, initial=self.step, disable=not progress, desc="train")
         try:
             while self.step < self.config.steps:
@@ -185,10 +211,18 @@ class Trainer:
         return out
 
     def save(self, path=None):
-        """Write a checkpoint (model, metrics, trainer state) atomically."""
+        """Write a checkpoint (model, metrics, trainer state) atomically; on rank 0 only.
+
+        Under DDP the model, optimizer and generator are the same on every rank, so the other
+        ranks write nothing (and return None).
+        """
         path = Path(path) if path else self.checkpoint_path
         if path is None:
             raise ValueError("no checkpoint path: pass one here or to Trainer(checkpoint_path=...)")
+        if self.rank != 0:
+            if path == self.checkpoint_path:
+                self.last_good_checkpoint = self.step
+            return None
         save_checkpoint(path, self.model, self.metrics(), self.state_dict())
         if path == self.checkpoint_path:
             self.last_good_checkpoint = self.step

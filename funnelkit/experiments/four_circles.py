@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from .. import distributed
 from ..checkpoints import CHECKPOINT_NAME, load, save_checkpoint
 from ..data import four_circles, four_circles_log_prob
 from ..device import pick_device, seed_everything
@@ -82,7 +83,11 @@ def evaluate(model, n=TEST_SIZE, seed=TEST_SEED):
 
 
 def train(model_name="f-nsf", preset="quick", out=None, device="cpu", progress=True, **train_overrides):
-    """Train (or resume) one run; write its checkpoint and ``metrics.json`` to ``out``."""
+    """Train (or resume) one run; write its checkpoint and ``metrics.json`` to ``out``.
+
+    Under ``torchrun`` (after :func:`funnelkit.distributed.setup`) every rank trains and
+    evaluates, and rank 0 alone writes.
+    """
     trainer = make_trainer(model_name, preset, out, device, **train_overrides)
     start = time.perf_counter()
     trainer.fit(progress=progress)
@@ -90,7 +95,7 @@ def train(model_name="f-nsf", preset="quick", out=None, device="cpu", progress=T
     metrics = {**evaluate(trainer.model), "train_seconds": seconds, "steps": trainer.step,
                "model": model_name, "preset": preset, "experiment": NAME,
                "train_config": asdict(trainer.config), "parameters": trainer.model.num_parameters()}
-    if out is not None:
+    if out is not None and distributed.is_main():
         save_checkpoint(Path(out) / CHECKPOINT_NAME, trainer.model, metrics, trainer.state_dict())
         (Path(out) / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     trainer.model.metrics = metrics
