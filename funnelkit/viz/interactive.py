@@ -43,8 +43,9 @@ def _style(fig, title=None, height=380, square=False):
         margin=dict(l=10, r=10, t=40 if title else 10, b=10),
         legend=dict(bgcolor=TRANSPARENT, orientation="h", yanchor="top", y=-0.18, xanchor="left", x=0.0),
     )
-    if square:
-        fig.update_yaxes(scaleanchor="x", scaleratio=1)
+    if square:  # equal units on both axes; shrink the plot area rather than widen a range
+        fig.update_xaxes(constrain="domain")
+        fig.update_yaxes(scaleanchor="x", scaleratio=1, constrain="domain")
     return fig
 
 
