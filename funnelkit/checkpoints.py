@@ -6,11 +6,12 @@ classes, only tensors and plain Python values. A model is rebuilt from its ``con
 :func:`funnelkit.models.build`.
 """
 
-import os
 import platform
 from pathlib import Path
 
 import torch
+
+from .files import write_atomically
 
 CHECKPOINT_NAME = "checkpoint.pt"
 FORMAT = 1
@@ -64,15 +65,7 @@ def save_checkpoint(path, model, metrics=None, trainer=None):
         "versions": versions(),
         "trainer": trainer,
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(payload, temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return path
+    return write_atomically(path, lambda file: torch.save(payload, file))
 
 
 def read_checkpoint(path):

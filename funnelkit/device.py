@@ -9,7 +9,12 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 def pick_device(preference="auto"):
-    """``cuda`` if available, else ``mps``, else ``cpu``; or the device asked for, if present."""
+    """``cuda`` if available, else ``mps``, else ``cpu``; or the device asked for, if present.
+
+    A ``torch.device`` (say ``cuda:1``, chosen by the caller) is returned as it is.
+    """
+    if isinstance(preference, torch.device):
+        return preference
     if preference not in DEVICES:
         raise ValueError(f"unknown device {preference!r}; expected one of {', '.join(DEVICES)}")
     cuda, mps = torch.cuda.is_available(), torch.backends.mps.is_available()

@@ -20,6 +20,7 @@ checkpoint shipped in ``data/checkpoints`` when there is one, so a trained model
 import functools
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
@@ -29,13 +30,13 @@ from .checkpoints import read_checkpoint
 from .data import TOYS, four_circles_log_prob, toy
 from .device import pick_device
 from .grid import grid_log_prob
-from .layers.context import join_context
 from .layers.funnel import Funnel
 from .metrics import ks_statistic
 from .models import PLANE_MODELS, plane_model
 from .models.plane import PRESETS
 from .paths import shipped_checkpoint
 from .train import TrainConfig, Trainer
+from .validation import check_positive_int
 
 DATASETS = tuple(TOYS)
 MODELS = PLANE_MODELS
@@ -233,7 +234,7 @@ class LiveRun:
         if not isinstance(settings, LiveSettings):
             raise ValueError(f"settings must be LiveSettings, got {type(settings).__name__}")
         self.settings = settings
-        self.device = _device(device)
+        self.device = pick_device(device)
         self.source = "fresh"
         self._cache = {}
         self._tick_steps = 0
@@ -296,7 +297,7 @@ class LiveRun:
         Learning rate and batch size change the running trainer in place (as in Playground);
         a new dataset, model, size, seed or device starts a fresh model.
         """
-        device = self.device if device is None else _device(device)
+        device = self.device if device is None else pick_device(device)
         if settings == self.settings and device == self.device:
             return "same"
         if settings.architecture != self.settings.architecture or device != self.device:
@@ -341,8 +342,7 @@ class LiveRun:
 
     def step(self, n=1):
         """Exactly ``n`` training steps (the Step button); returns ``n``."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be a positive int, got {n!r}")
+        n = check_positive_int(n, "n")
         start = time.perf_counter()
         for _ in range(n):
             self.trainer.train_step()
@@ -443,16 +443,15 @@ class LiveRun:
         if funnel.n_drop != 1 or funnel.features_out != 1:
             return None  # the picture is drawn for 2-D -> 1-D funnels
         x = self._to_model(self.data(n))
-        for layer in model.layers[:index]:
-            x, _ = layer(x)
-        x_minus, _ = funnel.splitter.split(x)
-        z, _, _ = funnel.contributions(x)
+        layers, _ = model.contributions(x)
+        x_minus, _ = funnel.splitter.split(layers[index - 1].outputs if index else x)
+        z = layers[index].outputs
         x_minus, z = x_minus[:, 0].cpu().double(), z[:, 0].cpu().double()
         z_axis = _padded_axis(z, resolution)
         m_axis = _padded_axis(x_minus, resolution)
         mm, zz = torch.meshgrid(m_axis, z_axis, indexing="ij")
         log_p = funnel.decoder.log_prob(
-            self._to_model(mm.reshape(-1, 1)), context=join_context(self._to_model(zz.reshape(-1, 1)), None)
+            self._to_model(mm.reshape(-1, 1)), context=self._to_model(zz.reshape(-1, 1))
         ).cpu().double().reshape(resolution, resolution)
         return FunnelView(
             self.iteration, index, z.numpy(), x_minus.numpy(), z_axis.numpy(), m_axis.numpy(), log_p.numpy()
@@ -485,10 +484,6 @@ class LiveRun:
         return rows, summed.mean().item(), total.mean().item()
 
 
-def _device(device):
-    return pick_device(device) if isinstance(device, str) else torch.device(device)
-
-
 @functools.cache
 def _four_circles_reference(n=20_000):
     x = toy("four-circles", n, seed=VIEW_SEED, dtype=torch.float64)
@@ -510,17 +505,10 @@ def _padded_axis(values, resolution, pad=0.15):
     return torch.linspace(low - pad * width, high + pad * width, resolution, dtype=torch.float64)
 
 
-class _seeded:
+@contextmanager
+def _seeded(seed, device):
     """Seed torch's global generator inside a block, restoring its state afterwards."""
-
-    def __init__(self, seed, device):
-        self.seed, self.device = seed, torch.device(device)
-
-    def __enter__(self):
-        devices = [self.device.index or 0] if self.device.type == "cuda" else []
-        self._fork = torch.random.fork_rng(devices=devices)
-        self._fork.__enter__()
-        torch.manual_seed(self.seed)
-
-    def __exit__(self, *exc):
-        return self._fork.__exit__(*exc)
+    device = torch.device(device)
+    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        yield

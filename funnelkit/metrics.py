@@ -5,6 +5,8 @@ import math
 
 import torch
 
+from .validation import check_positive_int
+
 
 def mean_and_error(values):
     """The mean of per-example values and its two-standard-error bar, 2 std / sqrt(N).
@@ -54,12 +56,6 @@ def _as_float64(values, name):
     return values
 
 
-def _check_positive_int(value, name):
-    if isinstance(value, bool) or int(value) != value or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
 def bits_per_dim(log_prob_nats, num_dims, num_bits=None):
     """Bits per dimension of a density over dequantised values on the UNIT-BIN scale.
 
@@ -75,9 +71,9 @@ def bits_per_dim(log_prob_nats, num_dims, num_bits=None):
 
     Returns per-example bits/dim as a float64 tensor of the input's (flattened) length.
     """
-    num_dims = _check_positive_int(num_dims, "num_dims")
+    num_dims = check_positive_int(num_dims, "num_dims")
     if num_bits is not None:
-        _check_positive_int(num_bits, "num_bits")
+        check_positive_int(num_bits, "num_bits")
     return -_as_float64(log_prob_nats, "log_prob_nats") / (num_dims * math.log(2))
 
 
@@ -93,7 +89,7 @@ def bits_per_dim_unit_interval(log_prob_nats, num_dims, num_bits):
     5-bit density, as some code does, overstates bpd by 3.) Equals :func:`bits_per_dim` on
     the matching unit-bin log density.
     """
-    num_bits = _check_positive_int(num_bits, "num_bits")
+    num_bits = check_positive_int(num_bits, "num_bits")
     return bits_per_dim(log_prob_nats, num_dims) + num_bits
 
 

@@ -1,6 +1,7 @@
 """Checks at the public edges: clear errors that name what was expected and what came."""
 
 import math
+import numbers
 
 import torch
 
@@ -22,8 +23,10 @@ def check_batch(x, width, dtype, name="x"):
 
 
 def check_positive_int(n, name):
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+    """Return ``n`` as an ``int`` if it is a whole number >= 1 (numpy integers too)."""
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
         raise ValueError(f"{name} must be a positive int, got {n!r}")
+    return int(n)
 
 
 def check_temperature(t):

@@ -174,7 +174,7 @@ def test_play_trains_live_and_pause_stops(page, server, tmp_path):
     paused = _iteration(page)
     page.wait_for_timeout(2500)  # several run_every periods
     assert _iteration(page) == paused, "training went on after Pause"
-    _wait_until(lambda: _last_loss_step(page) == paused, 10,
+    _wait_until(lambda: _last_loss_step(page) == paused, 30,
                 lambda: f"the loss chart to end at iteration {paused}; it ends at {_last_loss_step(page)}")
     page.screenshot(path=str(tmp_path / "app.png"), full_page=True)
     print(

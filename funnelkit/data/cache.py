@@ -15,10 +15,11 @@ Errors:
 """
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from ..files import write_atomically
 
 CACHE_ENV = "FUNNELKIT_CACHE"
 
@@ -83,20 +84,7 @@ def save_npy_atomic(path, array):
 
     A reader never sees a half-written file, and an interrupted write leaves no ``.npy`` behind.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, np.ascontiguousarray(array), allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
+    return write_atomically(path, lambda file: np.save(file, np.ascontiguousarray(array), allow_pickle=False))
 
 
 def load_npy(path):

@@ -19,6 +19,8 @@ import math
 
 import torch
 
+from ..validation import check_positive_int
+
 RADIUS = 2.0
 NOISE = 0.1
 CENTRES = ((-1.0, -1.0), (-1.0, 1.0), (1.0, -1.0), (1.0, 1.0))
@@ -30,8 +32,7 @@ def four_circles(n, seed=0, dtype=torch.float32, generator=None):
     ``generator`` (a ``torch.Generator``), when given, is used instead of ``seed``: the Trainer
     passes its own so that fresh batches are drawn from one stream.
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
+    n = check_positive_int(n, "n")
     if generator is None:
         generator = torch.Generator().manual_seed(int(seed))
     circle = torch.arange(n) % 4  # n/4 points per circle, as in the paper's generator

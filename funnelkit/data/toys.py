@@ -8,12 +8,12 @@ import math
 
 import torch
 
+from ..validation import check_positive_int
 from .four_circles import four_circles
 
 
 def _generator(n, seed, generator):
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
+    check_positive_int(n, "n")
     return generator if generator is not None else torch.Generator().manual_seed(int(seed))
 
 

@@ -52,7 +52,7 @@ def make_trainer(model_name="f-nsf", preset="quick", out=None, device="cpu", **t
     """A Trainer for one four-circles run (resumed if ``out`` already holds a checkpoint)."""
     config = train_config(preset, **train_overrides)
     seed_everything(config.seed)
-    model = plane_model(model_name, preset=preset).to(pick_device(device) if isinstance(device, str) else device)
+    model = plane_model(model_name, preset=preset).to(pick_device(device))
     model.config["data"] = NAME
     checkpoint = Path(out) / CHECKPOINT_NAME if out else None
     trainer = Trainer(model, sample_batch, config, four_circles(10_000, seed=VALIDATION_SEED), checkpoint)
@@ -85,17 +85,20 @@ def evaluate(model, n=TEST_SIZE, seed=TEST_SEED):
 def train(model_name="f-nsf", preset="quick", out=None, device="cpu", progress=True, **train_overrides):
     """Train (or resume) one run; write its checkpoint and ``metrics.json`` to ``out``.
 
-    Under ``torchrun`` (after :func:`funnelkit.distributed.setup`) every rank trains and
-    evaluates, and rank 0 alone writes.
+    Under ``torchrun`` (after :func:`funnelkit.distributed.setup`) every rank trains; rank 0
+    alone evaluates and writes (the others return metrics without the test log-likelihoods).
     """
     trainer = make_trainer(model_name, preset, out, device, **train_overrides)
     start = time.perf_counter()
     trainer.fit(progress=progress)
     seconds = time.perf_counter() - start
-    metrics = {**evaluate(trainer.model), "train_seconds": seconds, "steps": trainer.step,
-               "model": model_name, "preset": preset, "experiment": NAME,
-               "train_config": asdict(trainer.config), "parameters": trainer.model.num_parameters()}
-    if out is not None and distributed.is_main():
+    metrics = {"train_seconds": seconds, "steps": trainer.step, "model": model_name, "preset": preset,
+               "experiment": NAME, "train_config": asdict(trainer.config),
+               "parameters": trainer.model.num_parameters()}
+    if not distributed.is_main():  # the other ranks hold the same model: rank 0 evaluates and writes
+        return trainer.model, metrics
+    metrics = evaluate(trainer.model) | metrics
+    if out is not None:
         save_checkpoint(Path(out) / CHECKPOINT_NAME, trainer.model, metrics, trainer.state_dict())
         (Path(out) / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     trainer.model.metrics = metrics
