@@ -6,19 +6,24 @@ import numbers
 import torch
 
 
-def check_batch(x, width, dtype, name="x"):
-    """Raise ``ValueError`` unless x is a finite ``(batch, width)`` tensor of ``dtype``."""
+def check_batch(x, shape, dtype, name="x"):
+    """Raise ``ValueError`` unless x is a finite ``(batch, *shape)`` tensor of ``dtype``.
+
+    ``shape`` is an int (a width: vectors) or a tuple (for example ``(C, H, W)`` for images).
+    """
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    expected = "(batch, " + ", ".join(map(str, shape)) + ")"
     if not isinstance(x, torch.Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor of shape (batch, {width}), got {type(x).__name__}")
-    if x.dim() != 2 or x.shape[1] != width or x.shape[0] == 0:
-        raise ValueError(f"{name} must have shape (batch, {width}) with batch >= 1, got {tuple(x.shape)}")
+        raise ValueError(f"{name} must be a torch.Tensor of shape {expected}, got {type(x).__name__}")
+    if tuple(x.shape[1:]) != shape or x.shape[0] == 0:
+        raise ValueError(f"{name} must have shape {expected} with batch >= 1, got {tuple(x.shape)}")
     if x.dtype != dtype:
         raise ValueError(
             f"{name} must have dtype {dtype} (the model's dtype), got {x.dtype}; "
             f"convert with x.to({dtype}) or the model with model.to({x.dtype})"
         )
     if not torch.isfinite(x).all():
-        bad = (~torch.isfinite(x)).any(dim=1).nonzero().flatten()[:5].tolist()
+        bad = (~torch.isfinite(x)).flatten(1).any(dim=1).nonzero().flatten()[:5].tolist()
         raise ValueError(f"{name} must be finite; rows {bad} hold NaN or infinity")
 
 

@@ -1,9 +1,12 @@
 """FunnelFlow: an nflows ``Flow`` whose layers may reduce the dimension (paper Sec. 2).
 
 log p(x) = log N(z_L; 0, I) + sum_l V_l, where V_l is log|det J_l| for a bijective layer and
-Eq. 6, log|det dz/dx_+| + log p_phi(x_- | z), for a funnel layer.
+Eq. 6, log|det dz/dx_+| + log p_phi(x_- | z), for a funnel layer. Data may be vectors
+``(batch, D)`` or images ``(batch, C, H, W)``; the latent may keep a shape too, and
+:meth:`FunnelFlow.encode` flattens it to ``(batch, latent_dim)``.
 """
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -11,7 +14,6 @@ from nflows.flows.base import Flow
 from nflows.transforms.base import CompositeTransform
 
 from .._compat import StandardNormal
-from ..layers.funnel import Funnel
 from ..validation import check_batch, check_positive_int, check_temperature
 
 
@@ -32,19 +34,21 @@ class FunnelFlow(Flow):
 
     Args:
         layers: nflows transforms, applied in order from data to latent.
-        data_dim: width of x.
+        data_shape: the width of x (an int) or its shape without the batch axis, e.g. (C, H, W).
         context_features: width of an optional context passed to every layer (0: none).
         config: a plain dict from which :func:`funnelkit.models.build` rebuilds this model
             (stored in checkpoints).
     """
 
-    def __init__(self, layers, data_dim, context_features=0, config=None):
+    def __init__(self, layers, data_shape, context_features=0, config=None):
         layers = list(layers)
-        widths = _trace_widths(layers, data_dim, context_features)
-        super().__init__(CompositeTransform(layers), StandardNormal([widths[-1]]))
-        self.data_dim = data_dim
-        self.latent_dim = widths[-1]
-        self.layer_widths = widths
+        shapes = _trace_shapes(layers, _as_shape(data_shape), context_features)
+        super().__init__(CompositeTransform(layers), StandardNormal(list(shapes[-1])))
+        self.data_shape = shapes[0]
+        self.data_dim = math.prod(shapes[0])
+        self.latent_shape = shapes[-1]
+        self.latent_dim = math.prod(shapes[-1])
+        self.layer_widths = [math.prod(shape) for shape in shapes]
         self.context_features = context_features
         self.config = dict(config or {})
 
@@ -64,9 +68,14 @@ class FunnelFlow(Flow):
     def num_parameters(self):
         return sum(p.numel() for p in self.parameters())
 
+    @property
+    def exact(self):
+        """True when log_prob is an exact log density; False when a layer only gives a bound."""
+        return all(getattr(module, "exact", True) for module in self.modules() if module is not self)
+
     # -- checked public edges ---------------------------------------------------------------
     def _check(self, x, context):
-        check_batch(x, self.data_dim, self.dtype)
+        check_batch(x, self.data_shape, self.dtype)
         if self.context_features:
             check_batch(context, self.context_features, self.dtype, name="context")
             if context.shape[0] != x.shape[0]:
@@ -80,9 +89,9 @@ class FunnelFlow(Flow):
         return self._log_prob(inputs, context)
 
     def encode(self, inputs, context=None):
-        """The latent z of x, shape ``(batch, latent_dim)``."""
+        """The latent z of x, flattened to shape ``(batch, latent_dim)``."""
         self._check(inputs, context)
-        return self.transform_to_noise(inputs, context)
+        return self.transform_to_noise(inputs, context).reshape(inputs.shape[0], self.latent_dim)
 
     def _noise(self, num_samples, temperature, context):
         check_positive_int(num_samples, "num_samples")
@@ -95,7 +104,7 @@ class FunnelFlow(Flow):
             check_batch(context, self.context_features, self.dtype, name="context")
         noise = self._distribution.sample(num_samples, context=context) * temperature
         if context is not None:
-            noise = noise.reshape(-1, self.latent_dim)
+            noise = noise.reshape(-1, *self.latent_shape)
             context = context.repeat_interleave(num_samples, dim=0)
         return noise, context
 
@@ -129,40 +138,54 @@ class FunnelFlow(Flow):
         self._check(inputs, context)
         out, x = [], inputs
         for layer in self.layers:
-            if isinstance(layer, Funnel):
+            if hasattr(layer, "contributions"):  # a funnel: Eq. 6 in its two terms
                 z, logabsdet, log_p_dropped = layer.contributions(x, context)
             else:
                 z, logabsdet = layer(x, context=context)
                 log_p_dropped = torch.zeros_like(logabsdet)
-            out.append(LayerContribution(type(layer).__name__, x.shape[1], z.shape[1], z, logabsdet, log_p_dropped))
+            out.append(LayerContribution(type(layer).__name__, math.prod(x.shape[1:]), math.prod(z.shape[1:]),
+                                         z, logabsdet, log_p_dropped))
             x = z
         return out, self._distribution.log_prob(x)
 
 
-def _trace_widths(layers, data_dim, context_features):
-    """Push a dummy batch through the layers and return the width after each one."""
+def _as_shape(data_shape):
+    shape = (data_shape,) if isinstance(data_shape, int) else tuple(data_shape)
+    if not shape or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in shape):
+        raise ValueError(f"data_shape must be a positive int or a tuple of them, got {data_shape!r}")
+    return shape
+
+
+def _trace_shapes(layers, data_shape, context_features):
+    """Push a dummy batch through the layers and return the shape (without batch) after each one."""
     if not layers:
         raise ValueError("a FunnelFlow needs at least one layer")
-    widths = [data_dim]
-    x = torch.zeros(2, data_dim)
+    shapes = [data_shape]
+    x = torch.zeros(2, *data_shape)
     context = torch.zeros(2, context_features) if context_features else None
     modes = [layer.training for layer in layers]
     with torch.no_grad():
         for i, layer in enumerate(layers):
-            expected = getattr(layer, "features_in", None)
-            if expected is not None and expected != x.shape[1]:
+            expected = getattr(layer, "input_shape", None) or getattr(layer, "features_in", None)
+            expected = _as_shape(expected) if expected is not None else None
+            if expected is not None and expected != tuple(x.shape[1:]):
                 raise ValueError(
-                    f"layer {i} ({type(layer).__name__}) expects {expected} features, "
-                    f"but the layers before it give {x.shape[1]}"
+                    f"layer {i} ({type(layer).__name__}) expects inputs of shape {_show(expected)}, "
+                    f"but the layers before it give {_show(x.shape[1:])}"
                 )
             layer.eval()  # no data-dependent initialisation (ActNorm) from a dummy batch
             try:
                 x, _ = layer(x, context=context)
-            except Exception as error:  # name the layer whose widths disagree
+            except Exception as error:  # name the layer whose shapes disagree
                 raise ValueError(
-                    f"layer {i} ({type(layer).__name__}) rejected an input of width {x.shape[1]}: {error}"
+                    f"layer {i} ({type(layer).__name__}) rejected an input of shape {_show(x.shape[1:])}: {error}"
                 ) from error
             finally:
                 layer.train(modes[i])
-            widths.append(x.shape[1])
-    return widths
+            shapes.append(tuple(x.shape[1:]))
+    return shapes
+
+
+def _show(shape):
+    shape = tuple(shape)
+    return str(shape[0]) if len(shape) == 1 else str(shape)

@@ -103,5 +103,5 @@ def plane_model(name, preset="paper", **overrides):
             )
         )
     record = {"builder": "plane", "name": name, "preset": preset, "overrides": dict(overrides)}
-    return FunnelFlow(layers, data_dim=2, config=record)
+    return FunnelFlow(layers, data_shape=2, config=record)
 

@@ -129,14 +129,36 @@ def test_bad_names_and_sampling_arguments_are_refused():
 def test_a_layer_of_the_wrong_width_is_named():
     funnel = fk.layers.Funnel(3, fk.layers.rq_autoregressive(2, context_features=1, hidden_features=4, num_bins=3),
                               fk.layers.GaussianDecoder(1, 2, hidden_features=4))
-    with pytest.raises(ValueError, match="layer 0 \\(Funnel\\) expects 3 features, but the layers before it give 2"):
-        fk.models.FunnelFlow([funnel], data_dim=2)
+    with pytest.raises(ValueError, match="layer 0 \\(Funnel\\) expects inputs of shape 3, but the layers before it give 2"):
+        fk.models.FunnelFlow([funnel], data_shape=2)
 
 
 def test_a_flow_without_parameters_knows_its_dtype():
     # The multi-scale split: drop x_1 with a fixed N(0, 1), keep x_2 as it is.
-    model = fk.models.FunnelFlow([fk.layers.Slice(2, fk._compat.StandardNormal([1]))], data_dim=2).double()
+    model = fk.models.FunnelFlow([fk.layers.Slice(2, fk._compat.StandardNormal([1]))], data_shape=2).double()
     assert list(model.parameters()) == [] and model.dtype == torch.float64
     x = torch.randn(5, 2, dtype=torch.float64)
     expected = torch.distributions.Normal(0.0, 1.0).log_prob(x).sum(1)
     assert torch.allclose(model.log_prob(x), expected)
+
+
+def test_image_shaped_data_keeps_its_shape_and_encode_flattens_the_latent():
+    from nflows.transforms.reshape import SqueezeTransform
+
+    model = fk.models.FunnelFlow([SqueezeTransform()], data_shape=(1, 4, 4)).double()
+    assert model.data_shape == (1, 4, 4) and model.latent_shape == (4, 2, 2)
+    assert model.data_dim == model.latent_dim == 16
+    x = torch.randn(3, 1, 4, 4, dtype=torch.float64)
+    assert model.encode(x).shape == (3, 16)
+    expected = torch.distributions.Normal(0.0, 1.0).log_prob(x).flatten(1).sum(1)  # a squeeze is a permutation
+    assert torch.allclose(model.log_prob(x), expected, atol=1e-12)
+    assert model.sample(5, temperature=0.5).shape == (5, 1, 4, 4)
+    with pytest.raises(ValueError, match=r"shape \(batch, 1, 4, 4\)"):
+        model.log_prob(torch.randn(3, 16, dtype=torch.float64))
+
+
+def test_a_model_is_exact_unless_a_layer_says_it_is_a_bound():
+    model = small_plane_model()
+    assert model.exact
+    model.layers[-1].exact = False
+    assert not model.exact
