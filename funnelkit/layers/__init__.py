@@ -1,9 +1,12 @@
-"""Funnel layers: the paper's Eq. 6 and its parts."""
+"""Funnel layers: the paper's Eq. 6 and its parts, and the layers derived from it (Sec. 3, A.2-A.7)."""
 
 from .context import join_context
 from .decoders import GaussianDecoder, flow_decoder
 from .funnel import Funnel
+from .generative_funnel import GenerativeFunnel
+from .mlp_funnel import MLPFunnel, MLPFunnelBound, QRLinear
 from .slice import Slice
+from .spline_activation import SplineActivation
 from .splines import mixing_layer, rq_autoregressive, rq_autoregressive_stack
 from .splitters import CoordinateSplitter
 
@@ -11,7 +14,12 @@ __all__ = [
     "CoordinateSplitter",
     "Funnel",
     "GaussianDecoder",
+    "GenerativeFunnel",
+    "MLPFunnel",
+    "MLPFunnelBound",
+    "QRLinear",
     "Slice",
+    "SplineActivation",
     "flow_decoder",
     "join_context",
     "mixing_layer",

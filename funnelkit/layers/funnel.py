@@ -34,6 +34,7 @@ class Funnel(Transform):
 
     bijective = False
     stochastic_inverse = True
+    exact = True  # Eq. 6 is the exact log-likelihood contribution, not a bound
 
     def __init__(self, features, bijection, decoder, dropped=(0,), context_features=0):
         super().__init__()

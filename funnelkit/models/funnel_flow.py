@@ -84,7 +84,7 @@ class FunnelFlow(Flow):
             raise ValueError("this model takes no context, but one was given")
 
     def log_prob(self, inputs, context=None):
-        """Exact log p(x), shape ``(batch,)``."""
+        """log p(x), shape ``(batch,)``: exact when :attr:`exact` is True, else a bound."""
         self._check(inputs, context)
         return self._log_prob(inputs, context)
 
