@@ -1,6 +1,8 @@
 """Funnel layers: the paper's Eq. 6 and its parts, and the layers derived from it (Sec. 3, A.2-A.7)."""
 
 from .context import join_context
+from .conv_funnel_1d import ConvFunnel1d, ConvFunnel1dStrideOne, ConvFunnel1dStrideOneBound
+from .conv_funnel_2d import ConvFunnel2d
 from .decoders import GaussianDecoder, flow_decoder
 from .funnel import Funnel
 from .generative_funnel import GenerativeFunnel
@@ -9,8 +11,13 @@ from .slice import Slice
 from .spline_activation import SplineActivation
 from .splines import mixing_layer, rq_autoregressive, rq_autoregressive_stack
 from .splitters import CoordinateSplitter
+from .tile_decoder import TileGaussianDecoder
 
 __all__ = [
+    "ConvFunnel1d",
+    "ConvFunnel1dStrideOne",
+    "ConvFunnel1dStrideOneBound",
+    "ConvFunnel2d",
     "CoordinateSplitter",
     "Funnel",
     "GaussianDecoder",
@@ -20,6 +27,7 @@ __all__ = [
     "QRLinear",
     "Slice",
     "SplineActivation",
+    "TileGaussianDecoder",
     "flow_decoder",
     "join_context",
     "mixing_layer",
