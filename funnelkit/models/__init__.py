@@ -1,18 +1,33 @@
-"""Models: FunnelFlow and the builders of the paper's models."""
+"""Models: FunnelFlow, the VAE baseline, and the builders of every model in the paper."""
 
+from .f_mlp import anomaly_f_mlp, tabular_f_mlp
 from .funnel_flow import FunnelFlow, LayerContribution
 from .plane import MODEL_NAMES as PLANE_MODELS
 from .plane import PRESETS as PLANE_PRESETS
 from .plane import PlaneConfig, plane_config, plane_model
 from .registry import build
+from .table import format_model_table, model_table, print_model_table
+from .tabular import TABULAR_DATASETS, TABULAR_MODELS, TabularConfig, tabular_config, tabular_model
+from .vae import VAE
 
 __all__ = [
     "PLANE_MODELS",
     "PLANE_PRESETS",
+    "TABULAR_DATASETS",
+    "TABULAR_MODELS",
+    "VAE",
     "FunnelFlow",
     "LayerContribution",
     "PlaneConfig",
+    "TabularConfig",
+    "anomaly_f_mlp",
     "build",
+    "format_model_table",
+    "model_table",
     "plane_config",
     "plane_model",
+    "print_model_table",
+    "tabular_config",
+    "tabular_f_mlp",
+    "tabular_model",
 ]

@@ -11,6 +11,8 @@ import inspect
 BUILDERS = {
     "plane": ("funnelkit.models.plane", "plane_model"),
     "tabular": ("funnelkit.models.tabular", "tabular_model"),
+    "tabular_f_mlp": ("funnelkit.models.f_mlp", "tabular_f_mlp"),
+    "anomaly_f_mlp": ("funnelkit.models.f_mlp", "anomaly_f_mlp"),
     "image": ("funnelkit.models.image", "image_model"),
     "anomaly": ("funnelkit.models.anomaly", "anomaly_model"),
 }
