@@ -1,7 +1,9 @@
 """Models: FunnelFlow, the VAE baseline, and the builders of every model in the paper."""
 
+from .anomaly import ANOMALY_MODELS, anomaly_model
 from .f_mlp import anomaly_f_mlp, tabular_f_mlp
 from .funnel_flow import FunnelFlow, LayerContribution
+from .image import IMAGE_DATASETS, IMAGE_MODELS, image_model
 from .plane import MODEL_NAMES as PLANE_MODELS
 from .plane import PRESETS as PLANE_PRESETS
 from .plane import PlaneConfig, plane_config, plane_model
@@ -11,6 +13,9 @@ from .tabular import TABULAR_DATASETS, TABULAR_MODELS, TabularConfig, tabular_co
 from .vae import VAE
 
 __all__ = [
+    "ANOMALY_MODELS",
+    "IMAGE_DATASETS",
+    "IMAGE_MODELS",
     "PLANE_MODELS",
     "PLANE_PRESETS",
     "TABULAR_DATASETS",
@@ -21,8 +26,10 @@ __all__ = [
     "PlaneConfig",
     "TabularConfig",
     "anomaly_f_mlp",
+    "anomaly_model",
     "build",
     "format_model_table",
+    "image_model",
     "model_table",
     "plane_config",
     "plane_model",
