@@ -1,7 +1,6 @@
 """The command line: ``funnelkit train|eval|sample|reproduce``."""
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -36,11 +35,29 @@ def _parser():
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--out", required=True, help="the PNG file to write")
 
-    reproduce = commands.add_parser("reproduce", help="reproduce a result of the paper")
-    reproduce.add_argument("result", help="fig2")
-    reproduce.add_argument("--preset", default="quick", help="quick or paper")
-    reproduce.add_argument("--out", default="results", help="folder for figures and tables")
+    from .experiments import DESCRIPTIONS
+
+    reproduce = commands.add_parser(
+        "reproduce", help="reproduce a result of the paper",
+        description="Train (or load) what a result needs, evaluate it, and write OUT/RESULT.json and OUT/RESULT.md "
+                    "(the paper's numbers beside ours, the data named, stand-ins labelled) and its figures. "
+                    "Training runs live in RUNS/RESULT-PRESET/...: an interrupted run resumes, a finished one is loaded.",
+        epilog="results:\n" + "\n".join(f"  {name:8} {text}" for name, text in DESCRIPTIONS.items()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    reproduce.add_argument("result", help=f"one of: {', '.join(DESCRIPTIONS)}")
+    reproduce.add_argument("--preset", default="quick", help="quick (a laptop CPU, minutes) or paper (the paper's data and settings)")
+    reproduce.add_argument("--out", default="results", help="folder for figures and tables (default: results)")
     reproduce.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    reproduce.add_argument("--runs", help="folder of the training runs (default: runs)")
+    reproduce.add_argument("--root", help="data folder: the unpacked MAF archive (table1) or the image root "
+                                          "(torchvision's layout; default: the kit's cache)")
+    reproduce.add_argument("--download", action="store_true",
+                           help="let torchvision download MNIST, Fashion-MNIST or CIFAR-10 (md5-checked) when missing")
+    reproduce.add_argument("--inception-weights", metavar="PATH",
+                           help="torch-fidelity's Inception-v3 weights file for table3 (never downloaded)")
+    reproduce.add_argument("--steps", type=int, help="training steps of every model (default: the preset's)")
+    reproduce.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's)")
     return parser
 
 
@@ -106,14 +123,49 @@ def _sample(args):
     print(f"wrote {out}")
 
 
+def _accepts(entry, option):
+    """Whether a result's entry takes ``option``: a parameter of it, or a field of its settings."""
+    import dataclasses
+    import inspect
+
+    parameters = inspect.signature(entry).parameters
+    if option in parameters:
+        return True
+    presets = getattr(inspect.getmodule(entry), "PRESETS", None)
+    if isinstance(presets, dict) and any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        return option in {f.name for f in dataclasses.fields(next(iter(presets.values())))}
+    return False
+
+
 def _reproduce(args):
     from .experiments import RESULTS
 
     if args.result not in RESULTS:
         raise ValueError(f"unknown result {args.result!r}; expected one of {', '.join(RESULTS)}")
-    result = RESULTS[args.result](preset=args.preset, out=args.out, device=args.device)
-    print(json.dumps(result, indent=2))
-    print(f"wrote {args.out}/{args.result}.json, {args.out}/{args.result}.md and figures")
+    if args.preset not in ("quick", "paper"):
+        raise ValueError(f"unknown preset {args.preset!r}; expected 'quick' or 'paper'")
+    if args.steps is not None and args.steps < 1:
+        raise ValueError(f"--steps must be at least 1, got {args.steps}")
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be at least 1, got {args.threads}")
+    entry = RESULTS[args.result]
+    options = {"root": args.root, "runs": args.runs, "inception_weights": args.inception_weights,
+               "steps": args.steps, "download": args.download or None}
+    options = {name: value for name, value in options.items() if value is not None}
+    for name in list(options):
+        if not _accepts(entry, name):
+            if name in ("root", "runs"):  # folders: given to the results that read or write there
+                del options[name]
+            else:  # options that change what is computed: refused, so nobody believes they took effect
+                raise ValueError(f"{args.result} takes no --{name.replace('_', '-')}")
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    entry(preset=args.preset, out=args.out, device=args.device, **options)
+    out = Path(args.out)
+    print((out / f"{args.result}.md").read_text())
+    print(f"wrote {out / args.result}.json and {out / args.result}.md")
 
 
 def main(argv=None):

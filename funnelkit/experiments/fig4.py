@@ -1,0 +1,125 @@
+"""Fig. 4: samples of the F-NSF (top), the VAE (middle) and NSF (bottom) at temperatures 0.5, 0.75
+and 1 (paper Sec. 4 "Image Data").
+
+Temperature T scales the base noise, z ~ N(0, T^2 I); as in the authors' code only that noise is
+tempered, each funnel's p_phi(x_- | z) and the VAE's decoder noise are sampled at T = 1
+(:meth:`funnelkit.models.FunnelFlow.sample`). The models are Table 2's
+(:mod:`funnelkit.experiments.table2`, the same run folders: a finished Table 2 run is loaded).
+Paper preset: CIFAR-10 5-bit. Quick: the MNIST 5-bit stand-in, labelled.
+
+The paper's funnel has a latent of 48 and 3.7 bits/dim, and its VAE a latent of 48 (an F-NSF
+the authors' code does not pin down, reference note 6.4 item 12); ours are Table 2's models
+(CIFAR-10: latent 192), and ``fig4.json`` says which was used. Every panel uses the same seed, so
+the rows differ by the model and the columns only by T.
+"""
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ..device import pick_device
+from . import paper_numbers as paper
+from .results import data_line, image_grid, pm, save_figure, table, write_result
+from .runs import choose_settings
+from .table2 import PRESETS as IMAGE_PRESETS
+from .table2 import ImageSettings, load_columns, samples_uint8, train_image_models
+
+NAME = "fig4"
+ROWS = ("f-nsf", "vae", "nsf")  # the paper's order, top to bottom
+_SHOWN = {"f-nsf": "F-NSF", "vae": "VAE", "nsf": "NSF"}
+
+
+@dataclass(frozen=True)
+class Fig4Settings(ImageSettings):
+    """Table 2's image settings, plus the temperatures and the samples per panel."""
+
+    models: tuple = ROWS
+    temperatures: tuple = paper.FIG4_TEMPERATURES
+    samples_per_panel: int = 64
+
+
+PRESETS = {
+    "paper": Fig4Settings(**{**asdict(IMAGE_PRESETS["paper"]), "columns": (("cifar10", 5),), "models": ROWS}),
+    "quick": Fig4Settings(**{**asdict(IMAGE_PRESETS["quick"]), "models": ROWS, "samples_per_panel": 36}),
+}
+
+
+def figure(panels, temperatures, title):
+    """A matplotlib figure: one row per model, one column per temperature, each panel a grid."""
+    import matplotlib.pyplot as plt
+
+    rows = list(panels)
+    fig, axes = plt.subplots(len(rows), len(temperatures), figsize=(3.2 * len(temperatures), 3.4 * len(rows)),
+                             squeeze=False)
+    for i, name in enumerate(rows):
+        for j, temperature in enumerate(temperatures):
+            grid = panels[name][j]
+            ax = axes[i][j]
+            if grid.shape[0] == 1:
+                ax.imshow(grid[0].numpy(), cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+            else:
+                ax.imshow(grid.permute(1, 2, 0).numpy(), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(f"T = {temperature:g}")
+            if j == 0:
+                ax.set_ylabel(_SHOWN.get(name, name), fontsize=12)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def reproduce_fig4(preset="quick", out="results", device="cpu", progress=True, root=None, runs=None, **overrides):
+    """Sample the Table 2 models at each temperature; write ``fig4.png``, ``fig4.json`` and ``fig4.md``."""
+    settings = choose_settings(PRESETS, preset, overrides, NAME)
+    columns = load_columns(settings, root)
+    if len(columns) != 1:
+        raise ValueError(f"Fig. 4 shows one (dataset, bits) column, got {len(columns)}: {settings.columns}")
+    column = columns[0]
+    device = pick_device(device)
+    started = time.perf_counter()
+    image_runs = train_image_models(column, settings, preset, device, progress, runs)
+    panels, models = {}, {}
+    for name in settings.models:
+        run = image_runs[name]
+        panels[name] = [image_grid(samples_uint8(run.model, settings.samples_per_panel, column.bits, temperature=t),
+                                   nrow=int(settings.samples_per_panel**0.5 + 0.5))
+                        for t in settings.temperatures]
+        models[name] = {"latent_dim": run.metrics["latent_dim"], "bpd": run.metrics["evaluation"]["bpd"],
+                        "bpd_2se": run.metrics["evaluation"]["bpd_2se"], "parameters": run.metrics["parameters"],
+                        "run": str(run.out), "status": run.status}
+    label = f"{column.dataset} {column.bits}-bit" + (" (stand-in for CIFAR-10 5-bit)" if column.stand_in else "")
+    save_figure(figure(panels, settings.temperatures, f"Samples at temperatures, {label}"), Path(out) / "fig4.png")
+    result = {
+        "result": NAME,
+        "preset": preset,
+        "device": str(device),
+        "data": column.records,
+        "stand_in": column.stand_in,
+        "figure": "fig4.png",
+        "temperatures": list(settings.temperatures),
+        "samples_per_panel": settings.samples_per_panel,
+        "tempered": "the base noise only; p_phi and the VAE decoder are sampled at T = 1",
+        "paper_caption": paper.FIG4_CAPTION,
+        "models": models,
+        "seconds_this_call": time.perf_counter() - started,
+        "settings": asdict(settings),
+    }
+    write_result(out, NAME, result, markdown(result))
+    return result
+
+
+def markdown(result):
+    lines = [f"# Fig. 4: samples at temperatures {', '.join(f'{t:g}' for t in result['temperatures'])} "
+             f"({result['preset']} preset)", "", f"![Fig. 4]({result['figure']})", "",
+             f"Paper: {result['paper_caption']}", "", "Data:", *[data_line(r) for r in result["data"]], ""]
+    rows = [[_SHOWN.get(name, name), f"{m['latent_dim']:,}", pm(m["bpd"], m["bpd_2se"], 3), f"{m['parameters']:,}",
+             m["status"]] for name, m in result["models"].items()]
+    lines += [table(["model (row)", "latent", "test bits/dim", "parameters", "run"], rows, "lrrrl"), "",
+              f"Paper's funnel: latent 48, 3.7 bits/dim; its VAE: latent 48. Tempered: {result['tempered']}. "
+              f"{result['samples_per_panel']} samples per panel, the same seed in every panel.", ""]
+    return "\n".join(lines)
+
+
+__all__ = ["Fig4Settings", "PRESETS", "figure", "markdown", "reproduce_fig4"]

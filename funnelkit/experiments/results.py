@@ -1,0 +1,174 @@
+"""Results files: ``RESULT.json`` and ``RESULT.md`` (a Markdown table, "paper | ours"), and pictures.
+
+Every file is written atomically (:func:`funnelkit.files.write_atomically`): a reader never sees
+half a table, and an interrupted run leaves the previous file in place.
+
+Every result names the data it used. :func:`data_record` turns a loader's answer into
+``{"name", "source", "stand_in"}``, and :func:`data_line` into the sentence the Markdown file
+prints; a stand-in is labelled "STAND-IN", so a number on it is never read as the paper's.
+"""
+
+import io
+import json
+import math
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from ..files import write_atomically
+
+
+# --------------------------------------------------------------------------------------------
+# Formatting
+# --------------------------------------------------------------------------------------------
+
+def pm(mean, error=None, digits=2):
+    """``"1.23 +- 0.04"`` (or just ``"1.23"``); ``"-"`` for a missing value."""
+    if mean is None or (isinstance(mean, float) and not math.isfinite(mean)):
+        return "-"
+    if error is None:
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} +- {error:.{digits}f}"
+
+
+def count(n):
+    """An integer with thousands separators, or ``"-"``."""
+    return "-" if n is None else f"{int(n):,}"
+
+
+def table(header, rows, align=None):
+    """A Markdown table; ``align`` is a string of ``l``/``r`` per column (default: all left)."""
+    align = align or "l" * len(header)
+    if len(align) != len(header) or any(len(row) != len(header) for row in rows):
+        raise ValueError(f"every row needs {len(header)} cells, like the header {header!r}")
+    rule = ["---:" if a == "r" else "---" for a in align]
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(rule) + " |"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# Data labels
+# --------------------------------------------------------------------------------------------
+
+def data_record(name, source, stand_in, role=None):
+    """What one result used as data: ``{"name", "source", "stand_in"[, "role"]}``."""
+    record = {"name": name, "source": source, "stand_in": bool(stand_in)}
+    if role:
+        record["role"] = role
+    return record
+
+
+def data_line(record):
+    """The Markdown bullet of a :func:`data_record`, with "STAND-IN" in front of stand-ins."""
+    label = "**STAND-IN** (not the paper's data; numbers are not comparable with the paper's): " \
+        if record["stand_in"] else ""
+    role = f"{record['role']}: " if record.get("role") else ""
+    return f"- {role}{label}{record['name']} -- {record['source']}"
+
+
+# --------------------------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------------------------
+
+def _plain(value):
+    """JSON-safe: tuples to lists, tensors to lists, non-finite floats to None."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, torch.Tensor):
+        return _plain(value.tolist())
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return _plain(value.item())
+    return value
+
+
+def environment():
+    """Where the numbers were made: versions, and the number of torch threads."""
+    import nflows
+
+    from .. import __version__
+
+    return {
+        "funnelkit": __version__,
+        "torch": str(torch.__version__),
+        "nflows": getattr(nflows, "__version__", "0.14"),
+        "python": platform.python_version(),
+        "torch_threads": torch.get_num_threads(),
+        "written": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+    }
+
+
+def write_text(path, text):
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    return write_atomically(path, lambda file: file.write(text.encode("utf-8")))
+
+
+def _relative(text):
+    """Paths inside the kit's folder written relative to it (results are shared; the checkout's place is not)."""
+    from ..paths import REPO_ROOT
+
+    return text.replace(f"{REPO_ROOT}/", "")
+
+
+def write_result(out, name, result, markdown):
+    """Write ``out/name.json`` (``result`` plus the environment) and ``out/name.md``; return the paths.
+
+    Paths inside the kit's checkout are written relative to it.
+    """
+    out = Path(out)
+    payload = {**_plain(result), "environment": environment()}
+    text = _relative(json.dumps(payload, indent=2, allow_nan=False) + "\n")
+    json_path = write_text(out / f"{name}.json", text)
+    md_path = write_text(out / f"{name}.md", _relative(markdown if markdown.endswith("\n") else markdown + "\n"))
+    return json_path, md_path
+
+
+def save_figure(figure, path, dpi=110):
+    """Save a matplotlib figure as PNG atomically, then close it."""
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(figure)
+    return write_atomically(path, lambda file: file.write(buffer.getvalue()))
+
+
+def image_grid(images, nrow=8, padding=2):
+    """uint8 images (N, C, H, W) tiled into one (C, H', W') uint8 picture, ``nrow`` per row."""
+    if images.dtype != torch.uint8 or images.dim() != 4:
+        raise ValueError(f"expected uint8 images of shape (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
+    n, channels, height, width = images.shape
+    columns = min(nrow, n)
+    rows = math.ceil(n / columns)
+    grid = torch.full((channels, rows * (height + padding) + padding, columns * (width + padding) + padding),
+                      255, dtype=torch.uint8)
+    for i in range(n):
+        top = padding + (i // columns) * (height + padding)
+        left = padding + (i % columns) * (width + padding)
+        grid[:, top:top + height, left:left + width] = images[i]
+    return grid
+
+
+def save_image_grid(images, path, nrow=8):
+    """Tile uint8 images (N, C, H, W) into a PNG at ``path`` (atomically); grey if C is 1."""
+    from PIL import Image
+
+    grid = image_grid(images.detach().cpu(), nrow)
+    array = grid[0].numpy() if grid.shape[0] == 1 else grid.permute(1, 2, 0).numpy()
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return write_atomically(path, lambda file: file.write(buffer.getvalue()))
+
+
+__all__ = ["count", "data_line", "data_record", "environment", "image_grid", "pm", "save_figure",
+           "save_image_grid", "table", "write_result", "write_text"]

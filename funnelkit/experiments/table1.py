@@ -1,0 +1,351 @@
+"""Table 1: test log-likelihood (nats) of GLOW, F-GLOW, NSF, F-NSF, VAE and F-MLP on the MAF
+tabular sets (paper Sec. 4 "Tabular Data", A.6, Table 5), and the speed claims beside it.
+
+Presets:
+
+* ``"paper"``: the five sets, MAF-preprocessed (:func:`funnelkit.data.tabular`), and each model's
+  Table 5 settings (:func:`funnelkit.models.tabular.tabular_config`: batch size, steps, learning
+  rate; the VAE its own learning rate; gradient norm clipped at 5). Missing files raise
+  :class:`~funnelkit.data.cache.DatasetNotFoundError` before anything is trained or written.
+* ``"quick"``: POWER and GAS with the quick models, 1,000 steps each (the quick batch size;
+  about 6 minutes for the twelve runs on one CPU thread). The MAF files are used when
+  they are there; when not (these machines never have them), each set is replaced by a
+  **stand-in** of the same dimension, labelled as one everywhere: a fixed, seeded mixture of
+  ``STANDIN_COMPONENTS`` full-covariance Gaussians whose covariances have a decaying spectrum
+  (so the data lie near lower-dimensional sheets, where a funnel has something to drop),
+  standardised with the training rows' mean and standard deviation as MAF does. Its exact log
+  density is known, so the table also prints the best any model can do on it.
+
+Each model is trained by :func:`funnelkit.experiments.runs.train_or_load` in
+``<runs>/table1-<preset>/<data>-<model>`` (resumable; a finished run is loaded). The test
+log-likelihood is the mean over the whole test split with two standard errors; a VAE's is its
+single-sample ELBO, a bound. Seconds per step are the median wall time of a training step
+(batch of the preset, this machine, ``torch`` threads as set), which the paper's speed claims
+are about: F-MLP "up to six times faster than the flows" and similar to the VAE, and funnels
+with a flow decoder up to 20% slower than their baselines. The verdicts are computed from the
+measured times, never written in advance.
+
+Choices where the paper is silent: the F-MLP uses the flows' learning rate ("all other
+parameters were held the same as those used for the flows"); the validation split only gives
+the Trainer's periodic loss (no early stopping: the final model is evaluated, as NSF's code).
+"""
+
+import math
+import time
+import zlib
+from dataclasses import dataclass, field
+
+import torch
+
+from ..data.cache import DatasetNotFoundError
+from ..data.tabular import TABULAR_DATASETS, tabular
+from ..device import pick_device, seed_everything
+from . import paper_numbers as paper
+from .results import count, data_line, data_record, pm, table, write_result
+from .runs import choose_settings, nats, row_batches, runs_folder, train_config, train_or_load
+
+NAME = "table1"
+STANDIN_COMPONENTS = 10
+
+
+@dataclass(frozen=True)
+class Table1Settings:
+    """What one Table 1 run does; ``steps`` None means each model's own (Table 5 or quick)."""
+
+    datasets: tuple = paper.TABLE1_DATASETS
+    models: tuple = paper.TABLE1_MODELS
+    model_preset: str = "paper"
+    allow_standin: bool = False  # quick: a stand-in when the MAF files are missing
+    standin_sizes: tuple = (20_000, 2_000, 5_000)  # train, validation, test rows of a stand-in
+    steps: int = None
+    model_overrides: dict = field(default_factory=dict)
+
+
+PRESETS = {
+    "paper": Table1Settings(),
+    "quick": Table1Settings(datasets=("power", "gas"), model_preset="quick", allow_standin=True, steps=1000),
+}
+
+
+# --------------------------------------------------------------------------------------------
+# The stand-in data
+# --------------------------------------------------------------------------------------------
+
+class StandIn:
+    """A seeded mixture of full-covariance Gaussians in ``dim`` dimensions (default: the
+    dataset's), standardised with the training rows' mean and standard deviation.
+
+    ``splits`` holds float32 train/val/test tensors; :meth:`log_prob` is the exact log density
+    of the standardised data (float64).
+    """
+
+    def __init__(self, dataset, sizes, components=STANDIN_COMPONENTS, dim=None):
+        self.dataset = dataset
+        self.dim = dim or TABULAR_DATASETS[dataset].dim
+        self.seed = zlib.crc32(f"funnelkit table1 stand-in {dataset}".encode())
+        generator = torch.Generator().manual_seed(self.seed)
+        d, k = self.dim, components
+        self.weights = torch.softmax(torch.randn(k, generator=generator, dtype=torch.float64), 0)
+        self.means = 2.5 * torch.randn(k, d, generator=generator, dtype=torch.float64)
+        rotations = torch.linalg.qr(torch.randn(k, d, d, generator=generator, dtype=torch.float64))[0]
+        # standard deviations from 1 down to 0.03 along random axes: near-flat, curved-free sheets
+        spectrum = torch.logspace(0, math.log10(0.03), d, dtype=torch.float64)
+        scales = spectrum * torch.exp(0.3 * torch.randn(k, d, generator=generator, dtype=torch.float64))
+        self.scale_tril = torch.linalg.cholesky(rotations @ torch.diag_embed(scales**2) @ rotations.transpose(1, 2))
+        raw = self._sample(sum(sizes), generator)
+        n_train = sizes[0]
+        self.shift, self.scale = raw[:n_train].mean(0), raw[:n_train].std(0)
+        standardised = (raw - self.shift) / self.scale
+        bounds = [0, sizes[0], sizes[0] + sizes[1], sum(sizes)]
+        self.splits = {split: standardised[a:b].to(torch.float32)
+                       for split, a, b in zip(("train", "val", "test"), bounds[:-1], bounds[1:])}
+
+    def _sample(self, n, generator):
+        component = torch.multinomial(self.weights, n, replacement=True, generator=generator)
+        noise = torch.randn(n, self.dim, 1, generator=generator, dtype=torch.float64)
+        return self.means[component] + (self.scale_tril[component] @ noise).squeeze(-1)
+
+    def log_prob(self, y):
+        """Exact log density of standardised points ``y`` (n, dim), float64."""
+        x = y.to(torch.float64) * self.scale + self.shift
+        mixture = torch.distributions.MixtureSameFamily(
+            torch.distributions.Categorical(self.weights),
+            torch.distributions.MultivariateNormal(self.means, scale_tril=self.scale_tril),
+        )
+        return mixture.log_prob(x) + torch.log(self.scale).sum()
+
+    def describe(self, missing):
+        n_train, n_val, n_test = (len(self.splits[s]) for s in ("train", "val", "test"))
+        return (f"a fixed, seeded mixture of {len(self.weights)} full-covariance Gaussians in {self.dim} "
+                f"dimensions ({TABULAR_DATASETS[self.dataset].name}'s dimension; seed {self.seed}), standardised; "
+                f"{n_train:,} train / {n_val:,} validation / {n_test:,} test rows. The MAF file {missing} was "
+                "not found")
+
+
+# --------------------------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------------------------
+
+def load_data(settings, root=None):
+    """``{dataset: (splits, data record, stand-in or None)}`` for every dataset of ``settings``.
+
+    All sets are loaded (or found missing) before anything is trained: a missing file raises
+    :class:`DatasetNotFoundError` unless the settings allow a stand-in.
+    """
+    out = {}
+    for dataset in settings.datasets:
+        info = TABULAR_DATASETS[dataset]
+        try:
+            splits = {split: torch.from_numpy(tabular(dataset, split, root=root)) for split in ("train", "val", "test")}
+            source = (f"MAF-preprocessed {info.name} (Zenodo record 1161203), {len(splits['train']):,} train / "
+                      f"{len(splits['val']):,} validation / {len(splits['test']):,} test rows")
+            out[dataset] = (splits, data_record(info.name, source, False), None)
+        except DatasetNotFoundError as error:
+            if not settings.allow_standin:
+                raise
+            standin = StandIn(dataset, settings.standin_sizes)
+            name = f"{info.name} stand-in (synthetic, {info.dim}-D)"
+            out[dataset] = (standin.splits, data_record(name, standin.describe(error.file), True), standin)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# The entry
+# --------------------------------------------------------------------------------------------
+
+def _run_name(dataset, standin, model, steps, settings):
+    """``<data>-s<steps>-<model>[-custom<hash>]``: a folder per data, length and build of a run."""
+    data = f"{dataset}-standin{len(standin.splits['train'])}" if standin is not None else dataset
+    custom = (f"-custom{zlib.crc32(repr(sorted(settings.model_overrides.items())).encode()):08x}"
+              if settings.model_overrides else "")
+    return f"{data}-s{steps}-{model}{custom}"
+
+
+def reproduce_table1(preset="quick", out="results", device="cpu", progress=True, root=None, runs=None,
+                     **overrides):
+    """Train (or load) the six models on each set, evaluate them, write ``table1.json`` and ``table1.md``.
+
+    ``root``: the unpacked MAF archive (default: the kit's cache); ``runs``: the runs folder
+    (default ``runs``). ``overrides`` change :class:`Table1Settings` fields (e.g. ``steps=50``,
+    ``datasets=("power",)``, ``model_overrides={...}``, ``standin_sizes=(...)``).
+    """
+    from ..models.tabular import tabular_config, tabular_model
+
+    settings = choose_settings(PRESETS, preset, overrides, NAME)
+    data = load_data(settings, root)  # raises before anything is written when a file is missing
+    device = pick_device(device)
+    folder = runs_folder(runs, NAME, preset)
+    started = time.perf_counter()
+    ours, truth = {}, {}
+    for dataset, (splits, record, standin) in data.items():
+        config = tabular_config(dataset, settings.model_preset, **settings.model_overrides)
+        test = splits["test"]
+        if standin is not None:
+            values = standin.log_prob(test)
+            truth[dataset] = {"ll": values.mean().item(), "ll_2se": 2 * values.std().item() / math.sqrt(len(values))}
+        ours[dataset] = {}
+        for model_name in settings.models:
+            seed_everything(0)
+            model = tabular_model(model_name, dataset, preset=settings.model_preset, **settings.model_overrides)
+            model = model.to(device)
+            lr = config.vae_learning_rate if model_name == "vae" else config.learning_rate
+            steps = settings.steps or config.training_steps
+            run = train_or_load(
+                model, row_batches(splits["train"]),
+                train_config(steps, config.batch_size, lr, grad_clip_norm=config.grad_clip_norm),
+                folder / _run_name(dataset, standin, model_name, steps, settings),
+                evaluate=lambda m, x=test: (nats(m, x), None),
+                evaluation_key={"data": record, "test_rows": len(test)},
+                validation=splits["val"][:10_000], progress=progress,
+                name=f"table1 {record['name']} {model_name}", describe={"data": record},
+            )
+            ours[dataset][model_name] = {
+                **run.metrics["evaluation"],
+                "latent_dim": run.metrics["latent_dim"],
+                "parameters": run.metrics["parameters"],
+                "seconds_per_step": run.metrics["training"]["seconds_per_step"],
+                "train_seconds": run.metrics["training"]["train_seconds"],
+                "steps": steps,
+                "batch_size": config.batch_size,
+                "exact": run.metrics["exact"],
+                "run": str(run.out),
+                "status": run.status,
+            }
+    result = {
+        "result": NAME,
+        "preset": preset,
+        "device": str(device),
+        "data": [record for _, record, _ in data.values()],
+        "stand_in": any(standin is not None for _, _, standin in data.values()),
+        "stand_in_datasets": [d for d, (_, _, standin) in data.items() if standin is not None],
+        "datasets": list(settings.datasets),
+        "paper": {model: {d: list(v) for d, v in row.items()} for model, row in paper.TABLE1.items()},
+        "ours": ours,
+        "true_density": truth,
+        "speed": speed_summary(ours),
+        "seconds_this_call": time.perf_counter() - started,
+        "settings": {"models": list(settings.models), "model_preset": settings.model_preset,
+                     "steps": settings.steps, "model_overrides": settings.model_overrides},
+    }
+    write_result(out, NAME, result, markdown(result))
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# Speed
+# --------------------------------------------------------------------------------------------
+
+FLOWS = ("glow", "f-glow", "nsf", "f-nsf")
+
+
+def speed_summary(ours):
+    """Per dataset: each model's seconds per step over the F-MLP's, the funnels' over their
+    baselines', and sentences saying whether the paper's claims hold here."""
+    per_dataset, speedups, vae_ratios, slowdowns = {}, [], [], []
+    for dataset, rows in ours.items():
+        step = {name: row.get("seconds_per_step") for name, row in rows.items()}
+        if not step.get("f-mlp"):
+            continue
+        entry = {"flow_over_f_mlp": {}, "funnel_over_baseline": {}}
+        for flow in FLOWS:
+            if step.get(flow):
+                entry["flow_over_f_mlp"][flow] = step[flow] / step["f-mlp"]
+                speedups.append(step[flow] / step["f-mlp"])
+        if step.get("vae"):
+            entry["f_mlp_over_vae"] = step["f-mlp"] / step["vae"]
+            vae_ratios.append(entry["f_mlp_over_vae"])
+        for funnel, baseline in (("f-nsf", "nsf"), ("f-glow", "glow")):
+            if step.get(funnel) and step.get(baseline):
+                entry["funnel_over_baseline"][funnel] = step[funnel] / step[baseline]
+                slowdowns.append(step[funnel] / step[baseline])
+        per_dataset[dataset] = entry
+    verdicts = []
+    if speedups:
+        low, high = min(speedups), max(speedups)
+        faster = sum(s > 1 for s in speedups)
+        holds = ("holds: the F-MLP is faster than every flow" if faster == len(speedups)
+                 else "does not hold: the F-MLP is slower than every flow" if faster == 0
+                 else f"holds only in part: the F-MLP is faster in {faster} of {len(speedups)} (flow, dataset) pairs")
+        verdicts.append(
+            f"F-MLP vs the flows: a training step of the flows takes {low:.2f} to {high:.2f} times the F-MLP's here "
+            f"(paper: the F-MLP is up to {paper.F_MLP_SPEED_UP_CLAIM:g} times faster). The claim {holds}; "
+            f"a speed-up of {paper.F_MLP_SPEED_UP_CLAIM:g} is {'reached' if high >= paper.F_MLP_SPEED_UP_CLAIM else 'not reached'}."
+        )
+    if vae_ratios:
+        low, high = min(vae_ratios), max(vae_ratios)
+        similar = all(0.5 <= r <= 2 for r in vae_ratios)
+        verdicts.append(
+            f"F-MLP vs the VAE: a step of the F-MLP takes {low:.2f} to {high:.2f} times the VAE's "
+            f"({'similar, within a factor of 2, as the paper says' if similar else 'not within a factor of 2 of it'})."
+        )
+    if slowdowns:
+        high = max(slowdowns)
+        holds = "holds" if high <= paper.FUNNEL_SLOWDOWN_CLAIM else "does not hold"
+        verdicts.append(
+            f"Funnels vs their baselines: a step of F-NSF/F-GLOW takes {min(slowdowns):.2f} to {high:.2f} times "
+            f"NSF's/GLOW's (paper: up to {paper.FUNNEL_SLOWDOWN_CLAIM:.1f}); the paper's bound of "
+            f"{100 * (paper.FUNNEL_SLOWDOWN_CLAIM - 1):.0f}% more time {holds} here."
+        )
+    return {"per_dataset": per_dataset, "verdicts": verdicts}
+
+
+# --------------------------------------------------------------------------------------------
+# Markdown
+# --------------------------------------------------------------------------------------------
+
+def markdown(result):
+    """Table 1 beside ours, sizes and times, the speed verdicts, and the data used."""
+    datasets = result["datasets"]
+    names = {d: TABULAR_DATASETS[d].name for d in datasets}
+    standin = result["stand_in"]
+    lines = [
+        f"# Table 1: test log-likelihood in nats (higher is better), mean +- 2 s.e. ({result['preset']} preset)",
+        "",
+        "Data:",
+        *[data_line(record) for record in result["data"]],
+        "",
+    ]
+    if standin:
+        lines += ["**Stand-in data**: the kit's numbers below are on synthetic stand-ins of the same dimension, "
+                  "not on the paper's data. Compare the models with each other and with the stand-in's true "
+                  "density, not with the paper's column.", ""]
+    header = ["model"]
+    for d in datasets:
+        header += [f"{names[d]} paper", f"{names[d]} ours" + (" (stand-in)" if d in result["stand_in_datasets"] else "")]
+    rows = []
+    for model in result["settings"]["models"]:
+        row = [model.upper() + (" (ELBO, a bound)" if model == "vae" else "")]
+        for d in datasets:
+            cell = pm(*paper.TABLE1[model][d])
+            ours = result["ours"][d][model]
+            row += [f"**{cell}**" if (model, d) in paper.TABLE1_BOLD else cell, pm(ours["ll"], ours["ll_2se"])]
+        rows.append(row)
+    if result["true_density"]:
+        row = ["true density (stand-in)"]
+        for d in datasets:
+            t = result["true_density"].get(d)
+            row += ["-", pm(t["ll"], t["ll_2se"]) if t else "-"]
+        rows.append(row)
+    lines += [table(header, rows, "l" + "r" * (len(header) - 1)), ""]
+    lines += ["Bold: the paper's best per column. The paper's errors are two standard errors of the mean "
+              "(its caption says 'standard deviations').", ""]
+
+    lines += ["## Sizes and speed (ours)", ""]
+    header = ["dataset", "model", "latent (paper)", "latent (ours)", "parameters", "s / step", "steps", "batch", "run"]
+    rows = []
+    for d in datasets:
+        for model in result["settings"]["models"]:
+            r = result["ours"][d][model]
+            reduced = model.startswith("f-") or model == "vae"
+            paper_latent = paper.TABLE5_DIMENSION[d] - (paper.TABLE5_REDUCTION[d] if reduced else 0)
+            rows.append([names[d], model.upper(), paper_latent, r["latent_dim"], count(r["parameters"]),
+                         "-" if r["seconds_per_step"] is None else f"{r['seconds_per_step']:.4f}", count(r["steps"]),
+                         r["batch_size"], r["status"]])
+    lines += [table(header, rows, "llrrrrrrl"), ""]
+    lines += ["Paper's speed claims (Sec. 4):", *[f"- {claim}" for claim in paper.TABLE1_SPEED_CLAIMS], "",
+              "Here (median wall time of a training step on this machine, "
+              f"{result['device']}):", *[f"- {v}" for v in result["speed"]["verdicts"]], ""]
+    return "\n".join(lines)
+
+
+__all__ = ["PRESETS", "StandIn", "Table1Settings", "load_data", "markdown", "reproduce_table1", "speed_summary"]
