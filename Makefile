@@ -27,11 +27,15 @@ test-fast: $(STAMP)
 notebooks: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
 
+RESULTS_ORDER := fig2 table8 table1 table2 fig3 table3 fig4 table4
+
 reproduce: $(STAMP)
-	$(BIN)/funnelkit reproduce fig2 --preset quick
+	for result in $(RESULTS_ORDER); do $(BIN)/funnelkit reproduce $$result --preset quick --threads 1 || exit 1; done
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_four_circles.py
+	$(BIN)/python benchmarks/bench_models.py
+	$(BIN)/python benchmarks/bench_reproduce.py
 
 clean:
 	rm -rf runs results .pytest_cache
