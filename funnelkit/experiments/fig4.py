@@ -22,7 +22,7 @@ from . import paper_numbers as paper
 from .results import data_line, image_grid, pm, save_figure, table, write_result
 from .runs import choose_settings
 from .table2 import PRESETS as IMAGE_PRESETS
-from .table2 import ImageSettings, load_columns, samples_uint8, train_image_models
+from .table2 import ImageSettings, samples_uint8, single_column, train_image_models
 
 NAME = "fig4"
 ROWS = ("f-nsf", "vae", "nsf")  # the paper's order, top to bottom
@@ -73,10 +73,7 @@ def figure(panels, temperatures, title):
 def reproduce_fig4(preset="quick", out="results", device="cpu", progress=True, root=None, runs=None, **overrides):
     """Sample the Table 2 models at each temperature; write ``fig4.png``, ``fig4.json`` and ``fig4.md``."""
     settings = choose_settings(PRESETS, preset, overrides, NAME)
-    columns = load_columns(settings, root)
-    if len(columns) != 1:
-        raise ValueError(f"Fig. 4 shows one (dataset, bits) column, got {len(columns)}: {settings.columns}")
-    column = columns[0]
+    column = single_column(settings, root, "Fig. 4")
     device = pick_device(device)
     started = time.perf_counter()
     image_runs = train_image_models(column, settings, preset, device, progress, runs)

@@ -114,6 +114,14 @@ def load_columns(settings, root=None):
     return [_load_column(dataset, bits, settings, root, loaded) for dataset, bits in settings.columns]
 
 
+def single_column(settings, root, result):
+    """The one (dataset, bits) column that Table 3 and Fig. 4 use, loaded; else a ValueError."""
+    columns = load_columns(settings, root)
+    if len(columns) != 1:
+        raise ValueError(f"{result} uses one (dataset, bits) column, got {len(columns)}: {settings.columns}")
+    return columns[0]
+
+
 def _load(name, split, root, settings, loaded, **kwargs):
     if (name, split) not in loaded:
         loaded[name, split] = image_dataset(name, split, root=root, download=settings.download, **kwargs)
@@ -354,5 +362,5 @@ def markdown(result):
     return "\n".join(lines)
 
 
-__all__ = ["ImageSettings", "ImageSplits", "PRESETS", "load_columns", "markdown", "reproduce_fig3",
+__all__ = ["ImageSettings", "ImageSplits", "PRESETS", "load_columns", "single_column", "markdown", "reproduce_fig3",
            "reproduce_table2", "samples_uint8", "train_image_models", "training_settings"]

@@ -33,7 +33,7 @@ from . import paper_numbers as paper
 from .results import data_line, pm, save_image_grid, table, write_result
 from .runs import choose_settings
 from .table2 import PRESETS as IMAGE_PRESETS
-from .table2 import ImageSettings, load_columns, samples_uint8, train_image_models
+from .table2 import ImageSettings, samples_uint8, single_column, train_image_models
 
 NAME = "table3"
 OFFICIAL_SHA256_PREFIX = INCEPTION_WEIGHTS_FILE.rsplit("-", 1)[1].split(".")[0]  # "6726825d"
@@ -71,10 +71,7 @@ def reproduce_table3(preset="quick", out="results", device="cpu", progress=True,
     """Sample the Table 2 models at T = 1, score them (with weights), write ``table3.{json,md}`` and grids."""
     settings = choose_settings(PRESETS, preset, overrides, NAME)
     weights = weights_record(inception_weights) if inception_weights is not None else None
-    columns = load_columns(settings, root)
-    if len(columns) != 1:
-        raise ValueError(f"Table 3 scores one (dataset, bits) column, got {len(columns)}: {settings.columns}")
-    column = columns[0]
+    column = single_column(settings, root, "Table 3")
     device = pick_device(device)
     started = time.perf_counter()
     image_runs = train_image_models(column, settings, preset, device, progress, runs)
