@@ -42,3 +42,8 @@ def check_temperature(t):
 def check_choice(value, choices, name):
     if value not in choices:
         raise ValueError(f"unknown {name} {value!r}; expected one of {', '.join(map(repr, choices))}")
+
+
+def lowercase(value):
+    """Names are matched without regard to case ("POWER" is "power"); other values pass unchanged."""
+    return value.lower() if isinstance(value, str) else value

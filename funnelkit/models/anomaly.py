@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 from nflows.transforms.standard import PointwiseAffineTransform
 from torch import nn
 
-from ..validation import check_choice, check_positive_int
+from ..validation import check_choice, check_positive_int, lowercase
 from .funnel_flow import FunnelFlow
 from .image_steps import Preprocess, StepConfig, funnel_block, glow_level
 from .vae import MLP, VAE, GaussianMLPDecoder
@@ -163,6 +163,7 @@ def anomaly_model(name, latent_size=16, preset="paper", **overrides):
         overrides: fields of :class:`AnomalyConfig` (for "f-mlp": of
             :class:`funnelkit.models.f_mlp.AnomalyFMLPConfig`).
     """
+    name = lowercase(name)
     check_choice(name, ANOMALY_MODELS, "anomaly model")
     latent_size = check_positive_int(latent_size, "latent_size")
     record = {"builder": "anomaly", "name": name, "latent_size": latent_size, "preset": preset,

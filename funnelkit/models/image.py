@@ -34,7 +34,7 @@ level, 16 hidden channels, small decoders: for a laptop CPU).
 import math
 from dataclasses import dataclass, replace
 
-from ..validation import check_choice
+from ..validation import check_choice, lowercase
 from . import anomaly
 from .funnel_flow import FunnelFlow
 from .image_steps import Preprocess, StepConfig, funnel_block, glow_level, multiscale_levels
@@ -145,6 +145,7 @@ def image_model(name, dataset, bits=8, preset="paper", **overrides):
         overrides: fields of :class:`ImageConfig` (cifar10, imagenet64) or of
             :class:`funnelkit.models.anomaly.AnomalyConfig` plus ``latent_size`` (mnist, fashion-mnist).
     """
+    name, dataset = lowercase(name), lowercase(dataset)
     check_choice(name, IMAGE_MODELS, "image model")
     check_choice(dataset, IMAGE_DATASETS, "image dataset")
     check_choice(bits, BITS, "bits")

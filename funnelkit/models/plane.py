@@ -20,7 +20,7 @@ Presets (``PRESETS``):
 from dataclasses import dataclass, replace
 
 from ..layers import Funnel, flow_decoder, mixing_layer, rq_autoregressive_stack
-from ..validation import check_choice
+from ..validation import check_choice, lowercase
 from .funnel_flow import FunnelFlow
 
 MODEL_NAMES = ("f-nsf", "nsf")
@@ -58,6 +58,7 @@ PRESETS = {
 
 def plane_config(name, preset="paper", **overrides):
     """The :class:`PlaneConfig` of a preset, with any field overridden."""
+    name = lowercase(name)
     check_choice(name, MODEL_NAMES, "plane model")
     check_choice(preset, tuple(PRESETS), "preset")
     config = PRESETS[preset]
@@ -71,6 +72,7 @@ def plane_config(name, preset="paper", **overrides):
 
 def plane_model(name, preset="paper", **overrides):
     """Build ``"f-nsf"`` (2-D -> 1-D) or ``"nsf"`` (2-D -> 2-D) for four circles and other toys."""
+    name = lowercase(name)
     config = plane_config(name, preset, **overrides)
     spline = dict(
         hidden_features=config.hidden_features, num_bins=config.num_bins,

@@ -48,7 +48,7 @@ from .._compat import LULinear, StandardNormal
 from ..layers.conditional_elementwise import ConditionalAffine, ConditionalRQSpline
 from ..layers.decoders import GaussianDecoder
 from ..layers.funnel import Funnel
-from ..validation import check_choice
+from ..validation import check_choice, lowercase
 from .funnel_flow import FunnelFlow
 from .vae import MLP, VAE, GaussianMLPDecoder
 
@@ -273,6 +273,7 @@ def tabular_model(name, dataset, preset="paper", **overrides):
     For ``"f-mlp"`` only ``dimension`` and ``dim_reduction`` matter; its own sizes are
     :mod:`funnelkit.models.f_mlp`'s preset of the same name.
     """
+    name, dataset = lowercase(name), lowercase(dataset)
     check_choice(name, TABULAR_MODELS, "tabular model")
     config = tabular_config(dataset, preset, **overrides)
     record = {"builder": "tabular", "name": name, "dataset": dataset, "preset": preset,

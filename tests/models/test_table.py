@@ -31,3 +31,14 @@ def test_unknown_family_or_preset_is_named():
         fk.models.model_table("quick", families=("audio",))
     with pytest.raises(ValueError, match="preset"):
         fk.models.model_table("huge")
+
+
+def test_builders_match_names_and_datasets_without_regard_to_case():
+    pairs = [
+        (fk.models.plane_model("F-NSF", preset="quick"), fk.models.plane_model("f-nsf", preset="quick")),
+        (fk.models.tabular_model("F-NSF", "POWER", preset="quick"), fk.models.tabular_model("f-nsf", "power", preset="quick")),
+        (fk.models.image_model("NSF", "MNIST", 5, preset="quick"), fk.models.image_model("nsf", "mnist", 5, preset="quick")),
+        (fk.models.anomaly_model("F-MLP", 4, preset="quick"), fk.models.anomaly_model("f-mlp", 4, preset="quick")),
+    ]
+    for upper, lower in pairs:
+        assert upper.config == lower.config and upper.num_parameters() == lower.num_parameters()
