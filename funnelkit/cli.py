@@ -1,39 +1,74 @@
-"""The command line: ``funnelkit train|eval|sample|reproduce``."""
+"""The command line: ``funnelkit train|eval|sample|reproduce|models``.
+
+A thin parser: four circles is :mod:`funnelkit.experiments.four_circles`; the tabular, image and
+anomaly experiments are :mod:`funnelkit.experiments.commands`.
+"""
 
 import argparse
 import sys
 from pathlib import Path
 
-EXPERIMENTS = ("four-circles",)
+EXPERIMENTS = ("four-circles", "tabular", "images", "anomaly")
 
 
 def _parser():
     parser = argparse.ArgumentParser(prog="funnelkit", description="Funnels: exact maximum likelihood with dimensionality reduction.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    train = commands.add_parser("train", help="train a model of an experiment")
+    train = commands.add_parser(
+        "train", help="train a model of an experiment",
+        description="Train one model in a run folder: checkpoint.pt, metrics.json (and, except for four-circles, "
+                    "evaluation.pt with the per-example test values). An interrupted run in that folder is resumed; "
+                    "a finished one is loaded and evaluated, not trained again.",
+    )
     train.add_argument("experiment", help=f"one of: {', '.join(EXPERIMENTS)}")
-    train.add_argument("--model", default="f-nsf", help="f-nsf (funnel, 2-D -> 1-D) or nsf (baseline)")
-    train.add_argument("--preset", default="quick", help="quick (laptop CPU), paper (the paper's text) or authors-code")
+    train.add_argument("--model", default="f-nsf",
+                       help="four-circles: f-nsf, nsf; tabular: glow, f-glow, nsf, f-nsf, vae, f-mlp; images: nsf, "
+                            "f-nsf, vae; anomaly: vae, f-nsf, f-mlp, nsf (default f-nsf)")
+    train.add_argument("--preset", default="quick", help="quick (laptop CPU), paper (the paper's text); four-circles "
+                                                         "also authors-code")
     train.add_argument("--steps", type=int, help="training steps (default: the preset's)")
     train.add_argument("--seed", type=int, help="seed of the run (default 0)")
-    train.add_argument("--out", help="run folder (default: runs/EXPERIMENT-MODEL-PRESET); an existing run is resumed")
+    train.add_argument("--out", help="run folder (default: runs/EXPERIMENT-[DATA-]MODEL-PRESET[-sSTEPS]); "
+                                     "an existing run is resumed")
     train.add_argument("--device", default="auto",
                        help="auto, cpu, cuda or mps; under torchrun each process takes cuda:LOCAL_RANK (or the cpu)")
     train.add_argument("--amp", action="store_true", help="bfloat16 mixed precision for training (CUDA only)")
     train.add_argument("--threads", type=int, default=1,
                        help="CPU threads for torch (default 1: the fastest for these small 2-D models)")
+    train.add_argument("--dataset", help="tabular: power (default), gas, hepmass, miniboone, bsds300; images: mnist "
+                                         "(default), fashion-mnist, cifar10, imagenet64")
+    train.add_argument("--bits", type=int, help="images: 5 (default) or 8 bits per colour")
+    train.add_argument("--latent-size", type=int, help="anomaly: 16 (default) or 4")
+    train.add_argument("--root", help="data folder: the unpacked MAF archive (tabular) or the image root "
+                                      "(torchvision's layout); default: the kit's cache")
+    train.add_argument("--download", action="store_true",
+                       help="images, anomaly: let torchvision download MNIST, Fashion-MNIST or CIFAR-10 (md5-checked)")
 
-    evaluate = commands.add_parser("eval", help="test log-likelihood of a run, beside the true density's")
+    evaluate = commands.add_parser("eval", help="test numbers of a run (four circles: beside the true density)")
     evaluate.add_argument("run", help="a run folder or checkpoint file")
-    evaluate.add_argument("--n", type=int, default=100_000, help="number of fresh test points")
+    evaluate.add_argument("--n", type=int, help="four-circles: fresh test points (default 100,000); others: "
+                                                "evaluate the first N test examples (default: all)")
+    evaluate.add_argument("--from-metrics", action="store_true",
+                          help="print the numbers stored in the run's metrics.json instead of recomputing them")
+    evaluate.add_argument("--root", help="data folder of the test data (default: the run's, else the kit's cache)")
+    evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (four-circles: always the cpu)")
 
     sample = commands.add_parser("sample", help="draw samples from a run at a temperature and save a picture")
     sample.add_argument("run", help="a run folder or checkpoint file")
     sample.add_argument("--temperature", type=float, default=1.0, help="scale of the base noise (paper Fig. 4)")
-    sample.add_argument("--n", type=int, default=20_000, help="number of samples")
+    sample.add_argument("--n", type=int, help="number of samples (default: four-circles 20,000, images 64, "
+                                              "tabular 5,000)")
     sample.add_argument("--seed", type=int, default=0)
-    sample.add_argument("--out", required=True, help="the PNG file to write")
+    sample.add_argument("--out", required=True, help="the PNG file to write: a 2-D histogram (four-circles), "
+                                                     "a grid of images, or a corner plot of the first 4 dimensions")
+    sample.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (four-circles: always the cpu)")
+
+    models = commands.add_parser("models", help="the table of every model: parameters, latent size, exact or bound")
+    models.add_argument("--preset", default="paper", help="paper (default) or quick")
+    models.add_argument("--family", nargs="+", action="extend",
+                        help="some of: plane, tabular, image, anomaly (default: all; building the paper's image "
+                             "models takes some seconds)")
 
     from .experiments import DESCRIPTIONS
 
@@ -64,13 +99,20 @@ def _parser():
 def _train(args):
     import torch
 
-    from . import distributed
-    from .experiments import four_circles
-
     if args.experiment not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {args.experiment!r}; expected one of {', '.join(EXPERIMENTS)}")
     if args.threads < 1:
         raise ValueError(f"--threads must be at least 1, got {args.threads}")
+    if args.experiment != "four-circles":
+        return _train_experiment(args)
+    for option in ("dataset", "bits", "latent_size", "root"):
+        if getattr(args, option) is not None:
+            raise ValueError(f"four-circles takes no --{option.replace('_', '-')}")
+    if args.download:
+        raise ValueError("four-circles takes no --download")
+    from . import distributed
+    from .experiments import four_circles
+
     torch.set_num_threads(args.threads)
     out = Path(args.out or f"runs/{args.experiment}-{args.model}-{args.preset}")
     with distributed.session(args.device) as device:  # one process, or one rank of torchrun's
@@ -86,6 +128,22 @@ def _train(args):
         print(f"wrote {out / 'checkpoint.pt'} and {out / 'metrics.json'} ({metrics['train_seconds']:.1f} s of training)")
 
 
+def _train_experiment(args):
+    import torch
+
+    from . import distributed
+    from .experiments import commands
+
+    spec = commands.make_spec(args.experiment, args.model, args.preset, args.dataset, args.bits, args.latent_size,
+                              args.root, args.download, args.steps, args.seed)
+    if distributed.launched_by_torchrun():
+        raise ValueError(f"only four-circles trains under torchrun; run {args.experiment} as one process")
+    torch.set_num_threads(args.threads)
+    out = Path(args.out) if args.out else commands.default_out(spec)
+    run, data = commands.train(spec, out, device=args.device, progress=True, amp=args.amp)
+    print(commands.format_train(run, data, spec))
+
+
 def _format_eval(metrics):
     return (
         f"test log-likelihood ({metrics['test_points']:,} points, nats, mean +- 2 s.e.)\n"
@@ -95,32 +153,82 @@ def _format_eval(metrics):
     )
 
 
+def _experiment_of_run(run):
+    """The experiment of a checkpoint file or run folder (a missing or corrupt one fails here)."""
+    from .checkpoints import read_checkpoint
+    from .experiments.commands import experiment_of
+
+    return experiment_of(read_checkpoint(run)["config"])
+
+
 def _eval(args):
+    if args.n is not None and args.n < 1:
+        raise ValueError(f"--n must be at least 1, got {args.n}")
+    if _experiment_of_run(args.run) != "four-circles":
+        return _eval_experiment(args)
+    if args.root is not None:
+        raise ValueError("four-circles runs take no --root (their test points are drawn fresh)")
     from .checkpoints import load
     from .experiments import four_circles
 
     model = load(args.run)
-    metrics = four_circles.evaluate(model, n=args.n)
+    if args.from_metrics:  # the numbers train stored in the checkpoint (and in metrics.json)
+        metrics = model.metrics
+        if "model_ll" not in metrics:
+            raise ValueError(f"{args.run} holds no stored test numbers; run `funnelkit eval` without --from-metrics")
+    else:
+        metrics = four_circles.evaluate(model, n=args.n or 100_000)
     print(f"{args.run}: {model.config.get('name')} ({model.config.get('preset')} preset), latent dim {model.latent_dim}")
     print(_format_eval(metrics))
+
+
+def _eval_experiment(args):
+    from .device import pick_device
+    from .experiments import commands
+
+    model, spec, numbers, records, how = commands.evaluate_run(
+        args.run, root=args.root, test_max=args.n, from_metrics=args.from_metrics, device=pick_device(args.device),
+        progress=True)
+    print(commands.describe_model(model, spec, args.run))
+    print(commands.format_data(records))
+    print(commands.format_numbers(spec, numbers, getattr(model, "exact", True), how))
 
 
 def _sample(args):
     import torch
 
+    if _experiment_of_run(args.run) != "four-circles":
+        return _sample_experiment(args)
     from .checkpoints import load
     from .viz.figures import data_figure
 
+    n = 20_000 if args.n is None else args.n
     model = load(args.run)
     torch.manual_seed(args.seed)
     with torch.no_grad():
-        samples = model.sample(args.n, temperature=args.temperature)
+        samples = model.sample(n, temperature=args.temperature)
     out = Path(args.out)
     if out.suffix.lower() != ".png":
         raise ValueError(f"--out must name a .png file, got {out}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    data_figure(samples, title=f"{args.n:,} samples, temperature {args.temperature:g}").savefig(out, dpi=110)
+    data_figure(samples, title=f"{n:,} samples, temperature {args.temperature:g}").savefig(out, dpi=110)
     print(f"wrote {out}")
+
+
+def _sample_experiment(args):
+    from .device import pick_device
+    from .experiments import commands
+
+    out, n, spec = commands.sample_run(args.run, args.out, args.temperature, args.n, args.seed,
+                                       device=pick_device(args.device))
+    what = "a corner plot of" if spec.experiment == "tabular" else "a grid of"
+    print(f"wrote {out}: {what} {n:,} samples of {spec.model} ({spec.experiment}), temperature {args.temperature:g}")
+
+
+def _models(args):
+    from .models.table import FAMILIES, format_model_table, model_table
+
+    print(format_model_table(model_table(args.preset, tuple(args.family or FAMILIES))), end="")
 
 
 def _accepts(entry, option):
@@ -172,11 +280,14 @@ def main(argv=None):
     from .checkpoints import CheckpointError
 
     args = _parser().parse_args(argv)
-    handlers = {"train": _train, "eval": _eval, "sample": _sample, "reproduce": _reproduce}
+    handlers = {"train": _train, "eval": _eval, "sample": _sample, "reproduce": _reproduce, "models": _models}
     try:
         handlers[args.command](args)
     except (ValueError, FileNotFoundError, CheckpointError) as error:
-        print(f"funnelkit {args.command}: error: {error}", file=sys.stderr)
+        message = str(error)
+        if isinstance(error, CheckpointError):  # torch's unpickling errors run to many lines: keep the first
+            message = message.splitlines()[0]
+        print(f"funnelkit {args.command}: error: {message}", file=sys.stderr)
         return 2
     return 0
 

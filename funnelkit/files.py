@@ -16,7 +16,14 @@ def write_atomically(path, write):
     try:
         with os.fdopen(fd, "wb") as file:
             write(file)
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         os.replace(temporary, path)
     finally:
         Path(temporary).unlink(missing_ok=True)
     return path
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -70,3 +70,17 @@ def test_shipped_checkpoints_load_and_are_trained(name):
     gap = (fk.data.four_circles_log_prob(x) - model.log_prob(x)).mean().item()
     assert gap < 0.08, f"{path.name} is {gap:.3f} nats below the true density"
     assert model.metrics["train_config"]["steps"] == model.metrics["steps"]
+
+
+def test_atomic_writes_get_the_usual_permissions_not_mkstemps_0600(tmp_path):
+    import os
+
+    from funnelkit.files import write_atomically
+
+    previous = os.umask(0o022)
+    try:
+        path = write_atomically(tmp_path / "result.md", lambda file: file.write(b"table"))
+    finally:
+        os.umask(previous)
+    assert path.read_bytes() == b"table" and (path.stat().st_mode & 0o777) == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["result.md"]  # no temporary file left behind

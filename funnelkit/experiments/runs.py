@@ -212,7 +212,7 @@ class _StepClock:
         return statistics.median(gaps) if gaps else None
 
 
-def _read_json(path):
+def read_json(path):
     try:
         return json.loads(Path(path).read_text())
     except (OSError, ValueError):
@@ -256,7 +256,7 @@ def train_or_load(model, sample_batch, config, out, *, evaluate=None, evaluation
     out = Path(out)
     checkpoint = out / CHECKPOINT_NAME
     name = name or model.config.get("name", "model")
-    stored = _read_json(out / METRICS_NAME) if checkpoint.is_file() else None
+    stored = read_json(out / METRICS_NAME) if checkpoint.is_file() else None
     status = "trained"
     clock = _StepClock()
     train_seconds = 0.0

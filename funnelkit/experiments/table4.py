@@ -148,7 +148,7 @@ def reproduce_table4(preset="quick", out="results", device="cpu", progress=True,
         run = train_or_load(
             model, image_batches(train, BITS), train_config(steps, settings.batch_size, settings.lr),
             folder / f"{tag}-s{steps}-{key}{custom}",
-            evaluate=lambda m: _score(m, test_in, test_out, settings, progress),
+            evaluate=lambda m: score(m, test_in, test_out, settings, progress),
             evaluation_key={"in": records[-2]["name"], "n_in": len(test_in), "out": records[-1]["name"],
                             "n_out": len(test_out)},
             validation=dequantised(validation, BITS, seed=1), progress=progress, name=f"table4 {key}",
@@ -186,7 +186,7 @@ def reproduce_table4(preset="quick", out="results", device="cpu", progress=True,
     return result
 
 
-def _score(model, test_in, test_out, settings, progress):
+def score(model, test_in, test_out, settings, progress):
     bpd_in = per_example_bpd(model, test_in, BITS, settings.eval_batch_size, progress=progress, desc="MNIST bits/dim")
     bpd_out = per_example_bpd(model, test_out, BITS, settings.eval_batch_size, progress=progress,
                               desc="F-MNIST bits/dim")

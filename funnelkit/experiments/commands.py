@@ -1,0 +1,504 @@
+"""What ``funnelkit train|eval|sample`` do for the tabular, image and anomaly experiments.
+
+One run of one model, in a run folder, by :func:`funnelkit.experiments.runs.train_or_load`
+(resumable; a finished run is loaded, not trained again). The data, the split and the training
+settings are those of the reproduce entries, whose loaders are reused here:
+
+* ``tabular`` (Table 1, A.6): a MAF set (:func:`funnelkit.experiments.table1.load_data`, never a
+  stand-in: a missing file is an error), the model's Table 5 batch size, steps and learning rate
+  (:func:`funnelkit.models.tabular.tabular_config`; the VAE its own column's rate), gradient norm
+  clipped at 5; the test split in nats.
+* ``images`` (Table 2, A.8, Table 7): ``paper``: the full train split (1% cut off for
+  validation) and the test split (:func:`funnelkit.experiments.table2.load_columns`), Table 7's
+  batch, rate and steps for CIFAR-10 and ImageNet64, A.9's (batch 512, 5e-4, 200,000 steps) for
+  MNIST and Fashion-MNIST, which Table 7 does not cover. ``quick``: Table 2's quick settings (400
+  steps of batch 64 at 1e-3, 4,000 for the VAE) on the train split with 1,000 images held out
+  (Table 2's seed) as the test; for MNIST offline that split is the kit's first 10,000 training
+  images, a stand-in, labelled as one. Bits/dim on the test images.
+* ``anomaly`` (Table 4, A.9): MNIST at 8 bits and the Fashion-MNIST test set,
+  :func:`funnelkit.experiments.table4.load_data` and Table 4's settings for the preset; bits/dim
+  on both sets, their ratio and the AUROC.
+
+``eval`` rebuilds the same test data from the model's own config (any checkpoint or run folder
+works, also one made by ``funnelkit reproduce``) and recomputes the numbers; they equal the
+ones ``train`` stored in ``metrics.json`` (fixed dequantisation noise, seeded ELBO).
+"""
+
+import math
+import shlex
+import warnings
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+
+from ..checkpoints import CHECKPOINT_NAME, load, read_checkpoint
+from ..data.images import OfflineDataWarning, image_dataset
+from ..validation import check_choice, check_positive_int
+from .results import data_line, data_record, save_figure, save_image_grid
+from .runs import (EVALUATION_NAME, METRICS_NAME, read_json, bpd_summary, dequantised, held_out_split,
+                   image_batches, nats, per_example_bpd, row_batches, train_config, train_or_load)
+
+EXPERIMENTS = ("four-circles", "tabular", "images", "anomaly")
+PRESETS = ("quick", "paper")
+#: The options each experiment takes (four-circles: none of these).
+OPTIONS = {
+    "four-circles": (),
+    "tabular": ("dataset", "root"),
+    "images": ("dataset", "bits", "root", "download"),
+    "anomaly": ("latent_size", "root", "download"),
+}
+DEFAULT_DATASET = {"tabular": "power", "images": "mnist"}
+DEFAULT_BITS = 5  # Table 2's first column and its quick preset
+DEFAULT_LATENT_SIZE = 16
+LATENT_SIZES = (4, 16)  # Table 4
+VALIDATION_ROWS = 10_000  # tabular: the Trainer's periodic validation loss uses at most these rows
+IMAGE_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10", "imagenet64": "ImageNet64"}
+_EXPERIMENT_OF_BUILDER = {"plane": "four-circles", "tabular": "tabular", "image": "images", "anomaly": "anomaly"}
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One run: experiment, model, preset and the experiment's data options."""
+
+    experiment: str
+    model: str = "f-nsf"
+    preset: str = "quick"
+    dataset: str = None
+    bits: int = None
+    latent_size: int = None
+    root: str = None
+    download: bool = False
+    steps: int = None
+    seed: int = 0
+
+
+def _model_names(experiment):
+    if experiment == "tabular":
+        from ..models.tabular import TABULAR_MODELS as names
+    elif experiment == "images":
+        from ..models.image import IMAGE_MODELS as names
+    else:
+        from ..models.anomaly import ANOMALY_MODELS as names
+    return names
+
+
+def _datasets(experiment):
+    if experiment == "tabular":
+        from ..models.tabular import TABULAR_DATASETS as names
+    else:
+        from ..models.image import IMAGE_DATASETS as names
+    return names
+
+
+def make_spec(experiment, model="f-nsf", preset="quick", dataset=None, bits=None, latent_size=None, root=None,
+              download=False, steps=None, seed=None):
+    """A checked :class:`Spec` (the experiment's defaults filled in); bad input is a ValueError
+    naming what was expected, raised before any data is read or anything written."""
+    check_choice(experiment, EXPERIMENTS[1:], "experiment")
+    given = {"dataset": dataset, "bits": bits, "latent_size": latent_size, "root": root, "download": download or None}
+    for option, value in given.items():
+        if value is not None and option not in OPTIONS[experiment]:
+            raise ValueError(f"{experiment} takes no --{option.replace('_', '-')}; its options: "
+                             f"{', '.join('--' + o.replace('_', '-') for o in OPTIONS[experiment])}")
+    check_choice(preset, PRESETS, "preset")
+    check_choice(model, _model_names(experiment), f"{experiment} model")
+    if experiment in DEFAULT_DATASET:
+        dataset = dataset if dataset is not None else DEFAULT_DATASET[experiment]
+        check_choice(dataset, _datasets(experiment), f"{experiment} dataset")
+    if experiment == "images":
+        bits = DEFAULT_BITS if bits is None else bits
+        check_choice(bits, (5, 8), "bits")
+    if experiment == "anomaly":
+        if model == "nsf" and latent_size is not None:
+            raise ValueError("the anomaly nsf keeps all 784 values: it takes no --latent-size")
+        latent_size = DEFAULT_LATENT_SIZE if latent_size is None else latent_size  # nsf: ignored by the builder
+        check_choice(latent_size, LATENT_SIZES, "latent size")
+    if steps is not None:
+        check_positive_int(steps, "--steps")
+    return Spec(experiment, model, preset, dataset, bits, latent_size, None if root is None else str(root),
+                bool(download), steps, 0 if seed is None else seed)
+
+
+def default_out(spec):
+    """``runs/EXPERIMENT-DATA-MODEL-PRESET`` (``-sN`` appended when ``--steps`` is given)."""
+    what = {"tabular": spec.dataset, "images": f"{spec.dataset}-{spec.bits}bit",
+            "anomaly": "" if spec.model == "nsf" else f"latent{spec.latent_size}"}[spec.experiment]
+    parts = [spec.experiment, what, spec.model, spec.preset] + ([f"s{spec.steps}"] if spec.steps else [])
+    return Path("runs") / "-".join(p for p in parts if p)
+
+
+def command(spec, out=None):
+    """The ``funnelkit train`` command line that makes this run (stored in ``metrics.json``)."""
+    words = ["funnelkit", "train", spec.experiment, "--model", spec.model, "--preset", spec.preset]
+    if spec.dataset:
+        words += ["--dataset", spec.dataset]
+    if spec.bits:
+        words += ["--bits", str(spec.bits)]
+    if spec.latent_size and spec.model != "nsf":
+        words += ["--latent-size", str(spec.latent_size)]
+    if spec.steps:
+        words += ["--steps", str(spec.steps)]
+    if spec.seed:
+        words += ["--seed", str(spec.seed)]
+    if out is not None:
+        words += ["--out", str(out)]
+    return shlex.join(words)
+
+
+# --------------------------------------------------------------------------------------------
+# Training settings and the model
+# --------------------------------------------------------------------------------------------
+
+def training_settings(spec):
+    """``{"steps", "batch_size", "lr"[, "grad_clip_norm"]}`` of a run (``--steps`` wins)."""
+    from . import table2, table4
+
+    if spec.experiment == "tabular":
+        from ..models.tabular import tabular_config
+
+        config = tabular_config(spec.dataset, spec.preset)
+        settings = {"steps": config.training_steps, "batch_size": config.batch_size,
+                    "lr": config.vae_learning_rate if spec.model == "vae" else config.learning_rate,
+                    "grad_clip_norm": config.grad_clip_norm}
+    elif spec.experiment == "images" and spec.preset == "paper" and spec.dataset in ("cifar10", "imagenet64"):
+        from ..models.image import TRAINING
+
+        paper = TRAINING[spec.dataset, spec.bits]
+        settings = {"steps": paper["num_steps"], "batch_size": paper["batch_size"], "lr": paper["learning_rate"]}
+    else:  # images quick (Table 2's), MNIST-like images paper (A.9, as Table 4), anomaly (Table 4's)
+        source = (table2.PRESETS["quick"] if spec.experiment == "images" and spec.preset == "quick"
+                  else table4.PRESETS[spec.preset if spec.experiment == "anomaly" else "paper"])
+        steps = source.vae_steps if spec.model == "vae" and source.vae_steps else source.steps
+        settings = {"steps": steps, "batch_size": source.batch_size, "lr": source.lr}
+    if spec.steps:
+        settings["steps"] = spec.steps
+    return settings
+
+
+def build_model(spec):
+    """The model of a run, freshly initialised (seeded with the run's seed)."""
+    from ..device import seed_everything
+
+    seed_everything(spec.seed)
+    if spec.experiment == "tabular":
+        from ..models.tabular import tabular_model
+
+        return tabular_model(spec.model, spec.dataset, preset=spec.preset)
+    if spec.experiment == "images":
+        from ..models.image import image_model
+
+        return image_model(spec.model, spec.dataset, spec.bits, preset=spec.preset)
+    from ..models.anomaly import anomaly_model
+
+    return anomaly_model(spec.model, spec.latent_size, preset=spec.preset)
+
+
+def bits_of(spec):
+    return spec.bits if spec.experiment == "images" else 8
+
+
+# --------------------------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class RunData:
+    """Training stream, validation and test data of a run, and what they are (stand-ins labelled)."""
+
+    sample_batch: object
+    validation: torch.Tensor
+    test: torch.Tensor
+    records: list
+    test_out: torch.Tensor = None  # anomaly: Fashion-MNIST
+
+    @property
+    def stand_in(self):
+        return any(r["stand_in"] for r in self.records)
+
+
+def load_data(spec, test_max=None):
+    """The :class:`RunData` of ``spec``; a missing file raises DatasetNotFoundError before anything
+    is written. ``test_max`` keeps the first that many test examples (of each set)."""
+    with warnings.catch_warnings():  # offline data is named in the records, printed and stored
+        warnings.simplefilter("ignore", OfflineDataWarning)
+        if spec.experiment == "tabular":
+            return _tabular_data(spec, test_max)
+        if spec.experiment == "images":
+            return _image_data(spec, test_max)
+        return _anomaly_data(spec, test_max)
+
+
+def _tabular_data(spec, test_max):
+    from . import table1
+
+    settings = replace(table1.PRESETS["paper"], datasets=(spec.dataset,), allow_standin=False)
+    splits, record, _ = table1.load_data(settings, spec.root)[spec.dataset]
+    return RunData(row_batches(splits["train"]), splits["val"][:VALIDATION_ROWS], splits["test"][:test_max],
+                   [record])
+
+
+def _image_data(spec, test_max):
+    from . import table2
+
+    if spec.preset == "paper":
+        settings = replace(table2.PRESETS["paper"], columns=((spec.dataset, spec.bits),), download=spec.download,
+                           test_max=test_max)
+        column = table2.load_columns(settings, spec.root)[0]
+        return RunData(image_batches(column.images, spec.bits, column.train_index),
+                       dequantised(column.validation, spec.bits, seed=1), column.test, column.records)
+    quick = table2.PRESETS["quick"]
+    data = image_dataset(spec.dataset, "train", root=spec.root, download=spec.download)
+    train_index, test_index = held_out_split(len(data), quick.held_out, table2.SPLIT_SEED)
+    shown = IMAGE_NAMES[spec.dataset]
+    name = f"{shown} first {len(data):,} of train (offline subset)" if data.is_stand_in else f"{shown} train"
+    source = (f"{data.source}; {len(train_index):,} images for training and {len(test_index):,} held out "
+              f"(seed {table2.SPLIT_SEED}) as the test, reduced to {spec.bits} bits")
+    record = data_record(name, source, data.is_stand_in, role="training and held-out test")
+    validation = data.images[train_index[: quick.validation_max]]
+    return RunData(image_batches(data.images, spec.bits, train_index), dequantised(validation, spec.bits, seed=1),
+                   data.images[test_index][:test_max], [record])
+
+
+def _anomaly_data(spec, test_max):
+    from . import table4
+
+    settings = replace(table4.PRESETS[spec.preset], download=spec.download, in_max=test_max, out_max=test_max)
+    train, validation, test_in, test_out, records, _ = table4.load_data(settings, spec.root)
+    return RunData(image_batches(train, table4.BITS), dequantised(validation, table4.BITS, seed=1), test_in, records,
+                   test_out)
+
+
+def evaluate(spec, model, data, progress=False):
+    """``(numbers, arrays)`` on the test data: nats (tabular), bits/dim (images), bits/dim on
+    both sets, ratio and AUROC (anomaly)."""
+    from . import table2, table4
+
+    if spec.experiment == "tabular":
+        return nats(model, data.test, progress=progress), None
+    if spec.experiment == "images":
+        values = per_example_bpd(model, data.test, spec.bits, batch_size=table2.PRESETS[spec.preset].eval_batch_size,
+                                 progress=progress, desc="test bits/dim")
+        return bpd_summary(values), {"bpd": values}
+    return table4.score(model, data.test, data.test_out, table4.PRESETS[spec.preset], progress)
+
+
+def _evaluation_key(spec, data):
+    key = {"experiment": spec.experiment, "test": data.records[-1]["name"], "n": len(data.test)}
+    if spec.experiment == "images":
+        key["bits"] = spec.bits
+    if data.test_out is not None:
+        key["n_out"] = len(data.test_out)
+    return key
+
+
+# --------------------------------------------------------------------------------------------
+# train
+# --------------------------------------------------------------------------------------------
+
+def train(spec, out=None, device="auto", progress=True, amp=False):
+    """Train (or resume, or load) the run of ``spec`` in ``out``; returns ``(Run, RunData)``.
+
+    Writes ``checkpoint.pt``, ``metrics.json`` (with the data used and the command that makes the
+    run) and ``evaluation.pt`` in ``out`` (default :func:`default_out`).
+    """
+    from ..device import pick_device
+
+    out = Path(out) if out is not None else default_out(spec)
+    settings = training_settings(spec)
+    device = pick_device(device)  # an unknown or absent device fails before the data are read
+    data = load_data(spec)  # raises before anything is written when a file is missing
+    model = build_model(spec).to(device)
+    config = train_config(settings["steps"], settings["batch_size"], settings["lr"], seed=spec.seed, amp=bool(amp),
+                          **({"grad_clip_norm": settings["grad_clip_norm"]} if "grad_clip_norm" in settings else {}))
+    describe = {
+        "experiment": spec.experiment,
+        "command": command(spec, out),
+        "data": data.records,
+        "stand_in": data.stand_in,
+        "settings": {"model": spec.model, "preset": spec.preset, "dataset": spec.dataset, "bits": spec.bits,
+                     "latent_size": spec.latent_size, "seed": spec.seed, **settings,
+                     "root": None if spec.root is None else str(Path(spec.root).expanduser().resolve())},
+    }
+    run = train_or_load(model, data.sample_batch, config, out,
+                        evaluate=lambda m: evaluate(spec, m, data, progress),
+                        evaluation_key=_evaluation_key(spec, data), validation=data.validation, progress=progress,
+                        name=f"{spec.experiment} {spec.model}", describe=describe)
+    return run, data
+
+
+# --------------------------------------------------------------------------------------------
+# eval and sample: any checkpoint or run folder
+# --------------------------------------------------------------------------------------------
+
+def experiment_of(config):
+    """The experiment a model belongs to, from its config's builder."""
+    builder = config.get("builder") if isinstance(config, dict) else None
+    if builder not in _EXPERIMENT_OF_BUILDER:
+        raise ValueError(f"the model's builder {builder!r} belongs to no experiment; expected one of "
+                         f"{', '.join(map(repr, _EXPERIMENT_OF_BUILDER))}")
+    return _EXPERIMENT_OF_BUILDER[builder]
+
+
+def spec_of(model, run, root=None):
+    """The :class:`Spec` of a trained model (its config), with ``root`` (else the one stored in the
+    run folder's ``metrics.json``, else the kit's cache)."""
+    config = model.config
+    experiment = experiment_of(config)
+    stored = stored_metrics(run) or {}
+    settings = (stored.get("describe") or {}).get("settings") or {}
+    root = root if root is not None else settings.get("root")
+    return Spec(experiment, config["name"], config["preset"], config.get("dataset"),
+                config.get("bits") if experiment == "images" else None,
+                config.get("latent_size") if experiment == "anomaly" else None, root,
+                seed=settings.get("seed") or 0)
+
+
+def stored_metrics(run):
+    """The ``metrics.json`` beside a run's checkpoint, or None."""
+    path = Path(run)
+    folder = path if path.is_dir() else path.parent
+    if not (folder / CHECKPOINT_NAME).is_file() and not path.is_file():
+        return None
+    return read_json(folder / METRICS_NAME) if (folder / METRICS_NAME).is_file() else None
+
+
+def load_run(run, device="cpu"):
+    """The model of a checkpoint file or run folder (checked: CheckpointError if unreadable)."""
+    read_checkpoint(run)  # a missing or corrupt file fails with its own message
+    return load(run, device=device)
+
+
+def evaluate_run(run, root=None, test_max=None, from_metrics=False, device="cpu", progress=False):
+    """``(model, spec, numbers, records, how)``: the run's test numbers, recomputed on the test data
+    (or, with ``from_metrics``, read from its ``metrics.json``)."""
+    model = load_run(run, device)
+    spec = spec_of(model, run, root)
+    if from_metrics:
+        stored = stored_metrics(run)
+        if not stored or "evaluation" not in stored:
+            folder = Path(run) if Path(run).is_dir() else Path(run).parent
+            raise ValueError(f"no evaluation in {folder / METRICS_NAME}: expected the metrics.json that "
+                             "`funnelkit train` writes; run `funnelkit eval` without --from-metrics to compute it")
+        records = (stored.get("describe") or {}).get("data", [])
+        return model, spec, stored["evaluation"], records, "read from metrics.json"
+    data = load_data(spec, test_max)
+    numbers, _ = evaluate(spec, model, data, progress)
+    return model, spec, numbers, data.records, "recomputed on the test data"
+
+
+def describe_model(model, spec, run):
+    """Two lines: the run and model, parameters, latent size, exact or a bound."""
+    if spec.experiment == "tabular":
+        what = spec.dataset
+    elif spec.experiment == "images":
+        what = f"{IMAGE_NAMES.get(spec.dataset, spec.dataset)}, {spec.bits}-bit"
+    else:
+        what = "MNIST 8-bit" + ("" if spec.model == "nsf" else f", latent size {spec.latent_size}")
+    likelihood = "exact" if getattr(model, "exact", True) else "a bound (the ELBO), not exact"
+    return (f"{run}: {spec.model} ({spec.experiment}: {what}; {spec.preset} preset)\n"
+            f"  {model.num_parameters():,} parameters; latent size {model.latent_dim:,} of "
+            f"{math.prod(model.data_shape):,}; log_prob is {likelihood}")
+
+
+def format_numbers(spec, numbers, exact=True, how=None):
+    """The test numbers as lines: nats, bits/dim, or both sets' bits/dim, +- 2 s.e."""
+    how = f"; {how}" if how else ""
+    bound = "" if exact else " (ELBO: a bound)"
+    if spec.experiment == "tabular":
+        return (f"test log-likelihood{bound} ({numbers['n']:,} rows, nats, mean +- 2 s.e.{how})\n"
+                f"  {numbers['ll']:.4f} +- {numbers['ll_2se']:.4f}")
+    if spec.experiment == "images":
+        return (f"test bits/dim{bound} ({numbers['n']:,} images, mean +- 2 s.e.{how})\n"
+                f"  {numbers['bpd']:.4f} +- {numbers['bpd_2se']:.4f}")
+    return (f"test bits/dim{bound} (mean +- 2 s.e.{how})\n"
+            f"  MNIST (in distribution, {numbers['n_in']:,} images): "
+            f"{numbers['mnist']:.4f} +- {numbers['mnist_2se']:.4f}\n"
+            f"  Fashion-MNIST (out of distribution, {numbers['n_out']:,} images): "
+            f"{numbers['f_mnist']:.4f} +- {numbers['f_mnist_2se']:.4f}\n"
+            f"  ratio F-MNIST / MNIST: {numbers['ratio']:.4f} +- {numbers['ratio_2se']:.4f}; "
+            f"AUROC {numbers['auroc']:.4f}")
+
+
+def format_data(records):
+    return "data:\n" + "\n".join("  " + data_line(r) for r in records)
+
+
+_DONE = {"trained": "trained", "resumed": "resumed and finished",
+         "loaded": "loaded the finished run (not trained again)"}
+
+
+def format_train(run, data, spec):
+    """What ``funnelkit train`` prints: the model, the data, the test numbers, the training, the files."""
+    training = run.metrics["training"]
+    return "\n".join([
+        describe_model(run.model, spec, run.out),
+        format_data(data.records),
+        format_numbers(spec, run.metrics["evaluation"], run.metrics["exact"]),
+        f"{_DONE[run.status]}: {training['steps']:,} steps of batch {training['config']['batch_size']}, "
+        f"lr {training['config']['lr']:g} ({training['train_seconds']:.1f} s of training)",
+        f"wrote {run.out / CHECKPOINT_NAME}, {run.out / METRICS_NAME} and {run.out / EVALUATION_NAME}",
+    ])
+
+
+def sample_run(run, out, temperature=1.0, n=None, seed=0, device="cpu"):
+    """Save ``n`` samples of a tabular, image or anomaly run at ``temperature`` as a PNG:
+    a grid of images, or a corner plot of the first (up to 4) dimensions of tabular data.
+    Returns ``(path, n, spec)``."""
+    from .table2 import samples_uint8
+
+    out = Path(out)
+    if out.suffix.lower() != ".png":
+        raise ValueError(f"--out must name a .png file, got {out}")
+    model = load_run(run, device)
+    spec = spec_of(model, run)
+    if spec.experiment == "four-circles":
+        raise ValueError("four-circles runs are sampled by `funnelkit sample` itself")
+    n = check_positive_int(n if n is not None else (5000 if spec.experiment == "tabular" else 64), "--n")
+    if spec.experiment == "tabular":
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            samples = model.sample(n, temperature=temperature).cpu()
+        title = f"{n:,} samples of {spec.model} ({spec.dataset}), temperature {temperature:g}"
+        save_figure(corner_figure(samples, title), out)
+    else:
+        images = samples_uint8(model, n, bits_of(spec), temperature=temperature, seed=seed)
+        save_image_grid(images, out, nrow=math.ceil(math.sqrt(n)))
+    return out, n, spec
+
+
+def corner_figure(samples, title, max_dims=4, bins=60):
+    """A corner plot of the first ``max_dims`` dimensions: histograms on the diagonal, 2-D
+    histograms below it."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    x = np.asarray(samples, dtype=np.float64)
+    k = min(max_dims, x.shape[1])
+    low, high = np.percentile(x[:, :k], 0.5, axis=0), np.percentile(x[:, :k], 99.5, axis=0)
+    fig, axes = plt.subplots(k, k, figsize=(2.2 * k, 2.2 * k), squeeze=False, facecolor="white")
+    for i in range(k):
+        for j in range(k):
+            ax = axes[i, j]
+            if j > i:
+                ax.axis("off")
+                continue
+            if i == j:
+                ax.hist(x[:, i], bins=bins, range=(low[i], high[i]), color="tab:blue")
+                ax.set_yticks([])
+            else:
+                ax.hist2d(x[:, j], x[:, i], bins=bins, range=[(low[j], high[j]), (low[i], high[i])], cmap="viridis")
+            if i == k - 1:
+                ax.set_xlabel(f"$x_{{{j + 1}}}$")
+            if j == 0 and i > 0:
+                ax.set_ylabel(f"$x_{{{i + 1}}}$")
+    shown = f"first {k} of {x.shape[1]} dimensions" if k < x.shape[1] else f"{k} dimensions"
+    fig.suptitle(f"{title}\n({shown})", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+__all__ = ["EXPERIMENTS", "RunData", "Spec", "build_model", "command", "corner_figure", "default_out",
+           "describe_model", "evaluate", "evaluate_run", "experiment_of", "format_data", "format_numbers",
+           "format_train", "load_data", "load_run", "make_spec", "sample_run", "spec_of", "stored_metrics", "train",
+           "training_settings"]
