@@ -228,7 +228,7 @@ def _check_same_run(out, payload, model, config):
         if saved != asked:
             raise ValueError(
                 f"the run folder {out} holds another run: its {what} are {saved}, but this asks for {asked}. "
-                "Use another runs folder (--runs) or delete that one to train anew."
+                "Use another folder (reproduce --runs, train --out) or delete that one to train anew."
             )
 
 
