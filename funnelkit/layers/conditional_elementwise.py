@@ -17,6 +17,7 @@ the same context. They are also usable as a 1-D conditional flow step, where a c
 cannot split its input.
 """
 
+import abc
 import math
 
 import torch
@@ -26,7 +27,7 @@ from nflows.transforms.splines import rational_quadratic as rq
 from torch.nn import functional as F
 
 
-class ConditionalElementwiseTransform(Transform):
+class ConditionalElementwiseTransform(Transform, abc.ABC):
     """Base class: ``theta = ResidualNet(context)`` of width ``features * params_per_feature``,
     laid out as in the matching nflows coupling layer (so the two can share weights).
 
@@ -80,10 +81,10 @@ class ConditionalElementwiseTransform(Transform):
         outputs, logabsdet = self._elementwise(inputs, self._params(inputs, context), inverse=True)
         return outputs, logabsdet.sum(dim=1)
 
+    @abc.abstractmethod
     def _elementwise(self, inputs, params, inverse):
         """Map ``inputs`` given the raw ``params`` ``(batch, features * params_per_feature)``;
         return the outputs and the per-feature log|f'| (negated for the inverse)."""
-        raise NotImplementedError
 
 
 class ConditionalRQSpline(ConditionalElementwiseTransform):
