@@ -90,7 +90,7 @@ class ConditionalElementwiseTransform(Transform, abc.ABC):
 class ConditionalRQSpline(ConditionalElementwiseTransform):
     """z_i = RQ-spline_i(x_i; theta(c)) with ``num_bins`` bins on [-tail_bound, tail_bound] and
     identity (slope 1) tails outside; 3 * num_bins - 1 parameters per feature, as in nflows'
-    coupling splines (widths and heights scaled down by sqrt(hidden_features) at the start)."""
+    coupling splines (the raw widths and heights divided by sqrt(hidden_features), as nflows does)."""
 
     def __init__(self, features, context_features, num_bins=8, tail_bound=3.0, hidden_features=64,
                  num_blocks=2, dropout_probability=0.0, activation=F.relu, use_batch_norm=False,

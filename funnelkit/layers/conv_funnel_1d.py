@@ -130,8 +130,6 @@ def _check_context(context, features, batch, layer):
 class _CheckedFunnel(Funnel):
     """A :class:`Funnel` whose forward and inverse check the input widths first."""
 
-    exact = True
-
     def contributions(self, inputs, context=None):
         """Return ``(z, logabsdet, log_p_dropped)``: the two terms of V(x) separately."""
         _check_rows(inputs, self.features_in, "x", type(self).__name__)

@@ -29,7 +29,6 @@ cent of Table 8) and ``"quick"`` (one thread, a few hundred steps of batch 64 in
 import math
 from dataclasses import dataclass, replace
 
-from nflows.transforms.standard import PointwiseAffineTransform
 from torch import nn
 
 from ..validation import check_choice, check_positive_int, lowercase
@@ -140,16 +139,11 @@ def mnist_model(name, image_shape, bits, latent_size, config, record):
 
 
 def f_mlp_model(latent_size, preset, overrides, record, image_shape=MNIST_SHAPE, bits=8):
-    """:func:`funnelkit.models.f_mlp.anomaly_f_mlp` with the preprocessing and image-shaped inputs."""
-    from .f_mlp import Flatten, anomaly_f_mlp
+    """:func:`funnelkit.models.f_mlp.anomaly_f_mlp` (which flattens the images) behind the preprocessing."""
+    from .f_mlp import anomaly_f_mlp
 
     model = anomaly_f_mlp(latent_size, image_shape=tuple(image_shape), preset=preset, **overrides)
-    layers = list(model.layers)
-    if tuple(model.data_shape) != tuple(image_shape):  # it takes flat vectors: flatten first
-        layers = [Flatten(tuple(image_shape)), *layers]
-    if not any(isinstance(layer, PointwiseAffineTransform) for layer in layers):
-        layers = [Preprocess(bits), *layers]
-    return FunnelFlow(layers, data_shape=tuple(image_shape), config=record)
+    return FunnelFlow([Preprocess(bits), *model.layers], data_shape=tuple(image_shape), config=record)
 
 
 def anomaly_model(name, latent_size=16, preset="paper", **overrides):

@@ -28,7 +28,7 @@ from nflows.transforms.base import Transform
 
 from ..layers.mlp_funnel import MLPFunnel
 from ..layers.spline_activation import SplineActivation
-from ..validation import check_choice
+from ..validation import check_choice, check_positive_int
 from .funnel_flow import FunnelFlow
 
 
@@ -94,18 +94,13 @@ def _config(presets, preset, overrides, kind):
         raise ValueError(f"unknown {kind} F-MLP setting: {error}") from None
 
 
-def _positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-
-
 def tabular_f_mlp(data_dim, latent_dim, preset="paper", **overrides):
     """The F-MLP of A.6 for vectors of width ``data_dim`` with a latent of width ``latent_dim``.
 
     ``overrides`` set any :class:`FMLPConfig` field (num_bins, tail_bound, hidden_features, ...).
     """
-    _positive_int(data_dim, "data_dim")
-    _positive_int(latent_dim, "latent_dim")
+    data_dim = check_positive_int(data_dim, "data_dim")
+    latent_dim = check_positive_int(latent_dim, "latent_dim")
     if latent_dim > data_dim:
         raise ValueError(f"latent_dim must be at most data_dim={data_dim}, got {latent_dim}")
     config = _config(TABULAR_PRESETS, preset, overrides, "tabular")
@@ -138,10 +133,8 @@ def anomaly_f_mlp(latent_size, image_shape=(1, 28, 28), preset="paper", **overri
     ``overrides`` set any :class:`AnomalyFMLPConfig` field (widths, num_bins, hidden_features, ...).
     The model takes images of shape (batch, *image_shape).
     """
-    _positive_int(latent_size, "latent_size")
-    image_shape = tuple(image_shape)
-    for n in image_shape:
-        _positive_int(n, "each entry of image_shape")
+    latent_size = check_positive_int(latent_size, "latent_size")
+    image_shape = tuple(check_positive_int(n, "each entry of image_shape") for n in image_shape)
     config = _config(ANOMALY_PRESETS, preset, overrides, "anomaly")
     data_dim = math.prod(image_shape)
     widths = [data_dim, *config.widths, latent_size]

@@ -26,7 +26,7 @@
 """
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -56,11 +56,6 @@ class StepConfig:
     min_bin_width: float = 1e-3
     min_bin_height: float = 1e-3
     min_derivative: float = 1e-3
-
-    @classmethod
-    def of(cls, config):
-        """The step settings held by a larger config dataclass (fields of the same names)."""
-        return cls(**{f.name: getattr(config, f.name) for f in fields(cls)})
 
 
 class ActNorm(_NflowsActNorm):
