@@ -6,9 +6,9 @@ Both presets count the **paper-preset** models (:func:`funnelkit.models.anomaly.
 quick models that Table 4's quick run trains, for reference. The paper lists the NSF's latent
 size as 768; a dimension-preserving flow on 28 x 28 images keeps all 784 values.
 
-Where the counts differ, the reasons are recorded in :mod:`funnelkit.models.anomaly` (for
-example the F-MLP's first layer takes 784 values, where A.9 writes 768, and the F-NSF keeps odd
-image sizes exact instead of zero-padding them).
+Where the counts differ, the reasons are recorded in :mod:`funnelkit.models.f_mlp` (the F-MLP's
+first layer takes 784 values, where A.9 writes 768) and :mod:`funnelkit.models.anomaly` (the
+F-NSF keeps odd image sizes exact instead of zero-padding them), and in ``docs/errata.md``.
 """
 
 import time

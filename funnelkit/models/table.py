@@ -41,12 +41,15 @@ def _specs(family):
     if family == "image":
         from .image import IMAGE_DATASETS, IMAGE_MODELS, image_model
 
-        return [
-            (name, f"{dataset}, {bits}-bit", lambda p, n=name, d=dataset, b=bits: image_model(n, d, bits=b, preset=p))
-            for dataset in IMAGE_DATASETS
-            for bits in (5, 8)
-            for name in IMAGE_MODELS
-        ]
+        specs = []
+        for dataset in IMAGE_DATASETS:
+            # the 1 x 28 x 28 models are the same at both depths; list them once
+            depths = (5, 8) if dataset in ("cifar10", "imagenet64") else (8,)
+            for bits in depths:
+                setting = f"{dataset}, {bits}-bit" if len(depths) > 1 else f"{dataset}, 5- or 8-bit"
+                specs += [(name, setting, lambda p, n=name, d=dataset, b=bits: image_model(n, d, bits=b, preset=p))
+                          for name in IMAGE_MODELS]
+        return specs
     from .anomaly import ANOMALY_MODELS, anomaly_model
 
     specs = []
