@@ -4,7 +4,8 @@
    runs folder, in the order a reader would run them (Fig. 3, Table 3 and Fig. 4 reuse the image
    runs that Table 2 trains, so their times are loading, sampling and scoring).
 2. Training throughput of each quick run: steps and examples per second, read from the runs'
-   ``metrics.json`` (the Trainer's own clock, data drawing included).
+   ``metrics.json`` (the runs' clock: the median gap between the ends of consecutive training
+   steps, data drawing included).
 3. Whether drawing batches from the offline data slows training: the time per training step of
    each quick image model with batches drawn from the offline MNIST (index, reduce bits,
    dequantise: what every training step does) against the same steps on one batch drawn
@@ -28,6 +29,7 @@ from pathlib import Path
 import torch
 
 import funnelkit as fk
+from bench_models import median_step_times, timing_trainer  # this folder is on sys.path when run as a script
 from funnelkit.experiments.runs import image_batches
 
 RESULTS = Path(__file__).parent / "results"
@@ -76,25 +78,15 @@ def data_loading(batch_size=64, blocks=6, steps_per_block=3):
     for name in fk.models.IMAGE_MODELS:
         fk.seed_everything(0)
         model = fk.models.image_model(name, "mnist", bits=8, preset="quick")
-        trainers = {
-            "drawn": fk.Trainer(model, draw, fk.TrainConfig(steps=10_000, batch_size=batch_size, schedule="constant", lr=1e-4)),
-            "fixed": fk.Trainer(model, lambda n, g: fixed, fk.TrainConfig(steps=10_000, batch_size=batch_size, schedule="constant", lr=1e-4)),
-        }
-        for trainer in trainers.values():
-            trainer.train_step()
-        times = {key: [] for key in trainers}
-        for block in range(blocks):
-            for key in (trainers if block % 2 == 0 else reversed(list(trainers))):
-                for _ in range(steps_per_block):
-                    start = time.perf_counter()
-                    trainers[key].train_step()
-                    times[key].append(time.perf_counter() - start)
+        # both trainers step the same model (each with its own Adam): only their batches differ
+        trainers = {"drawn": timing_trainer(model, draw, batch_size),
+                    "fixed": timing_trainer(model, lambda n, g: fixed, batch_size)}
+        median = median_step_times(trainers, blocks, steps_per_block, warmup=1)
         draw_times = []
         for _ in range(20):
             start = time.perf_counter()
             draw(batch_size, generator)
             draw_times.append(time.perf_counter() - start)
-        median = {key: statistics.median(t) for key, t in times.items()}
         rows[name] = {"ms_per_step_drawn": 1000 * median["drawn"], "ms_per_step_fixed": 1000 * median["fixed"],
                       "ms_to_draw_a_batch": 1000 * statistics.median(draw_times),
                       "slowdown": median["drawn"] / median["fixed"] - 1}

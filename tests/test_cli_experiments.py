@@ -228,3 +228,21 @@ def test_missing_and_corrupt_runs_fail_in_one_line(tmp_path, capsys):
     error = capsys.readouterr().err
     assert "not a readable funnelkit checkpoint" in error and len(error.strip().splitlines()) == 1
     assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize("builder, experiment_builder", [
+    ("tabular_f_mlp", "tabular_model('f-mlp', DATASET)"), ("anomaly_f_mlp", "anomaly_model('f-mlp', LATENT_SIZE)")])
+def test_a_directly_built_f_mlp_is_refused_naming_the_builder_to_use(tmp_path, capsys, builder, experiment_builder):
+    from funnelkit.checkpoints import save_checkpoint
+    from funnelkit.models.f_mlp import anomaly_f_mlp, tabular_f_mlp
+
+    model = (tabular_f_mlp(3, 2, preset="quick") if builder == "tabular_f_mlp"
+             else anomaly_f_mlp(2, image_shape=(1, 3, 3), preset="quick", widths=(8, 6, 4, 3)))
+    save_checkpoint(tmp_path / "checkpoint.pt", model)
+    assert load(tmp_path).config["builder"] == builder  # the checkpoint itself is fine
+    for args in (["eval", str(tmp_path)], ["sample", str(tmp_path), "--out", str(tmp_path / "x.png")]):
+        assert main(args) == 2
+        error = capsys.readouterr().err
+        assert f"built directly by funnelkit.models.{builder}" in error and experiment_builder in error
+        assert "Traceback" not in error and len(error.strip().splitlines()) == 1
+    assert not (tmp_path / "x.png").exists()

@@ -55,6 +55,12 @@ LATENT_SIZES = (4, 16)  # Table 4
 VALIDATION_ROWS = 10_000  # tabular: the Trainer's periodic validation loss uses at most these rows
 IMAGE_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10", "imagenet64": "ImageNet64"}
 _EXPERIMENT_OF_BUILDER = {"plane": "four-circles", "tabular": "tabular", "image": "images", "anomaly": "anomaly"}
+#: Builders whose config names no experiment's data (so eval cannot rebuild the test set), and
+#: the experiment builder that makes the same model with its data named.
+_DIRECT_BUILDERS = {
+    "tabular_f_mlp": "funnelkit.models.tabular_model('f-mlp', DATASET) or `funnelkit train tabular --model f-mlp`",
+    "anomaly_f_mlp": "funnelkit.models.anomaly_model('f-mlp', LATENT_SIZE) or `funnelkit train anomaly --model f-mlp`",
+}
 
 
 @dataclass(frozen=True)
@@ -334,6 +340,10 @@ def train(spec, out=None, device="auto", progress=True, amp=False):
 def experiment_of(config):
     """The experiment a model belongs to, from its config's builder."""
     builder = config.get("builder") if isinstance(config, dict) else None
+    if builder in _DIRECT_BUILDERS:
+        raise ValueError(f"the model was built directly by funnelkit.models.{builder}, whose config names no data "
+                         f"set or preprocessing, so it belongs to no experiment; expected a model built by "
+                         f"{_DIRECT_BUILDERS[builder]}")
     if builder not in _EXPERIMENT_OF_BUILDER:
         raise ValueError(f"the model's builder {builder!r} belongs to no experiment; expected one of "
                          f"{', '.join(map(repr, _EXPERIMENT_OF_BUILDER))}")

@@ -86,7 +86,9 @@ def reproduce_fig4(preset="quick", out="results", device="cpu", progress=True, r
         models[name] = {"latent_dim": run.metrics["latent_dim"], "bpd": run.metrics["evaluation"]["bpd"],
                         "bpd_2se": run.metrics["evaluation"]["bpd_2se"], "parameters": run.metrics["parameters"],
                         "run": str(run.out), "status": run.status}
-    label = f"{column.dataset} {column.bits}-bit" + (" (stand-in for CIFAR-10 5-bit)" if column.stand_in else "")
+    label = f"{column.dataset} {column.bits}-bit"
+    if column.stand_in:
+        label += f" (stand-in for CIFAR-10 {column.bits}-bit)"
     save_figure(figure(panels, settings.temperatures, f"Samples at temperatures, {label}"), Path(out) / "fig4.png")
     result = {
         "result": NAME,
@@ -113,7 +115,7 @@ def markdown(result):
              f"Paper: {result['paper_caption']}", "", "Data:", *[data_line(r) for r in result["data"]], ""]
     rows = [[_SHOWN.get(name, name), f"{m['latent_dim']:,}", pm(m["bpd"], m["bpd_2se"], 3), f"{m['parameters']:,}",
              m["status"]] for name, m in result["models"].items()]
-    lines += [table(["model (row)", "latent", "test bits/dim", "parameters", "run"], rows, "lrrrl"), "",
+    lines += [table(["model (row)", "latent", "test bits/dim", "parameters", "status"], rows, "lrrrl"), "",
               f"Paper's funnel: latent 48, 3.7 bits/dim; its VAE: latent 48. Tempered: {result['tempered']}. "
               f"{result['samples_per_panel']} samples per panel, the same seed in every panel.", ""]
     return "\n".join(lines)

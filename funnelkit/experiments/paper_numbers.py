@@ -1,8 +1,9 @@
 """The paper's numbers (Tables 1, 2, 3, 4 and 8, and the claims of Sec. 4 about speed), as data.
 
-Copied from the paper's text exactly, bold marks included (``BOLD``: the entries the paper prints
-in bold, "the best model on each measure"). Each table keeps the paper's own row and column
-order. Results files print these beside the kit's numbers; nothing here is computed.
+Copied from the paper's text exactly; Table 1's bold marks too (``TABLE1_BOLD``: the entries the
+paper prints in bold, "the best model on each measure"; the other tables' are not kept). Each
+table keeps the paper's own row and column order. Results files print these beside the kit's
+numbers; nothing here is computed.
 
 Notes on the text:
 

@@ -11,7 +11,6 @@ prints; a stand-in is labelled "STAND-IN", so a number on it is never read as th
 import io
 import json
 import math
-import platform
 import time
 from pathlib import Path
 
@@ -41,7 +40,9 @@ def count(n):
 def table(header, rows, align=None):
     """A Markdown table; ``align`` is a string of ``l``/``r`` per column (default: all left)."""
     align = align or "l" * len(header)
-    if len(align) != len(header) or any(len(row) != len(header) for row in rows):
+    if len(align) != len(header):
+        raise ValueError(f"align needs one 'l' or 'r' per column ({len(header)}), got {align!r}")
+    if any(len(row) != len(header) for row in rows):
         raise ValueError(f"every row needs {len(header)} cells, like the header {header!r}")
     rule = ["---:" if a == "r" else "---" for a in align]
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(rule) + " |"]
@@ -74,7 +75,7 @@ def data_line(record):
 # --------------------------------------------------------------------------------------------
 
 def _plain(value):
-    """JSON-safe: tuples to lists, tensors to lists, non-finite floats to None."""
+    """JSON-safe: tuples to lists, tensors and numpy arrays to lists, non-finite floats to None."""
     if isinstance(value, str):
         return value
     if isinstance(value, dict):
@@ -87,25 +88,17 @@ def _plain(value):
         return value if math.isfinite(value) else None
     if isinstance(value, Path):
         return str(value)
-    if hasattr(value, "item") and callable(value.item):  # numpy scalars
-        return _plain(value.item())
+    if callable(getattr(value, "tolist", None)):  # numpy scalars and arrays
+        return _plain(value.tolist())
     return value
 
 
 def environment():
-    """Where the numbers were made: versions, and the number of torch threads."""
-    import nflows
+    """Where the numbers were made: the versions checkpoints record, the number of torch threads
+    and the time."""
+    from ..checkpoints import versions
 
-    from .. import __version__
-
-    return {
-        "funnelkit": __version__,
-        "torch": str(torch.__version__),
-        "nflows": getattr(nflows, "__version__", "0.14"),
-        "python": platform.python_version(),
-        "torch_threads": torch.get_num_threads(),
-        "written": time.strftime("%Y-%m-%d %H:%M:%S %z"),
-    }
+    return {**versions(), "torch_threads": torch.get_num_threads(), "written": time.strftime("%Y-%m-%d %H:%M:%S %z")}
 
 
 def write_text(path, text):

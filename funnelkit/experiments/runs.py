@@ -6,8 +6,10 @@ likelihood, -mean log p(x); a VAE maximises its ELBO) in a run folder ``out``:
 * a finished run there (``metrics.json`` says so and ``checkpoint.pt`` holds the final step) is
   loaded, not trained again;
 * an unfinished one (a checkpoint from an interrupted run) is resumed where it stopped: the
-  Trainer's checkpoints carry the optimiser, the schedule and the data generator, so the result
-  is the uninterrupted run's;
+  Trainer's checkpoints carry the optimiser, the schedule and the data generator, so a model
+  without randomness of its own ends as the uninterrupted run. Dropout and a VAE's sampled
+  latent draw from torch's global generator, which the checkpoints do not carry: those models
+  resume with other noise and end close to, not exactly at, the uninterrupted run;
 * a folder that holds a different model or different training settings is an error (it names
   both), never silently mixed.
 

@@ -40,6 +40,7 @@ import torch
 from ..data.cache import DatasetNotFoundError
 from ..data.tabular import TABULAR_DATASETS, tabular
 from ..device import pick_device, seed_everything
+from ..metrics import mean_and_error
 from . import paper_numbers as paper
 from .results import count, data_line, data_record, pm, table, write_result
 from .runs import choose_settings, nats, row_batches, runs_folder, train_config, train_or_load
@@ -88,7 +89,7 @@ class StandIn:
         self.weights = torch.softmax(torch.randn(k, generator=generator, dtype=torch.float64), 0)
         self.means = 2.5 * torch.randn(k, d, generator=generator, dtype=torch.float64)
         rotations = torch.linalg.qr(torch.randn(k, d, d, generator=generator, dtype=torch.float64))[0]
-        # standard deviations from 1 down to 0.03 along random axes: near-flat, curved-free sheets
+        # standard deviations 1 down to 0.03 along random axes: thin ellipsoids near lower-dimensional planes
         spectrum = torch.logspace(0, math.log10(0.03), d, dtype=torch.float64)
         scales = spectrum * torch.exp(0.3 * torch.randn(k, d, generator=generator, dtype=torch.float64))
         self.scale_tril = torch.linalg.cholesky(rotations @ torch.diag_embed(scales**2) @ rotations.transpose(1, 2))
@@ -181,8 +182,8 @@ def reproduce_table1(preset="quick", out="results", device="cpu", progress=True,
         config = tabular_config(dataset, settings.model_preset, **settings.model_overrides)
         test = splits["test"]
         if standin is not None:
-            values = standin.log_prob(test)
-            truth[dataset] = {"ll": values.mean().item(), "ll_2se": 2 * values.std().item() / math.sqrt(len(values))}
+            mean, error = mean_and_error(standin.log_prob(test))
+            truth[dataset] = {"ll": mean, "ll_2se": error}
         ours[dataset] = {}
         for model_name in settings.models:
             seed_everything(0)
@@ -331,7 +332,8 @@ def markdown(result):
               "(its caption says 'standard deviations').", ""]
 
     lines += ["## Sizes and speed (ours)", ""]
-    header = ["dataset", "model", "latent (paper)", "latent (ours)", "parameters", "s / step", "steps", "batch", "run"]
+    header = ["dataset", "model", "latent (paper)", "latent (ours)", "parameters", "s / step", "steps", "batch",
+              "status"]
     rows = []
     for d in datasets:
         for model in result["settings"]["models"]:

@@ -19,6 +19,7 @@ cannot split its input.
 
 import abc
 import math
+import numbers
 
 import torch
 from nflows.nn.nets import ResidualNet
@@ -98,8 +99,9 @@ class ConditionalRQSpline(ConditionalElementwiseTransform):
                  min_derivative=rq.DEFAULT_MIN_DERIVATIVE):
         if isinstance(num_bins, bool) or not isinstance(num_bins, int) or num_bins < 1:
             raise ValueError(f"num_bins must be a positive int, got {num_bins!r}")
-        if not tail_bound > 0:
-            raise ValueError(f"tail_bound must be positive, got {tail_bound!r}")
+        if (isinstance(tail_bound, bool) or not isinstance(tail_bound, numbers.Real) or not math.isfinite(tail_bound)
+                or tail_bound <= 0):
+            raise ValueError(f"tail_bound must be a positive finite number, got {tail_bound!r}")
         self.num_bins = num_bins
         self.params_per_feature = 3 * num_bins - 1
         super().__init__(features, context_features, hidden_features, num_blocks, dropout_probability,

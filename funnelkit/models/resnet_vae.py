@@ -74,6 +74,12 @@ class _DecoderBlock(nn.Module):
         return F.relu(self.bn1(self.conv1(out)) + self.shortcut(x))
 
 
+def _check_blocks(blocks):
+    if (not isinstance(blocks, (tuple, list)) or len(blocks) != 4
+            or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in blocks)):
+        raise ValueError(f"blocks must give the blocks of the four stages, four ints >= 1, got {blocks!r}")
+
+
 def _check_size(height, width):
     if height % 16 or width % 16:
         raise ValueError(f"the ResNet VAE needs H and W divisible by 16 (four halvings), got {height} x {width}")
@@ -84,8 +90,7 @@ class ResNetEncoder(nn.Module):
 
     def __init__(self, channels, latent_dim, base_channels=64, blocks=(2, 2, 2, 2)):
         super().__init__()
-        if len(blocks) != 4:
-            raise ValueError(f"blocks must give the blocks of the four stages, got {blocks!r}")
+        _check_blocks(blocks)
         self.stem = nn.Sequential(nn.Conv2d(channels, base_channels, 3, stride=2, padding=1, bias=False),
                                   nn.BatchNorm2d(base_channels), nn.ReLU())
         layers, width = [], base_channels
@@ -107,8 +112,7 @@ class ResNetDecoder(nn.Module):
 
     def __init__(self, latent_dim, data_shape, base_channels=64, blocks=(2, 2, 2, 2)):
         super().__init__()
-        if len(blocks) != 4:
-            raise ValueError(f"blocks must give the blocks of the four stages, got {blocks!r}")
+        _check_blocks(blocks)
         channels, height, width = self.data_shape = tuple(data_shape)
         _check_size(height, width)
         self.start = (height // 16, width // 16)

@@ -96,6 +96,9 @@ def test_bad_input_is_refused_with_what_was_expected():
         ConditionalAffine(2, 0)
     with pytest.raises(ValueError, match="num_bins"):
         ConditionalRQSpline(2, 1, num_bins=0)
+    for bound in ("3", None, True, 0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match=r"tail_bound must be a positive finite number, got " + repr(bound)):
+            ConditionalRQSpline(2, 1, tail_bound=bound)
 
 
 def test_float32_by_default():
