@@ -22,12 +22,12 @@ class CheckpointError(ValueError):
 
 
 def versions():
-    import nflows
+    from importlib.metadata import version
 
     return {
         "funnelkit": _funnelkit_version(),
         "torch": str(torch.__version__),
-        "nflows": getattr(nflows, "__version__", "0.14"),
+        "nflows": version("nflows"),  # nflows has no __version__
         "python": platform.python_version(),
     }
 

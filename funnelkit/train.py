@@ -191,6 +191,10 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler else None,
             "generator": self.generator.get_state(),
+            # the model's own randomness (dropout, a VAE's latent sample) draws from torch's global
+            # generators: keep them too, so that a resumed run ends as the uninterrupted one
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             "history": {k: list(v) for k, v in self.history.items()},
         }
 
@@ -200,6 +204,10 @@ class Trainer:
         if self.scheduler is not None and state["scheduler"] is not None:
             self.scheduler.load_state_dict(state["scheduler"])
         self.generator.set_state(state["generator"])
+        if state.get("torch_rng") is not None:  # absent in checkpoints written before it was kept
+            torch.set_rng_state(state["torch_rng"])
+        if state.get("cuda_rng") and torch.cuda.is_available() and len(state["cuda_rng"]) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
         self.history = {k: list(v) for k, v in state["history"].items()}
 
     def metrics(self):

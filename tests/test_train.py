@@ -101,3 +101,26 @@ def test_callbacks_fire_and_unknown_events_are_refused(tmp_path):
 def test_bad_train_configs_are_refused(bad):
     with pytest.raises(ValueError):
         fk.TrainConfig(**bad)
+
+
+def test_a_model_with_its_own_randomness_resumes_exactly(tmp_path):
+    """A VAE draws its latent sample (and dropout draws its masks) from torch's global generator;
+    the checkpoint keeps that generator's state too, or the resumed run would take other noise."""
+
+    def vae_trainer(folder):
+        fk.seed_everything(0)
+        model = fk.models.tabular_model("vae", "power", preset="quick")
+        return fk.Trainer(model, lambda n, g: torch.randn(n, 6, generator=g),
+                          fk.TrainConfig(steps=10, batch_size=32, lr=1e-3, checkpoint_every=5, eval_every=5),
+                          checkpoint_path=folder / "checkpoint.pt")
+
+    straight = vae_trainer(tmp_path / "straight")
+    straight.fit(progress=False)
+    first = vae_trainer(tmp_path / "interrupted")
+    for _ in range(5):
+        first.train_step()
+    first.save()
+    torch.randn(100)  # whatever ran after the checkpoint drew from the global generator too
+    resumed = vae_trainer(tmp_path / "interrupted").resume()
+    resumed.fit(progress=False)
+    assert torch.equal(parameters(resumed.model), parameters(straight.model))
