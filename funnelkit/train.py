@@ -82,6 +82,8 @@ class Trainer:
         )
         self.step = 0
         self.history = {"step": [], "loss": [], "eval_step": [], "eval_loss": []}
+        self._seconds = 0.0  # wall time spent in fit() before the current call, across resumes
+        self._fit_started = None
         self.last_good_checkpoint = None
         self.callbacks = {event: [] for event in EVENTS}
         if self.config.amp and self.model.device.type != "cuda":
@@ -146,6 +148,7 @@ class Trainer:
         """Train until ``config.steps``, evaluating and checkpointing along the way."""
         progress = progress and self.rank == 0
         bar = tqdm(total=self.config.steps, initial=self.step, disable=not progress, desc="train")
+        self._fit_started = time.perf_counter()
         try:
             while self.step < self.config.steps:
                 loss = self.train_step()
@@ -159,8 +162,17 @@ class Trainer:
                 ):
                     self.save()
         finally:
+            self._seconds = self.seconds
+            self._fit_started = None
             bar.close()
         return self.history
+
+    @property
+    def seconds(self):
+        """Wall seconds spent in :meth:`fit` so far (evaluations and checkpoints included), carried
+        over from the checkpoint when a run is resumed."""
+        running = time.perf_counter() - self._fit_started if self._fit_started is not None else 0.0
+        return self._seconds + running
 
     def train_for(self, seconds, max_steps=None):
         """Train for about ``seconds`` of wall time (at least one step); returns the steps taken."""
@@ -195,6 +207,7 @@ class Trainer:
             # generators: keep them too, so that a resumed run ends as the uninterrupted one
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "seconds": self.seconds,
             "history": {k: list(v) for k, v in self.history.items()},
         }
 
@@ -204,6 +217,7 @@ class Trainer:
         if self.scheduler is not None and state["scheduler"] is not None:
             self.scheduler.load_state_dict(state["scheduler"])
         self.generator.set_state(state["generator"])
+        self._seconds = float(state.get("seconds", 0.0))
         if state.get("torch_rng") is not None:  # absent in checkpoints written before it was kept
             torch.set_rng_state(state["torch_rng"])
         if state.get("cuda_rng") and torch.cuda.is_available() and len(state["cuda_rng"]) == torch.cuda.device_count():

@@ -261,7 +261,6 @@ def train_or_load(model, sample_batch, config, out, *, evaluate=None, evaluation
     stored = read_json(out / METRICS_NAME) if checkpoint.is_file() else None
     status = "trained"
     clock = _StepClock()
-    train_seconds = 0.0
     if checkpoint.is_file():
         payload = read_checkpoint(checkpoint)
         _check_same_run(out, payload, model, config)
@@ -283,9 +282,7 @@ def train_or_load(model, sample_batch, config, out, *, evaluate=None, evaluation
         if progress:
             verb = f"resuming at step {trainer.step:,} of" if status == "resumed" else "training"
             tqdm.write(f"{name}: {verb} {config.steps:,} steps in {out}")
-        start = time.perf_counter()
         trainer.fit(progress=progress)
-        train_seconds = time.perf_counter() - start
     model.eval()
 
     key = _plain(evaluation_key)
@@ -297,7 +294,7 @@ def train_or_load(model, sample_batch, config, out, *, evaluate=None, evaluation
     else:
         numbers, arrays = evaluate(model) if evaluate is not None else ({}, None)
         arrays = {k: torch.as_tensor(v).detach().cpu() for k, v in (arrays or {}).items()}
-    metrics = _metrics(stored, status, trainer, config, clock, train_seconds, model, numbers, key, describe)
+    metrics = _metrics(stored, status, trainer, config, clock, model, numbers, key, describe)
     if status != "loaded":
         save_checkpoint(checkpoint, model, {"finished": True, **numbers}, trainer.state_dict())
     write_atomically(out / EVALUATION_NAME, lambda file: torch.save(arrays, file))
@@ -305,7 +302,7 @@ def train_or_load(model, sample_batch, config, out, *, evaluate=None, evaluation
     return Run(model, metrics, status, out, arrays)
 
 
-def _metrics(stored, status, trainer, config, clock, train_seconds, model, numbers, key, describe):
+def _metrics(stored, status, trainer, config, clock, model, numbers, key, describe):
     previous = (stored or {}).get("training", {}) if status != "trained" else {}
     seconds_per_step = clock.seconds_per_step()
     if seconds_per_step is None:  # loaded, or resumed with nothing left to do
@@ -315,7 +312,7 @@ def _metrics(stored, status, trainer, config, clock, train_seconds, model, numbe
         "steps": config.steps,
         "config": asdict(config),
         "seconds_per_step": seconds_per_step,
-        "train_seconds": previous.get("train_seconds", 0.0) + train_seconds,
+        "train_seconds": trainer.seconds if trainer is not None else previous.get("train_seconds", 0.0),
         "final_train_loss": history["loss"][-1] if history and history["loss"] else previous.get("final_train_loss"),
         "final_validation_loss": (history["eval_loss"][-1] if history and history["eval_loss"]
                                   else previous.get("final_validation_loss")),

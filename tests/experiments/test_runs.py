@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import funnelkit as fk
+from funnelkit.checkpoints import read_checkpoint
 from funnelkit.experiments import runs
 from funnelkit.models.anomaly import anomaly_model
 
@@ -59,8 +60,11 @@ def test_a_run_trains_then_loads_and_an_interrupted_one_resumes_to_the_same_mode
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path / "interrupted", sample_batch=crashing)
     assert not (tmp_path / "interrupted" / "metrics.json").exists()
+    before = read_checkpoint(tmp_path / "interrupted")["trainer"]["seconds"]  # time spent up to the checkpoint
+    assert before > 0
     resumed = run(tmp_path / "interrupted")
     assert resumed.status == "resumed"
+    assert resumed.metrics["training"]["train_seconds"] > before  # the time before the crash is carried over
     assert torch.equal(flat(resumed.model), flat(straight.model))
     assert resumed.metrics["evaluation"]["ll"] == pytest.approx(straight.metrics["evaluation"]["ll"], abs=1e-6)
 
