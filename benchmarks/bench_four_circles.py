@@ -18,7 +18,6 @@ import json
 import platform
 import re
 import socket
-import statistics
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ import torch
 
 import funnelkit as fk
 from funnelkit.experiments import four_circles
+from timing import median_step_times, timing_trainer  # this folder is on sys.path when run as a script
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -46,20 +46,9 @@ def _step_times(batch_size, blocks, steps_per_block):
     trainers = {}
     for name in ("f-nsf", "nsf"):
         fk.seed_everything(0)
-        model = fk.models.plane_model(name, preset="paper")
-        trainers[name] = fk.Trainer(model, four_circles.sample_batch,
-                                    fk.TrainConfig(steps=10_000, batch_size=batch_size, schedule="constant"))
-        for _ in range(5):  # warm-up
-            trainers[name].train_step()
-    times = {name: [] for name in trainers}
-    for block in range(blocks):
-        order = list(trainers) if block % 2 == 0 else list(reversed(list(trainers)))
-        for name in order:
-            for _ in range(steps_per_block):
-                start = time.perf_counter()
-                trainers[name].train_step()
-                times[name].append(time.perf_counter() - start)
-    median = {name: statistics.median(t) for name, t in times.items()}
+        trainers[name] = timing_trainer(fk.models.plane_model(name, preset="paper"), four_circles.sample_batch,
+                                        batch_size, lr=1e-3)
+    median = median_step_times(trainers, blocks, steps_per_block, warmup=5)
     return {
         "batch_size": batch_size,
         "steps_each": blocks * steps_per_block,

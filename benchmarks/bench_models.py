@@ -22,37 +22,15 @@ from pathlib import Path
 import torch
 
 import funnelkit as fk
+from timing import median_step_times, timing_trainer  # this folder is on sys.path when run as a script
 
 RESULTS = Path(__file__).parent / "results"
-
-
-def timing_trainer(model, sample_batch, batch_size):
-    """A Trainer for timing steps: a constant small learning rate, more steps than any benchmark takes."""
-    return fk.Trainer(model, sample_batch, fk.TrainConfig(steps=10_000, batch_size=batch_size, schedule="constant",
-                                                          lr=1e-4))
 
 
 def interleaved_step_times(models, sample_batch, batch_size, blocks=6, steps_per_block=3, warmup=2):
     """Median seconds per training step of each model, steps interleaved in alternating order."""
     trainers = {name: timing_trainer(model, sample_batch, batch_size) for name, model in models.items()}
     return median_step_times(trainers, blocks, steps_per_block, warmup)
-
-
-def median_step_times(trainers, blocks=6, steps_per_block=3, warmup=2):
-    """Median seconds per ``train_step`` of each of ``trainers`` (a dict), after ``warmup`` steps each;
-    ``blocks`` of ``steps_per_block`` steps per trainer, the order reversed every other block."""
-    for trainer in trainers.values():
-        for _ in range(warmup):
-            trainer.train_step()
-    times = {name: [] for name in trainers}
-    for block in range(blocks):
-        order = list(trainers) if block % 2 == 0 else list(reversed(list(trainers)))
-        for name in order:
-            for _ in range(steps_per_block):
-                start = time.perf_counter()
-                trainers[name].train_step()
-                times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def tabular_steps(dataset="miniboone", names=("f-mlp", "vae", "nsf", "glow", "f-nsf")):

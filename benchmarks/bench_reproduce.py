@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 import funnelkit as fk
-from bench_models import median_step_times, timing_trainer  # this folder is on sys.path when run as a script
+from timing import median_step_times, timing_trainer  # this folder is on sys.path when run as a script
 from funnelkit.experiments.runs import image_batches
 
 RESULTS = Path(__file__).parent / "results"

@@ -11,6 +11,7 @@ from funnelkit.layers.conv_funnel_1d import ConvFunnel1d, ConvFunnel1dStrideOne,
 from funnelkit.layers.decoders import GaussianDecoder, flow_decoder
 
 from ..conftest import perturb
+from .checks import assert_outer_context_reaches_the_decoder
 
 EXACT = [ConvFunnel1d, ConvFunnel1dStrideOne]
 
@@ -141,13 +142,7 @@ def test_any_conditional_distribution_can_be_the_decoder():
 
 def test_outer_context_reaches_the_decoder():
     layer = make(ConvFunnel1dStrideOne, 4, context_features=2)
-    x = torch.randn(3, 4, dtype=torch.float64)
-    c1, c2 = torch.randn(3, 2, dtype=torch.float64), torch.randn(3, 2, dtype=torch.float64)
-    (z1, v1), (z2, v2) = layer(x, context=c1), layer(x, context=c2)
-    assert torch.equal(z1, z2) and not torch.allclose(v1, v2)
-    x_sampled, minus_v = layer.inverse(z1, context=c1)
-    z_again, v_again = layer(x_sampled, context=c1)
-    assert torch.allclose(z_again, z1, atol=1e-9) and torch.allclose(v_again, -minus_v, atol=1e-9)
+    assert_outer_context_reaches_the_decoder(layer, torch.randn(3, 4, dtype=torch.float64), 2)
 
 
 def test_bound_integrates_below_one_and_is_below_the_exact_layer():

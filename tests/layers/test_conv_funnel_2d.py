@@ -10,6 +10,7 @@ from funnelkit.layers.conv_funnel_2d import ConvFunnel2d
 from funnelkit.layers.tile_decoder import TileGaussianDecoder
 
 from ..conftest import perturb
+from .checks import assert_outer_context_reaches_the_decoder
 
 JACOBIANS = ["lu", "unconstrained"]
 DROPPED_POSITIONS = [(0, 0), (0, 1), (1, 0)]
@@ -250,13 +251,7 @@ def test_the_anomaly_models_sizes_chain_and_sample():
 
 def test_outer_context_reaches_every_tile():
     layer = make(1, 4, 4, context_features=2)
-    x = torch.randn(3, 1, 4, 4, dtype=torch.float64)
-    c1, c2 = torch.randn(3, 2, dtype=torch.float64), torch.randn(3, 2, dtype=torch.float64)
-    (z1, v1), (z2, v2) = layer(x, context=c1), layer(x, context=c2)
-    assert torch.equal(z1, z2) and not torch.allclose(v1, v2)
-    x_sampled, minus_v = layer.inverse(z1, context=c1)
-    z_again, v_again = layer(x_sampled, context=c1)
-    assert torch.allclose(z_again, z1, atol=1e-9) and torch.allclose(v_again, -minus_v, atol=1e-9)
+    assert_outer_context_reaches_the_decoder(layer, torch.randn(3, 1, 4, 4, dtype=torch.float64), 2)
 
 
 # -- checks ----------------------------------------------------------------------------------------
