@@ -14,7 +14,6 @@
 Writes benchmarks/results/four_circles.json and .md. Run: `make bench` (about 5 minutes).
 """
 
-import json
 import platform
 import re
 import socket
@@ -28,9 +27,8 @@ import torch
 
 import funnelkit as fk
 from funnelkit.experiments import four_circles
-from timing import median_step_times, timing_trainer  # this folder is on sys.path when run as a script
+from bench_common import median_step_times, save_results, timing_trainer  # this folder is on sys.path when run as a script
 
-RESULTS = Path(__file__).parent / "results"
 
 
 def step_times(batch_size=512, blocks=12, steps_per_block=5, threads=None):
@@ -142,10 +140,7 @@ def main():
         "quick_preset": quick_preset(),
         "dashboard": dashboard(),
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "four_circles.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS / "four_circles.md").write_text(markdown(result))
-    print(markdown(result))
+    save_results("four_circles", result, markdown(result))
 
 
 def markdown(r):

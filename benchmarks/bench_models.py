@@ -13,18 +13,15 @@ report medians and ratios. One torch thread (the shared machines here have two c
 Writes benchmarks/results/models.json and .md. Run: `python benchmarks/bench_models.py`.
 """
 
-import json
 import platform
 import statistics
 import time
-from pathlib import Path
 
 import torch
 
 import funnelkit as fk
-from timing import median_step_times, timing_trainer  # this folder is on sys.path when run as a script
+from bench_common import median_step_times, save_results, timing_trainer  # this folder is on sys.path when run as a script
 
-RESULTS = Path(__file__).parent / "results"
 
 
 def interleaved_step_times(models, sample_batch, batch_size, blocks=6, steps_per_block=3, warmup=2):
@@ -147,10 +144,7 @@ def main():
         "images": image_steps(),
         "sampling": sampling_times(),
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "models.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS / "models.md").write_text(markdown(result))
-    print(markdown(result))
+    save_results("models", result, markdown(result))
 
 
 if __name__ == "__main__":

@@ -29,10 +29,9 @@ from pathlib import Path
 import torch
 
 import funnelkit as fk
-from timing import median_step_times, timing_trainer  # this folder is on sys.path when run as a script
+from bench_common import median_step_times, save_results, timing_trainer  # this folder is on sys.path when run as a script
 from funnelkit.experiments.runs import image_batches
 
-RESULTS = Path(__file__).parent / "results"
 ORDER = ("fig2", "table8", "table1", "table2", "fig3", "table3", "fig4", "table4")
 
 
@@ -132,10 +131,7 @@ def main():
             "throughput": throughput(work),
             "data_loading": data_loading(),
         }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "reproduce.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS / "reproduce.md").write_text(markdown(result))
-    print(markdown(result))
+    save_results("reproduce", result, markdown(result))
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
-"""Side-by-side step timing shared by the benchmarks: the steps of the models compared are
-interleaved in blocks (the order reversed every other block), so all see the same machine load;
-medians resist the shared machine's noise. Imported by the scripts in this folder."""
+"""What the benchmark scripts share: side-by-side step timing (the steps of the models compared
+are interleaved in blocks, the order reversed every other block, so all see the same machine
+load; medians resist the shared machine's noise) and writing results/NAME.json and .md.
+Imported by the scripts in this folder."""
 
+import json
 import statistics
 import time
+from pathlib import Path
 
 import funnelkit as fk
 
@@ -29,3 +32,14 @@ def median_step_times(trainers, blocks=6, steps_per_block=3, warmup=2):
                 trainers[name].train_step()
                 times[name].append(time.perf_counter() - start)
     return {name: statistics.median(t) for name, t in times.items()}
+
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def save_results(name, result, markdown):
+    """Write ``results/<name>.json`` and ``results/<name>.md`` and print the Markdown."""
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / f"{name}.md").write_text(markdown)
+    print(markdown)
