@@ -93,6 +93,14 @@ def _parser():
                            help="torch-fidelity's Inception-v3 weights file for table3 (never downloaded)")
     reproduce.add_argument("--steps", type=int, help="training steps of every model (default: the preset's)")
     reproduce.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's)")
+
+    ship = commands.add_parser(
+        "ship", help="copy finished runs into data/runs without their optimiser state (the kit's shipped runs)",
+        description="Copy every finished run of FOLDER (e.g. runs/images-quick) to TO/<FOLDER name>/<run>, keeping "
+                    "the weights, configs, metrics and evaluation but not what only resuming needs. Notebooks and "
+                    "the dashboard load these instead of training.")
+    ship.add_argument("folder", help="a run folder, or a folder of run folders")
+    ship.add_argument("--to", help="where the shipped runs go (default: the kit's data/runs)")
     return parser
 
 
@@ -276,11 +284,19 @@ def _reproduce(args):
     print(f"wrote {out / args.result}.json and {out / args.result}.md")
 
 
+def _ship(args):
+    from .experiments.shipped import SHIPPED_RUNS, ship
+
+    for run in ship(args.folder, args.to or SHIPPED_RUNS):
+        print(f"shipped {run}")
+
+
 def main(argv=None):
     from .checkpoints import CheckpointError
 
     args = _parser().parse_args(argv)
-    handlers = {"train": _train, "eval": _eval, "sample": _sample, "reproduce": _reproduce, "models": _models}
+    handlers = {"train": _train, "eval": _eval, "sample": _sample, "reproduce": _reproduce, "models": _models,
+                "ship": _ship}
     try:
         handlers[args.command](args)
     except (ValueError, FileNotFoundError, CheckpointError) as error:

@@ -256,6 +256,10 @@ class Trainer:
         payload = read_checkpoint(path or self.checkpoint_path)
         if payload.get("trainer") is None:
             raise ValueError(f"{path or self.checkpoint_path} holds no trainer state to resume from")
+        if "optimizer" not in payload["trainer"]:
+            raise ValueError(f"{path or self.checkpoint_path} is a shipped run (no optimiser state; "
+                             "funnelkit.experiments.shipped): it loads as a finished run but cannot resume. "
+                             "Train in another folder to train longer.")
         self.model.load_state_dict(payload["state_dict"])
         self.load_state_dict(payload["trainer"])
         self.last_good_checkpoint = self.step

@@ -69,6 +69,7 @@ def test_speed_verdicts_follow_the_numbers():
     fast = table1.speed_summary(rows(0.6, 0.66, 0.1, 0.1))["verdicts"]
     assert "faster than every flow" in fast[0] and "is reached" in fast[0]
     assert "similar" in fast[1] and "holds here" in fast[2]
+    assert "takes 1.00 times the VAE's" in fast[1]  # one ratio is said once, not as a range "1.00 to 1.00"
     slow = table1.speed_summary(rows(0.1, 0.3, 0.2, 0.01))["verdicts"]
     assert "holds only in part" in slow[0] and "not within a factor of 2" in slow[1] and "does not hold" in slow[2]
 

@@ -1,0 +1,91 @@
+"""Shipped runs: finished quick-preset run folders under ``data/runs``, so readers skip training.
+
+A run folder made by ``funnelkit reproduce RESULT --preset quick`` (or ``funnelkit train``) holds
+``checkpoint.pt`` (the model and the trainer's state), ``metrics.json`` and ``evaluation.pt``.
+:func:`ship` copies a finished one into ``data/runs/<RESULT>-quick/<run>`` without what only a
+resumed training needs (the optimiser's moments, the random generators). It keeps the weights, the
+model and training configs, the step count, the wall time and the loss history (paths inside this
+checkout are written relative to it): the copy is a third of the size, and :func:`funnelkit.experiments.runs.train_or_load` loads it as a finished run.
+
+:func:`use_shipped` copies the shipped folders into a working runs folder (only those not there
+yet), so ``reproduce_table2(runs=that)`` and the notebooks load instead of training.
+"""
+
+import os
+import shutil
+from pathlib import Path
+
+import torch
+
+from ..checkpoints import CHECKPOINT_NAME, read_checkpoint
+from ..files import write_atomically
+from ..paths import DATA_DIR, REPO_ROOT
+from .runs import EVALUATION_NAME, METRICS_NAME, read_json
+
+SHIPPED_RUNS = DATA_DIR / "runs"
+#: Trainer state a finished run keeps when shipped; the rest only serves a resumed training.
+KEPT_TRAINER_STATE = ("config", "step", "seconds", "history")
+
+
+def finished_runs(folder):
+    """The finished run folders in ``folder`` (or ``folder`` itself if it is one), sorted by name."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no folder {folder}: expected a run folder or a folder of run folders "
+                                "(e.g. runs/images-quick, made by `funnelkit reproduce ... --runs runs`)")
+    candidates = [folder] if (folder / CHECKPOINT_NAME).is_file() else sorted(p for p in folder.iterdir() if p.is_dir())
+    runs = [p for p in candidates if (read_json(p / METRICS_NAME) or {}).get("finished")]
+    if not runs:
+        raise ValueError(f"{folder} holds no finished run (a folder with {CHECKPOINT_NAME} and a {METRICS_NAME} "
+                         "saying finished): train it first")
+    return runs
+
+
+def ship(folder, to=SHIPPED_RUNS):
+    """Copy the finished runs of ``folder`` to ``to/<folder name>/<run>``, without resume-only state.
+
+    Returns the written run folders. Everything is read and checked before anything is written.
+    """
+    folder = Path(folder)
+    runs = finished_runs(folder)
+    payloads = [read_checkpoint(run) for run in runs]  # a damaged checkpoint fails here, before writing
+    group = Path(to) / (folder.parent.name if runs == [folder] else folder.name)
+    written = []
+    for run, payload in zip(runs, payloads):
+        trainer = payload.get("trainer") or {}
+        slim = {**payload, "trainer": {k: trainer[k] for k in KEPT_TRAINER_STATE if k in trainer}}
+        out = group / run.name
+        write_atomically(out / CHECKPOINT_NAME, lambda file, slim=slim: torch.save(slim, file))
+        if (run / EVALUATION_NAME).is_file():
+            shutil.copyfile(run / EVALUATION_NAME, out / EVALUATION_NAME)
+        # the data descriptions name files by absolute path: this checkout's paths mean nothing elsewhere
+        metrics = (run / METRICS_NAME).read_text().replace(f"{REPO_ROOT}{os.sep}", "")
+        write_atomically(out / METRICS_NAME, lambda file, text=metrics: file.write(text.encode()))
+        written.append(out)
+    return written
+
+
+def use_shipped(runs, groups=None, shipped=SHIPPED_RUNS):
+    """Copy the shipped run folders into ``runs`` where ``runs`` has no such run yet.
+
+    ``groups``: the shipped folders to copy, e.g. ``["table1-quick"]`` (default: all).
+    Returns the folders copied (an empty list when all were there, or nothing is shipped).
+    """
+    runs, shipped = Path(runs), Path(shipped)
+    available = sorted(p.name for p in shipped.iterdir() if p.is_dir()) if shipped.is_dir() else []
+    unknown = sorted(set(groups or ()) - set(available))
+    if unknown:
+        raise ValueError(f"no shipped runs {unknown} in {shipped}; expected some of {available}")
+    copied = []
+    for checkpoint in sorted(shipped.glob(f"*/*/{CHECKPOINT_NAME}")):
+        source = checkpoint.parent
+        if groups is not None and source.parent.name not in groups:
+            continue
+        target = runs / source.parent.name / source.name
+        if not (target / CHECKPOINT_NAME).exists():
+            shutil.copytree(source, target, dirs_exist_ok=True)
+            copied.append(target)
+    return copied
+
+
+__all__ = ["KEPT_TRAINER_STATE", "SHIPPED_RUNS", "finished_runs", "ship", "use_shipped"]

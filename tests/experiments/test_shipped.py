@@ -1,0 +1,97 @@
+"""Shipped runs: a shipped copy loads as the same finished run (same weights, same numbers) at a
+fraction of the size; it refuses to resume; bad folders are refused before anything is written;
+and the runs the kit ships in data/runs are finished, loadable, and match their metrics."""
+
+import json
+
+import pytest
+import torch
+
+import funnelkit as fk
+from funnelkit.checkpoints import read_checkpoint
+from funnelkit.cli import main
+from funnelkit.experiments import runs
+from funnelkit.experiments.shipped import KEPT_TRAINER_STATE, SHIPPED_RUNS, finished_runs, ship, use_shipped
+from funnelkit.train import Trainer
+
+from .test_runs import flat, run
+
+
+def test_a_shipped_run_loads_as_the_same_finished_run_and_is_smaller(tmp_path):
+    original = run(tmp_path / "runs" / "toy-quick" / "a")
+    written = ship(tmp_path / "runs" / "toy-quick", to=tmp_path / "shipped")
+    assert written == [tmp_path / "shipped" / "toy-quick" / "a"]
+    full = read_checkpoint(tmp_path / "runs" / "toy-quick" / "a")
+    slim = read_checkpoint(written[0])
+    assert set(slim["trainer"]) == set(KEPT_TRAINER_STATE) & set(full["trainer"])
+    assert "optimizer" in full["trainer"]
+    for name, tensor in full["state_dict"].items():
+        assert torch.equal(slim["state_dict"][name], tensor)
+    assert written[0].joinpath("checkpoint.pt").stat().st_size < 0.6 * (tmp_path / "runs/toy-quick/a/checkpoint.pt").stat().st_size
+
+    copied = use_shipped(tmp_path / "work", shipped=tmp_path / "shipped")
+    assert copied == [tmp_path / "work" / "toy-quick" / "a"]
+    again = run(copied[0])  # the same model and training settings: loaded, not trained
+    assert again.status == "loaded"
+    assert torch.equal(flat(again.model), flat(original.model))
+    assert again.metrics["evaluation"] == original.metrics["evaluation"]
+    assert use_shipped(tmp_path / "work", shipped=tmp_path / "shipped") == []  # already there: nothing copied
+    assert use_shipped(tmp_path / "other", groups=[], shipped=tmp_path / "shipped") == []
+    with pytest.raises(ValueError, match="expected some of \\['toy-quick'\\]"):
+        use_shipped(tmp_path / "other", groups=["table9-quick"], shipped=tmp_path / "shipped")
+    assert not (tmp_path / "other").exists()
+
+
+def test_a_shipped_run_refuses_to_resume(tmp_path):
+    run(tmp_path / "runs" / "a")
+    [shipped] = ship(tmp_path / "runs" / "a", to=tmp_path / "shipped")
+    model = fk.load(shipped)
+    trainer = Trainer(model, lambda n, g: fk.data.four_circles(n, generator=g), runs.train_config(20, 32, 3e-3))
+    with pytest.raises(ValueError, match="cannot resume"):
+        trainer.resume(shipped / "checkpoint.pt")
+
+
+def test_ship_refuses_missing_unfinished_and_damaged_runs_and_writes_nothing(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no folder"):
+        ship(tmp_path / "nowhere", to=tmp_path / "shipped")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no finished run"):
+        ship(tmp_path / "empty", to=tmp_path / "shipped")
+    run(tmp_path / "group" / "good")
+    run(tmp_path / "group" / "bad")
+    (tmp_path / "group" / "bad" / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="not a readable funnelkit checkpoint"):
+        ship(tmp_path / "group", to=tmp_path / "shipped")
+    assert not (tmp_path / "shipped").exists()
+
+
+def test_the_ship_command_reports_what_it_wrote_and_errors_clearly(tmp_path, capsys):
+    run(tmp_path / "runs" / "toy-quick" / "a")
+    assert main(["ship", str(tmp_path / "runs" / "toy-quick"), "--to", str(tmp_path / "shipped")]) == 0
+    assert "shipped" in capsys.readouterr().out
+    assert (tmp_path / "shipped" / "toy-quick" / "a" / "metrics.json").is_file()
+    assert main(["ship", str(tmp_path / "missing")]) == 2
+    assert "no folder" in capsys.readouterr().err
+
+
+SHIPPED = sorted(p.parent for p in SHIPPED_RUNS.glob("*/*/checkpoint.pt"))
+
+
+def test_the_kit_ships_the_quick_runs_of_table1_table2_and_table4():
+    groups = {p.parent.name for p in SHIPPED}
+    assert {"images-quick", "table1-quick", "table4-quick"} <= groups
+    for group in groups:
+        assert finished_runs(SHIPPED_RUNS / group)
+
+
+@pytest.mark.parametrize("folder", SHIPPED, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_each_shipped_run_loads_and_its_metrics_say_how_it_was_made(folder):
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["finished"]
+    payload = read_checkpoint(folder)
+    assert "optimizer" not in payload["trainer"]
+    assert payload["trainer"]["step"] == metrics["training"]["steps"] == payload["trainer"]["config"]["steps"]
+    model = fk.load(folder)
+    assert model.num_parameters() == metrics["parameters"]
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
