@@ -16,7 +16,8 @@ nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-NAMES = ["00_derivation_eq6.ipynb", "01_four_circles.ipynb", "03_tabular.ipynb", "06_anomaly_detection.ipynb"]
+NAMES = ["00_derivation_eq6.ipynb", "01_four_circles.ipynb", "02_layers.ipynb", "03_tabular.ipynb", "04_images.ipynb",
+         "05_temperature_and_quality.ipynb", "06_anomaly_detection.ipynb"]
 CELL_TIMEOUT = 600  # seconds per cell; quick mode needs a few
 
 
