@@ -36,6 +36,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_four_circles.py
 	$(BIN)/python benchmarks/bench_models.py
 	$(BIN)/python benchmarks/bench_reproduce.py
+	$(BIN)/python benchmarks/bench_samples.py
+	$(BIN)/python benchmarks/bench_notebooks.py
 
 clean:
 	rm -rf runs results .pytest_cache

@@ -1,24 +1,31 @@
-"""funnelkit dashboard: train a funnel on 2-D toys live, look inside it, read Eq. 6.
+"""funnelkit dashboard: train a funnel on 2-D toys live, look inside it, sample image models at a
+temperature, compare funnel, NSF and VAE, read Eq. 6.
 
     streamlit run app.py
 
-Thin wiring only: the state of a run is ``funnelkit.live.LiveRun`` and the figures are
-``funnelkit.viz.interactive``. Settings live in the URL (``?dataset=two-moons&hidden=32``), so a
-teacher can share a link that opens the same configuration.
+Thin wiring only: the state of a run is ``funnelkit.live.LiveRun``, the figures are
+``funnelkit.viz.interactive``, and the image runs, their sample grids and metrics are
+``funnelkit.gallery``. Settings live in the URL (``?dataset=two-moons&hidden=32``,
+``?tab=Samples&temperature=0.5&sample_seed=3``), so a teacher can share a link that opens the same view.
 
 Environment: ``FUNNELKIT_APP_GRID`` (density grid resolution, default 100),
 ``FUNNELKIT_APP_SAMPLES`` (samples drawn, default 1000), ``FUNNELKIT_APP_DEVICE``
 (auto | cpu | cuda | mps, default auto), ``FUNNELKIT_APP_THREADS`` (torch CPU threads, default 1;
-0 leaves torch's default).
+0 leaves torch's default), ``FUNNELKIT_APP_RUNS`` (folders searched for image runs, separated by
+``os.pathsep``; default data/runs and runs/).
 """
 
 import os
 import platform
+import random
+import time
+from dataclasses import replace
 
 import streamlit as st
 import torch
 
 import funnelkit as fk
+from funnelkit import gallery
 from funnelkit import live
 from funnelkit.checkpoints import versions
 from funnelkit.paths import REPO_ROOT
@@ -31,10 +38,16 @@ N_SAMPLES = int(os.environ.get("FUNNELKIT_APP_SAMPLES", "1000"))
 CPU_THREADS = int(os.environ.get("FUNNELKIT_APP_THREADS", "1"))
 TICK_SECONDS = 0.3  # training time per live tick: Pause answers within one tick
 RUN_EVERY = 0.5  # seconds between live ticks
-TABS = ["Train", "Latents", "How it works"]
+TABS = ["Train", "Latents", "Samples", "Compare", "How it works"]
+LIVE_TABS = ("Train", "Latents", "How it works")  # the tabs that use the 2-D live run
 NOTEBOOKS = {
     "notebooks/00_derivation_eq6.ipynb": "Eq. 6 derived step by step, and checked numerically",
     "notebooks/01_four_circles.ipynb": "the four-circles experiment of the paper (Fig. 2)",
+    "notebooks/02_layers.ipynb": "every funnel layer of the paper, built and checked numerically",
+    "notebooks/03_tabular.ipynb": "Table 1 on the tabular sets, and the F-MLP speed claim measured",
+    "notebooks/04_images.ipynb": "Table 2 and Fig. 3: image funnels against NSF and the VAE",
+    "notebooks/05_temperature_and_quality.ipynb": "Fig. 4 (samples at temperatures) and Table 3 (IS and FID)",
+    "notebooks/06_anomaly_detection.ipynb": "Table 4: MNIST against Fashion-MNIST anomaly detection",
 }
 DATASET_NAMES = {
     "four-circles": "Four circles (paper Fig. 2)",
@@ -128,6 +141,7 @@ def load_pretrained():
 def sidebar():
     with st.sidebar:
         st.header("Settings")
+        st.caption("The 2-D model of the Train, Latents and How it works tabs.")
         st.selectbox("Dataset", live.DATASETS, key="dataset", format_func=DATASET_NAMES.get)
         st.radio("Model", live.MODELS, key="model", format_func=MODEL_NAMES.get,
                  help="F-NSF ends in a funnel layer (Eq. 6) that drops x₁; NSF keeps both dimensions.")
@@ -145,12 +159,14 @@ def sidebar():
                    "apply to the running one. The page URL holds these settings: copy it to share.")
 
 
-def sidebar_footer(run):
+def device_name(device):
+    return f"{device} ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else str(device)
+
+
+def sidebar_footer(device):
     with st.sidebar:
         st.divider()
-        device = str(run.device)
-        if run.device.type == "cuda":
-            device += f" ({torch.cuda.get_device_name(run.device)})"
+        device = device_name(device)
         st.selectbox("Device", ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
                      + (["mps"] if torch.backends.mps.is_available() else []), key="device_choice",
                      help="auto: cuda if torch sees one, else mps, else cpu. Changing it starts a fresh model.")
@@ -289,7 +305,7 @@ def how_tab(run):
         f"`model.log_prob(x)` gives **{total:.4f}**."
     )
     st.subheader("Notebooks")
-    st.markdown("The derivation and the experiment, step by step, in Jupyter (from the repository root):")
+    st.markdown("The derivation and every experiment, step by step, in Jupyter (from the repository root):")
     for i, (path, what) in enumerate(NOTEBOOKS.items()):
         left, right = st.columns([4, 1])
         left.markdown(f"**`{path}`**: {what}.  \n`jupyter lab {path}`")
@@ -299,28 +315,265 @@ def how_tab(run):
                                   mime="application/x-ipynb+json", key=f"notebook_{i}", on_click="ignore")
 
 
+# -- Samples and Compare tabs: image models at a temperature ------------------------------------
+TEMPERING = ("Only the base noise is tempered: z ~ N(0, T²I). Each funnel's decoder p_φ, and the VAE's "
+             "decoder, sample at T = 1, as in the paper's code.")
+
+
+def init_samples():
+    """Once per session: the image settings from the URL (bad values become messages)."""
+    if "samples" not in ss:
+        ss.samples, ss.sample_problems = gallery.SampleSettings.from_query(st.query_params.to_dict())
+
+
+def set_samples(**changes):
+    ss.samples = replace(ss.samples, **changes)
+    ss.sample_problems = []  # the user has moved on from the link
+
+
+def on_run():
+    set_samples(run=ss.image_run)
+
+
+def on_compare():
+    set_samples(compare=ss.compare_set)
+
+
+def on_preset():
+    if ss.temperature_preset is not None:  # clicking the chosen preset again unselects it: keep T
+        set_samples(temperature=ss.temperature_preset)
+
+
+def on_slider():
+    set_samples(temperature=round(ss.temperature, 2))
+
+
+def on_n():
+    set_samples(samples=int(ss.n_samples))
+
+
+def on_seed():
+    set_samples(sample_seed=int(ss.sample_seed))
+
+
+def new_seed():
+    set_samples(sample_seed=random.randrange(100_000))
+
+
+def mirror(key, value):
+    """Show the session's value in the widget ``key`` (its state is dropped while its tab is shut)."""
+    ss[key] = value
+
+
+def sample_controls():
+    """Temperature presets and slider (one value), number of samples, seed: shared by both tabs."""
+    s = ss.samples
+    low, high = gallery.LIMITS["temperature"]
+    cols = st.columns([2.2, 2.8, 1.2, 1.3, 1.2], vertical_alignment="bottom")
+    mirror("temperature_preset", s.temperature if s.temperature in gallery.PRESET_TEMPERATURES else None)
+    cols[0].segmented_control("The paper's temperatures", gallery.PRESET_TEMPERATURES, key="temperature_preset",
+                              format_func=lambda t: f"T = {t:g}", on_change=on_preset,
+                              help="Fig. 4 of the paper samples at T = 0.5, 0.75 and 1.")
+    mirror("temperature", s.temperature)
+    cols[1].slider("Temperature T", low, high, step=0.05, format="%.2f", key="temperature", on_change=on_slider,
+                   help="The scale of the base noise: z ~ N(0, T²I). T = 1 samples the model itself.")
+    low, high = gallery.LIMITS["samples"]
+    mirror("n_samples", s.samples)
+    cols[2].number_input("Samples", low, high, step=1, key="n_samples", on_change=on_n)
+    low, high = gallery.LIMITS["sample_seed"]
+    mirror("sample_seed", s.sample_seed)
+    cols[3].number_input("Seed", low, high, step=1, key="sample_seed", on_change=on_seed,
+                         help="The same seed, temperature and number give the same grid (on one device).")
+    cols[4].button("New seed", key="new_seed", on_click=new_seed, icon=":material/casino:", width="stretch")
+
+
+@st.cache_resource(max_entries=16, show_spinner="Loading the model…")
+def load_image_model(path, stamp, device):
+    """A model from its run folder, loaded once per (folder, checkpoint version, device) and shared:
+    eval mode, only sampled from."""
+    return fk.load(path, device=device)
+
+
+@st.cache_data(max_entries=128, show_spinner=False)
+def grid_pngs(path, stamp, device, n, temperature, seed):
+    """(PNG at the model's size, PNG enlarged for the screen, seconds the draw took)."""
+    model = load_image_model(path, stamp, device)
+    start = time.perf_counter()
+    grid = gallery.sample_grid(model, n, temperature, seed)
+    seconds = time.perf_counter() - start
+    return gallery.png_bytes(grid), gallery.png_bytes(grid, gallery.display_factor(grid)), seconds
+
+
+def draw(run, device):
+    """The run's grid for the session's settings, or None after showing why it cannot be drawn."""
+    s = ss.samples
+    try:
+        return grid_pngs(str(run.path), run.stamp, str(device), s.samples, s.temperature, s.sample_seed)
+    except (ValueError, OSError, RuntimeError) as error:
+        st.error(f"Could not load or sample **{run.key}**: {error}  \nMake the run again with "
+                 f"`{run.remake}` (or delete its folder).")
+        return None
+
+
+def found_runs():
+    """The image runs, with the link's and the runs' problems shown; None (after a message) if none."""
+    found = gallery.find_image_runs()
+    for problem in ss.sample_problems:
+        st.error(problem)
+    for problem in found.problems:
+        st.error(f"A run was skipped: {problem}")
+    if not found.runs:
+        folders = ", ".join(f"`{f}`" for f in found.folders) or "none"
+        st.info(f"No image runs were found (searched: {folders}). The kit ships quick MNIST models in "
+                f"`data/runs`; to make your own, run from the repository root  \n`{gallery.MAKE_RUNS[0]}`  \n"
+                f"(MNIST 5-bit NSF, F-NSF and VAE; a few minutes on a CPU), or on a GPU with CIFAR-10  \n"
+                f"`{gallery.MAKE_RUNS[1]}`.")
+        return None
+    return found
+
+
+def choose(key, options, default, name):
+    """``key`` if it is among ``options``, else ``default`` (a link's unknown name becomes a message)."""
+    if key is None or key in options:
+        return key if key is not None else default
+    st.error(f"The link's {name}={key!r} is not among the runs found here; showing {default!r} instead.")
+    return default
+
+
+def run_facts(run):
+    bound = "" if run.exact else " (its ELBO: a bound)"
+    lines = [f"**{gallery.MODEL_NAMES.get(run.model, run.model)}**, latent size **{run.latent_dim:,}** of "
+             f"{run.data_dim:,}; log p(x) is {'exact' if run.exact else 'a bound (ELBO)'}."]
+    if run.bpd is not None:
+        lines.append(f"Test bits/dim{bound}: **{run.bpd:.3f} ± {run.bpd_2se:.3f}** (two standard errors).")
+    training = run.training
+    if training.get("steps"):
+        seconds = training.get("train_seconds")
+        lines.append(f"Trained {training['steps']:,} steps" + (f" in {seconds:,.0f} s" if seconds else "")
+                     + (f"; {run.parameters:,} parameters." if run.parameters else "."))
+    lines.append(f"Data: {run.data_note}.")
+    lines.append(f"Run: `{run.path}` ({run.source}).")
+    return "  \n".join(lines)
+
+
+def samples_tab(device):
+    init_samples()
+    found = found_runs()
+    if found is None:
+        return
+    keys = [r.key for r in found.runs]
+    run = found.get(choose(ss.samples.run, keys, found.default().key, "run"))
+    if ss.samples.run != run.key:
+        ss.samples = replace(ss.samples, run=run.key)
+    labels = {r.key: r.label for r in found.runs}
+    mirror("image_run", run.key)
+    st.selectbox("Image model", keys, key="image_run", format_func=labels.get, on_change=on_run,
+                 help="Shipped: quick models on the kit's offline MNIST. Yours: runs/ (CIFAR-10 or ImageNet64 "
+                      "once you have trained them with the command line).")
+    sample_controls()
+    write_sample_url()
+    drawn = draw(run, device)
+    if drawn is None:
+        return
+    png, shown, seconds = drawn
+    ss.sample_png = png
+    s = ss.samples
+    left, right = st.columns([3, 2])
+    left.image(shown, caption=f"{s.samples} samples at T = {s.temperature:g}, seed {s.sample_seed}",
+               output_format="PNG")
+    left.download_button("Download PNG", png, file_name=gallery.file_name(run, s), mime="image/png",
+                         key="download_grid", on_click="ignore", icon=":material/download:")
+    right.markdown(run_facts(run))
+    right.caption(f"{TEMPERING} Drawn on **{device_name(device)}** in {1000 * seconds:.0f} ms. The download is "
+                  "the grid at the model's resolution (one pixel per pixel); pixels are floor(u)·2^(8−bits).")
+
+
+def compare_tab(device):
+    init_samples()
+    found = found_runs()
+    if found is None:
+        return
+    sets = found.comparisons()
+    keys = [c.key for c in sets]
+    comparison = gallery.find_comparison(sets, choose(ss.samples.compare, keys, keys[0], "compare"))
+    if ss.samples.compare != comparison.key:
+        ss.samples = replace(ss.samples, compare=comparison.key)
+    titles = {c.key: c.title for c in sets}
+    mirror("compare_set", comparison.key)
+    st.selectbox("Compare", keys, key="compare_set", format_func=titles.get, on_change=on_compare,
+                 help="Runs of one data set, bit depth and latent size; NSF keeps every dimension.")
+    sample_controls()
+    write_sample_url()
+    s = ss.samples
+    st.caption(f"The same temperature T = {s.temperature:g}, seed {s.sample_seed} and {s.samples} samples for each "
+               f"model, on {device_name(device)}. {TEMPERING}")
+    columns = st.columns(len(comparison.runs))
+    for column, run in zip(columns, comparison.runs):
+        with column:
+            bound = "" if run.exact else " (ELBO: a bound)"
+            st.markdown(f"**{gallery.MODEL_NAMES.get(run.model, run.model)}** · latent {run.latent_dim:,}")
+            drawn = draw(run, device)
+            if drawn is not None:
+                st.image(drawn[1], width="stretch", output_format="PNG")
+            if run.bpd is not None:
+                st.caption(f"bits/dim{bound}: {run.bpd:.3f} ± {run.bpd_2se:.3f}")
+    st.subheader("Metrics, from each run's metrics.json")
+    st.dataframe(gallery.metrics_rows(comparison.runs), hide_index=True, key="compare_metrics", column_config={
+        "bits/dim": st.column_config.NumberColumn(format="%.3f"),
+        "± 2 s.e.": st.column_config.NumberColumn(format="%.3f", help="two standard errors of the mean"),
+        "training seconds": st.column_config.NumberColumn(format="%.0f"),
+        "parameters": st.column_config.NumberColumn(format="localized"),
+        "training steps": st.column_config.NumberColumn(format="localized"),
+    })
+    notes = ["Bits/dim: lower is better. A VAE's are from its ELBO, an upper bound on its bits/dim: not exact."]
+    if any(r.stand_in for r in comparison.runs):
+        notes.append(f"Data: {comparison.runs[0].data_note}: compare the models with each other, not with the "
+                     "paper's numbers.")
+    if any(r.experiment == "anomaly" for r in comparison.runs):
+        notes.append("These are Table 4's anomaly models (MNIST 8-bit): their bits/dim are on held-out MNIST.")
+    st.caption("  \n".join(notes))
+
+
+def write_sample_url():
+    for name, value in ss.samples.to_query().items():
+        if st.query_params.get(name) != value:
+            st.query_params[name] = value
+
+
 # -- page ----------------------------------------------------------------------------------------
 def main():
     init_session()
     sidebar()
     st.title("Funnels, live")
     st.caption("Exact maximum likelihood with dimensionality reduction (Klein, Raine, Pina-Otey, "
-               "Voloshynovskiy, Golling). Train a funnel on a 2-D toy, look inside it, read Eq. 6.")
+               "Voloshynovskiy, Golling). Train a funnel on a 2-D toy, look inside it, sample image models at a "
+               "temperature, compare funnel, NSF and VAE, read Eq. 6.")
     for problem in ss.url_problems:
         st.error(problem)
     try:
         settings = current_settings()
-        run = current_run(settings)
     except ValueError as error:
         st.error(f"These settings cannot be used: {error}")
         st.stop()
     write_url(settings)
-    sidebar_footer(run)
+    device = fk.pick_device(ss.device_choice)
+    sidebar_footer(device)
     tabs = st.tabs(TABS, key="tab", bind="query-params")
-    for tab, render in zip(tabs, (train_tab, latents_tab, how_tab)):
-        if tab.open:
-            with tab:
-                render(run)
+    renders = {"Train": train_tab, "Latents": latents_tab, "Samples": samples_tab, "Compare": compare_tab,
+               "How it works": how_tab}
+    for label, tab in zip(TABS, tabs):
+        if not tab.open:
+            continue  # lazy tabs: the 2-D run and the image models are made only where they are shown
+        with tab:
+            if label in LIVE_TABS:
+                try:
+                    run = current_run(settings)
+                except ValueError as error:
+                    st.error(f"These settings cannot be used: {error}")
+                    st.stop()
+                renders[label](run)
+            else:
+                renders[label](device)
 
 
 main()

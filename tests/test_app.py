@@ -1,5 +1,7 @@
 """The dashboard, headless, with Streamlit's AppTest (no browser, no timer: one run per .run())."""
 
+import io
+import json
 from pathlib import Path
 
 import pytest
@@ -7,7 +9,10 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 import funnelkit as fk
-from funnelkit import live
+from funnelkit import gallery, live
+from funnelkit.experiments.shipped import SHIPPED_RUNS
+
+from .test_gallery import make_run
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TIMEOUT = 120  # the first run imports torch and builds a model; a busy CI machine is slow
@@ -49,7 +54,7 @@ def iteration(at):
 def test_train_tab_renders_with_charts_and_controls(no_shipped):
     at = start()
     assert not at.exception
-    assert [t.label for t in at.tabs] == ["Train", "Latents", "How it works"]
+    assert [t.label for t in at.tabs] == ["Train", "Latents", "Samples", "Compare", "How it works"]
     assert iteration(at) == 0
     assert metric(at, "best possible (true density)") == "2.865"
     charts = at.get("plotly_chart")
@@ -60,6 +65,7 @@ def test_train_tab_renders_with_charts_and_controls(no_shipped):
     footer = " ".join(c.value for c in at.sidebar.caption)
     assert "torch" in footer and "nflows" in footer and "streamlit" in footer and "cpu" in footer
     assert not at.error
+    assert "samples" not in at.session_state and not at.image  # lazy tabs: no image run was looked for
 
 
 @pytest.mark.parametrize("model", ["f-nsf", "nsf"])
@@ -206,3 +212,153 @@ def test_real_shipped_model_shows_at_once():
     at = start()
     assert not at.exception and iteration(at) > 0
     assert float(metric(at, "loss (−log p, nats)")) < 3.5
+
+
+# -- Samples and Compare tabs ----------------------------------------------------------------------
+@pytest.fixture
+def image_runs(tmp_path, monkeypatch):
+    """Untrained MNIST 5-bit F-NSF, NSF and VAE run folders, the only ones the app sees."""
+    root = tmp_path / "runs"
+    fk.seed_everything(0)
+    for i, name in enumerate(("f-nsf", "nsf", "vae")):
+        make_run(root / "images-quick" / f"mnist5-{name}", fk.models.image_model(name, "mnist", 5, preset="quick"),
+                 bpd=1.5 + i, seconds=10.0 + i)
+    monkeypatch.setenv(gallery.RUNS_ENV, str(root))
+    return root
+
+
+def png_size(data):
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as image:
+        return image.size
+
+
+def test_samples_tab_draws_a_grid_and_the_temperature_changes_it(image_runs):
+    at = start(tab="Samples")
+    assert not at.exception and not at.error
+    assert "run" not in at.session_state  # the 2-D live run is not built for this tab
+    assert len(at.image) == 1 and at.download_button(key="download_grid") is not None
+    assert at.selectbox(key="image_run").value == "runs/images-quick/mnist5-f-nsf"
+    assert at.slider(key="temperature").value == 1.0 and at.segmented_control(key="temperature_preset").value == 1.0
+    captions = " ".join(c.value for c in at.caption)
+    assert "Only the base noise is tempered" in captions and "T = 1, as in the paper's code" in captions
+    assert "cpu" in captions
+    first, first_url = at.session_state.sample_png, at.image[0].value[0]
+    assert png_size(first) == (8 * 30 + 2, 8 * 30 + 2)  # 64 samples of 28 x 28, padding 2
+    assert at.query_params["temperature"] == "1" and at.query_params["run"] == "runs/images-quick/mnist5-f-nsf"
+
+    at.slider(key="temperature").set_value(0.5).run()
+    assert not at.exception
+    assert at.session_state.sample_png != first and at.image[0].value[0] != first_url
+    assert at.segmented_control(key="temperature_preset").value == 0.5  # the preset follows the slider
+    assert at.query_params["temperature"] == "0.5"
+    at.segmented_control(key="temperature_preset").set_value(0.75).run()
+    assert at.slider(key="temperature").value == 0.75
+    at.slider(key="temperature").set_value(0.9).run()
+    assert at.segmented_control(key="temperature_preset").value is None  # not one of the paper's
+    at.segmented_control(key="temperature_preset").set_value(1.0).run()
+    assert at.session_state.sample_png == first  # same seed and temperature: the same grid
+
+    at.number_input(key="sample_seed").set_value(5).run()
+    assert at.session_state.sample_png != first
+    at.number_input(key="n_samples").set_value(9).run()
+    assert png_size(at.session_state.sample_png) == (3 * 30 + 2, 3 * 30 + 2)
+
+
+def test_a_link_opens_its_samples(image_runs):
+    at = start(tab="Samples", run="runs/images-quick/mnist5-vae", temperature="0.75", samples="4", sample_seed="7")
+    assert not at.exception and not at.error
+    assert at.selectbox(key="image_run").value == "runs/images-quick/mnist5-vae"
+    assert at.slider(key="temperature").value == 0.75 and at.number_input(key="sample_seed").value == 7
+    assert png_size(at.session_state.sample_png) == (2 * 30 + 2, 2 * 30 + 2)
+    assert "bound" in " ".join(m.value for m in at.markdown)
+
+
+def test_a_bad_link_shows_messages_and_the_defaults(image_runs):
+    at = start(tab="Samples", run="runs/nope", temperature="hot", samples="0")
+    assert not at.exception
+    errors = " ".join(e.value for e in at.error)
+    assert "temperature='hot' was ignored" in errors and "samples='0' was ignored" in errors
+    assert "run='runs/nope' is not among the runs found here" in errors
+    assert at.selectbox(key="image_run").value == "runs/images-quick/mnist5-f-nsf" and len(at.image) == 1
+
+
+@pytest.mark.parametrize("tab", ["Samples", "Compare"])
+@pytest.mark.parametrize("folder", ["empty", "missing"])
+def test_no_image_runs_shows_how_to_make_them(tmp_path, monkeypatch, tab, folder):
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv(gallery.RUNS_ENV, str(tmp_path / folder))
+    at = start(tab=tab)
+    assert not at.exception and not at.image
+    (info,) = at.info
+    assert "No image runs were found" in info.value and str(tmp_path / folder) in info.value
+    assert "funnelkit reproduce table2 --preset quick --runs runs" in info.value
+
+
+@pytest.mark.parametrize("damage, words", [("truncated", "is damaged"), ("deleted", "no checkpoint.pt beside")])
+def test_a_damaged_or_missing_checkpoint_is_reported_and_the_others_still_shown(image_runs, damage, words):
+    checkpoint = image_runs / "images-quick" / "mnist5-nsf" / "checkpoint.pt"
+    if damage == "truncated":
+        checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
+    else:
+        checkpoint.unlink()
+    at = start(tab="Compare")
+    assert not at.exception
+    (error,) = at.error
+    assert "A run was skipped" in error.value and words in error.value and "mnist5-nsf" in error.value
+    assert len(at.image) == 2  # F-NSF and VAE
+
+
+def test_a_checkpoint_that_cannot_be_loaded_shows_a_message(image_runs):
+    """The archive is sound but its weights do not fit its config: found, then refused at load."""
+    folder = image_runs / "images-quick" / "mnist5-f-nsf"
+    payload = torch.load(folder / "checkpoint.pt", weights_only=True)
+    payload["state_dict"] = {"not.a.weight": torch.zeros(2)}
+    torch.save(payload, folder / "checkpoint.pt")
+    at = start(tab="Samples")
+    assert not at.exception and not at.image
+    (error,) = at.error
+    assert "Could not load or sample **runs/images-quick/mnist5-f-nsf**" in error.value
+    assert "does not match its model config" in error.value
+    assert "funnelkit reproduce table2 --preset quick --runs runs" in error.value
+
+
+def test_compare_tab_shows_three_models_and_their_metrics(image_runs):
+    at = start(tab="Compare", temperature="0.5")
+    assert not at.exception and not at.error
+    assert len(at.image) == 3
+    (table,) = at.dataframe
+    rows = table.value
+    assert list(rows["model"]) == ["F-NSF", "NSF", "VAE"]
+    assert list(rows["likelihood"]) == ["exact", "exact", "bound (ELBO)"]
+    assert list(rows["bits/dim"]) == [1.5, 2.5, 3.5] and list(rows["latent size"]) == [16, 784, 16]
+    stored = json.loads((image_runs / "images-quick" / "mnist5-vae" / "metrics.json").read_text())
+    assert rows["parameters"].iloc[2] == stored["parameters"]
+    page = " ".join(c.value for c in at.caption)
+    assert "T = 0.5" in page and "Only the base noise is tempered" in page and "ELBO" in page
+    before = [image.value[0] for image in at.image]
+    at.slider(key="temperature").set_value(1.0).run()
+    assert all(a != b for a, b in zip(before, [image.value[0] for image in at.image]))
+
+
+def test_the_temperature_is_kept_across_the_image_tabs(image_runs):
+    at = start(tab="Samples")
+    at.slider(key="temperature").set_value(0.5).run()
+    at.query_params["tab"] = "Compare"
+    at.run()
+    assert not at.exception and len(at.image) == 3
+    assert at.slider(key="temperature").value == 0.5
+    at.query_params["tab"] = "Samples"
+    at.run()
+    assert at.slider(key="temperature").value == 0.5 and len(at.image) == 1
+
+
+def test_samples_tab_on_the_shipped_runs(monkeypatch):
+    if not (SHIPPED_RUNS / "images-quick").is_dir():
+        pytest.skip("data/runs/images-quick is not in this checkout")
+    monkeypatch.setenv(gallery.RUNS_ENV, str(SHIPPED_RUNS))
+    at = start(tab="Samples", temperature="0.5")
+    assert not at.exception and not at.error and len(at.image) == 1
+    assert at.selectbox(key="image_run").value.startswith("shipped/images-quick/")
+    assert "Test bits/dim" in " ".join(m.value for m in at.markdown)

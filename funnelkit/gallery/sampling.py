@@ -1,0 +1,99 @@
+"""Sampling an image model: a seeded grid of ``n`` samples at a temperature, as PNG bytes.
+
+Temperature scales only the base noise, z ~ N(0, T^2 I); each funnel's decoder p_phi and the
+VAE's decoder are sampled at T = 1, as in the paper's code (Fig. 4).
+"""
+
+import io
+import math
+import numbers
+import threading
+
+import torch
+
+from ..experiments.paper_numbers import FIG4_TEMPERATURES
+from ..experiments.results import image_grid
+from ..experiments.table2 import samples_uint8
+from ..validation import check_positive_int, check_temperature
+from .names import IMAGE_BUILDERS
+
+PRESET_TEMPERATURES = tuple(FIG4_TEMPERATURES)  # 0.5, 0.75, 1.0
+LIMITS = {"temperature": (0.05, 1.5), "samples": (1, 256), "sample_seed": (0, 2**31 - 1)}
+_SAMPLING = threading.Lock()  # the seeded draw uses torch's global generator: one draw at a time
+
+
+def check_sample_request(n, temperature, seed):
+    """``(n, temperature, seed)`` checked: a ValueError naming what was expected otherwise."""
+    low, high = LIMITS["samples"]
+    n = check_positive_int(n, "the number of samples")
+    if n > high:
+        raise ValueError(f"the number of samples must be from {low} to {high}, got {n}")
+    if isinstance(temperature, torch.Tensor) and temperature.numel() == 1:
+        temperature = temperature.item()
+    check_temperature(temperature)
+    low, high = LIMITS["sample_seed"]
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not low <= seed <= high:
+        raise ValueError(f"the seed must be a whole number from {low} to {high}, got {seed!r}")
+    seed = int(seed)
+    return n, float(temperature), seed
+
+
+def model_bits(model):
+    """The bit depth an image model was trained at (an anomaly model: 8)."""
+    config = getattr(model, "config", {}) or {}
+    if config.get("builder") not in IMAGE_BUILDERS:
+        raise ValueError(f"expected an image model (builder 'image' or 'anomaly'), got builder {config.get('builder')!r}")
+    return int(config.get("bits", 8))
+
+
+def sample_grid(model, n, temperature=1.0, seed=0, bits=None, nrow=None):
+    """``n`` samples of an image model at ``temperature``, seeded, tiled into one uint8 (C, H, W) picture.
+
+    Only the base noise is tempered (z ~ N(0, T^2 I)); funnel decoders and the VAE's decoder
+    sample at T = 1. Pixels are floor(u) * 2^(8 - bits), as Table 2's Fig. 3. The same
+    ``seed`` gives the same grid on the same device; torch's global random state is left as
+    it was. ``nrow`` images per row (default: a square, ceil(sqrt(n))).
+    """
+    n, temperature, seed = check_sample_request(n, temperature, seed)
+    bits = model_bits(model) if bits is None else check_positive_int(bits, "bits")
+    nrow = math.ceil(math.sqrt(n)) if nrow is None else check_positive_int(nrow, "nrow")
+    device = getattr(model, "device", torch.device("cpu"))
+    cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    with _SAMPLING, torch.random.fork_rng(devices=cuda):
+        images = samples_uint8(model, n, bits, temperature=temperature, seed=seed)
+    return image_grid(images, nrow=nrow)
+
+
+def upscale(grid, factor):
+    """A (C, H, W) picture with every pixel repeated ``factor`` times each way (crisp when enlarged)."""
+    factor = check_positive_int(factor, "factor")
+    return grid.repeat_interleave(factor, dim=-2).repeat_interleave(factor, dim=-1)
+
+
+def display_factor(grid, width=480):
+    """The whole factor that brings a picture closest to ``width`` pixels wide, at least 1."""
+    return max(1, round(width / grid.shape[-1]))
+
+
+def png_bytes(grid, scale=1):
+    """A uint8 (C, H, W) picture (C 1 or 3) as PNG bytes, pixels repeated ``scale`` times."""
+    from PIL import Image
+
+    if not isinstance(grid, torch.Tensor) or grid.dtype != torch.uint8 or grid.dim() != 3 or grid.shape[0] not in (1, 3):
+        raise ValueError(f"expected a uint8 picture of shape (1 or 3, H, W), got "
+                         f"{getattr(grid, 'dtype', type(grid).__name__)} {tuple(getattr(grid, 'shape', ()))}")
+    grid = upscale(grid.detach().cpu(), scale)
+    array = grid[0].numpy() if grid.shape[0] == 1 else grid.permute(1, 2, 0).contiguous().numpy()
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def file_name(run, settings):
+    """A download name that says what the picture is."""
+    return (f"{run.model}-{run.dataset}{run.bits}-latent{run.latent_dim}-T{settings.temperature:g}"
+            f"-n{settings.samples}-seed{settings.sample_seed}.png")
+
+
+__all__ = ["LIMITS", "PRESET_TEMPERATURES", "check_sample_request", "display_factor", "file_name", "model_bits",
+           "png_bytes", "sample_grid", "upscale"]
