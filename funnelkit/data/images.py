@@ -35,7 +35,9 @@ recorded in the result:
 
 Splits are the files' own, "train" and "test"; the papers' validation sets (1% of train for
 CIFAR-10 and ImageNet64) are cut from train by the caller. Pass ``allow_offline=False`` to get
-the error instead of a fallback.
+the error instead of a fallback, and ``prefer_offline=True`` to get the offline copy even when the
+full set is there (the quick presets do: the same data on every machine, the data the shipped
+runs were trained on).
 """
 
 import logging
@@ -193,12 +195,17 @@ def _fashion_offline(split):
     return _result("fashion-mnist", split, images[:, None], labels, source, offline=True)
 
 
+def _offline_copy(key, split):
+    """The kit's offline copy of this MNIST / Fashion-MNIST split, or None where it ships none."""
+    return (_mnist_offline if key == "mnist" else _fashion_offline)(split)
+
+
 def _load_idx_set(key, split, root, download, allow_offline):
     data, missing = _torchvision_idx(key, split, root, download)
     if data is not None:
         return data
     if allow_offline:
-        data = (_mnist_offline if key == "mnist" else _fashion_offline)(split)
+        data = _offline_copy(key, split)
         if data is not None:
             return data
     file, raw, why = missing
@@ -241,7 +248,7 @@ def _load_cifar10(split, root, download, check_md5):
 
 # ---------------------------------------------------------------- entry point
 
-def image_dataset(name, split, root=None, download=False, allow_offline=True, check_md5=True):
+def image_dataset(name, split, root=None, download=False, allow_offline=True, check_md5=True, prefer_offline=False):
     """Load ``split`` ("train" or "test") of the image set ``name`` as an :class:`ImageData`.
 
     ``name`` is one of ``IMAGE_DATASETS`` (any letter case). ``root`` holds the files in
@@ -257,7 +264,9 @@ def image_dataset(name, split, root=None, download=False, allow_offline=True, ch
     key = _check_name(name, split)
     root = Path(root).expanduser() if root is not None else default_root()
     if key in ("mnist", "fashion-mnist"):
-        data = _load_idx_set(key, split, root, download, allow_offline)
+        data = _offline_copy(key, split) if prefer_offline and allow_offline else None
+        if data is None:
+            data = _load_idx_set(key, split, root, download, allow_offline)
         if data.offline:
             _announce(data)
         return data

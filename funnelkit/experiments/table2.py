@@ -11,8 +11,9 @@ Presets:
   train, cut by a fixed seed, is the validation split the Trainer reports during training.
   Missing files raise :class:`~funnelkit.data.cache.DatasetNotFoundError` before anything is
   trained or written.
-* ``"quick"``: a **stand-in** for CIFAR-10 5-bit, labelled as one: MNIST at 5 bits (offline,
-  the kit ships the first 10,000 training images), split by a fixed seed into training images
+* ``"quick"``: a **stand-in** for CIFAR-10 5-bit, labelled as one: MNIST at 5 bits (the kit's
+  offline first 10,000 training images, also where the full MNIST is there: a quick run is the
+  same on every machine, and the shipped runs of ``data/runs`` are its runs), split by a fixed seed into training images
   and 1,000 held-out ones, with the quick MNIST models (``image_model(name, "mnist", 5,
   "quick")``: NSF, F-NSF with latent 16, MLP VAE with latent 16), 400 steps of batch 64 at
   learning rate 1e-3 (cosine-annealed), 4,000 for the VAE (its steps are cheap, and its single
@@ -130,7 +131,7 @@ def _load(name, split, root, settings, loaded, **kwargs):
 
 def _load_column(dataset, bits, settings, root, loaded):
     if settings.quick_standin:
-        data = _load("mnist", "train", root, settings, loaded)
+        data = _load("mnist", "train", root, settings, loaded, prefer_offline=True)
         train_index, test_index = held_out_split(len(data), settings.held_out, SPLIT_SEED)
         subset = "first10k" if data.is_stand_in else "full"
         name = ("MNIST first 10k of train (offline subset)" if data.is_stand_in else "MNIST train")

@@ -134,6 +134,32 @@ def test_failed_download_falls_back_and_says_why(tmp_path, monkeypatch):
         image_dataset("mnist", "train", root=tmp_path, download=True, allow_offline=False)
 
 
+def test_prefer_offline_returns_the_shipped_copy_even_where_the_full_set_is(tmp_path):
+    write_idx_set(tmp_path, "MNIST", "test", n=3, seed=1)
+    full, _ = write_idx_set(tmp_path, "MNIST", "train", n=7, seed=2)
+    assert len(image_dataset("mnist", "train", root=tmp_path)) == 7  # the default: the full set first
+    with pytest.warns(OfflineDataWarning, match="STAND-IN"):
+        data = image_dataset("mnist", "train", root=tmp_path, prefer_offline=True)
+    assert data.is_stand_in and len(data) == 10_000
+    # where no copy ships (MNIST test), or offline data is refused, the full set is read as usual
+    assert len(image_dataset("mnist", "test", root=tmp_path, prefer_offline=True)) == 3
+    data = image_dataset("mnist", "train", root=tmp_path, prefer_offline=True, allow_offline=False)
+    np.testing.assert_array_equal(data.images[:, 0].numpy(), full)
+
+
+def test_the_quick_image_presets_train_on_the_offline_copy_where_the_full_set_is(tmp_path):
+    from funnelkit.experiments import table2, table4
+
+    write_idx_set(tmp_path, "MNIST", "test", n=3, seed=1)
+    write_idx_set(tmp_path, "MNIST", "train", n=1200, seed=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", OfflineDataWarning)
+        [column] = table2.load_columns(table2.PRESETS["quick"], root=tmp_path)
+        tag = table4.load_data(table4.PRESETS["quick"], root=tmp_path)[-1]
+    assert column.tag == "mnist5-first10k-h1000" and len(column.images) == 10_000 and column.stand_in
+    assert tag == "mnist-first10k-h1000"  # the names of the shipped runs: they load, nothing trains
+
+
 # ---------------------------------------------------------------- shipped offline files
 
 def test_shipped_files_match_readme_sha256():
