@@ -218,12 +218,18 @@ def _evaluate(model, images, bits, settings, progress):
 
 @torch.no_grad()
 def samples_uint8(model, n, bits, temperature=1.0, seed=SAMPLE_SEED, batch_size=100, progress=False):
-    """``n`` samples of ``model`` at ``temperature`` as uint8 pictures floor(u) 2^(8-b), (n, C, H, W)."""
+    """``n`` samples of ``model`` at ``temperature`` as uint8 pictures floor(u) 2^(8-b), (n, C, H, W).
+
+    Seeded by ``seed`` on a forked generator: torch's global random state is left as it was.
+    """
     model.eval()
-    torch.manual_seed(seed)
-    starts = range(0, n, batch_size)
-    chunks = [model.sample(min(batch_size, n - i), temperature=temperature).cpu()
-              for i in tqdm(starts, desc="sampling", disable=not progress or len(starts) < 2, leave=False)]
+    device = getattr(model, "device", torch.device("cpu"))
+    cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(seed)
+        starts = range(0, n, batch_size)
+        chunks = [model.sample(min(batch_size, n - i), temperature=temperature).cpu()
+                  for i in tqdm(starts, desc="sampling", disable=not progress or len(starts) < 2, leave=False)]
     return to_uint8_images(torch.cat(chunks), bits)
 
 

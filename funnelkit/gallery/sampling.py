@@ -57,9 +57,7 @@ def sample_grid(model, n, temperature=1.0, seed=0, bits=None, nrow=None):
     n, temperature, seed = check_sample_request(n, temperature, seed)
     bits = model_bits(model) if bits is None else check_positive_int(bits, "bits")
     nrow = math.ceil(math.sqrt(n)) if nrow is None else check_positive_int(nrow, "nrow")
-    device = getattr(model, "device", torch.device("cpu"))
-    cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
-    with _SAMPLING, torch.random.fork_rng(devices=cuda):
+    with _SAMPLING:  # samples_uint8 seeds a fork of torch's global generator: one draw at a time
         images = samples_uint8(model, n, bits, temperature=temperature, seed=seed)
     return image_grid(images, nrow=nrow)
 

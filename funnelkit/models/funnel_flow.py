@@ -44,6 +44,7 @@ class FunnelFlow(Flow):
         layers = list(layers)
         shapes = _trace_shapes(layers, _as_shape(data_shape), context_features)
         super().__init__(CompositeTransform(layers), StandardNormal(list(shapes[-1])))
+        self.to(_layers_dtype(layers))  # the base's buffers in the layers' dtype, not the default one
         self.data_shape = shapes[0]
         self.data_dim = math.prod(shapes[0])
         self.latent_shape = shapes[-1]
@@ -156,13 +157,20 @@ def _as_shape(data_shape):
     return shape
 
 
+def _layers_dtype(layers):
+    """The layers' floating dtype (float32 layers under a float64 default, or the reverse), else the default."""
+    return next((p.dtype for layer in layers for p in layer.parameters() if p.is_floating_point()),
+                torch.get_default_dtype())
+
+
 def _trace_shapes(layers, data_shape, context_features):
     """Push a dummy batch through the layers and return the shape (without batch) after each one."""
     if not layers:
         raise ValueError("a FunnelFlow needs at least one layer")
     shapes = [data_shape]
-    x = torch.zeros(2, *data_shape)
-    context = torch.zeros(2, context_features) if context_features else None
+    dtype = _layers_dtype(layers)
+    x = torch.zeros(2, *data_shape, dtype=dtype)
+    context = torch.zeros(2, context_features, dtype=dtype) if context_features else None
     modes = [layer.training for layer in layers]
     with torch.no_grad():
         for i, layer in enumerate(layers):

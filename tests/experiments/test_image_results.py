@@ -98,3 +98,15 @@ def test_missing_weights_or_data_raise_before_anything_is_written(tmp_path):
         table2.reproduce_table2("paper", out=tmp_path / "out", runs=tmp_path / "runs", root=tmp_path / "images",
                                 progress=False)
     assert files_in(tmp_path) == []
+
+
+def test_samples_are_seeded_and_leave_the_global_random_state_alone():
+    import funnelkit as fk
+
+    model = fk.models.image_model("f-nsf", "mnist", 5, preset="quick", **TINY["model_overrides"])
+    state = torch.get_rng_state()
+    first = table2.samples_uint8(model, 5, 5, temperature=0.75, seed=3, batch_size=2)  # three batches
+    assert torch.equal(torch.get_rng_state(), state)
+    assert first.dtype == torch.uint8 and first.shape == (5, 1, 28, 28)
+    assert torch.equal(table2.samples_uint8(model, 5, 5, temperature=0.75, seed=3, batch_size=2), first)
+    assert not torch.equal(table2.samples_uint8(model, 5, 5, temperature=0.75, seed=4, batch_size=2), first)

@@ -142,6 +142,20 @@ def test_a_flow_without_parameters_knows_its_dtype():
     assert torch.allclose(model.log_prob(x), expected)
 
 
+@pytest.mark.parametrize("default, layer_dtype", [(torch.float64, torch.float32), (torch.float32, torch.float64)])
+def test_layers_of_another_dtype_than_the_default_build_a_flow(default, layer_dtype):
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(default)
+    try:
+        layer = fk.layers.ConvFunnel2d(1, 4, 4, hidden_features=8, num_hidden_layers=1).to(layer_dtype)
+        model = fk.models.FunnelFlow([layer], data_shape=(1, 4, 4))
+    finally:
+        torch.set_default_dtype(previous)
+    assert model.dtype == layer_dtype and model.latent_shape == (1, 2, 2)
+    x = torch.rand(3, 1, 4, 4, dtype=layer_dtype)
+    assert model.log_prob(x).dtype == layer_dtype
+
+
 def test_image_shaped_data_keeps_its_shape_and_encode_flattens_the_latent():
     from nflows.transforms.reshape import SqueezeTransform
 
