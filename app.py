@@ -28,7 +28,7 @@ import funnelkit as fk
 from funnelkit import gallery
 from funnelkit import live
 from funnelkit.checkpoints import versions
-from funnelkit.paths import REPO_ROOT
+from funnelkit.paths import REPO_ROOT, shown
 from funnelkit.viz import interactive as iv
 
 GRID = int(os.environ.get("FUNNELKIT_APP_GRID", "100"))
@@ -452,7 +452,7 @@ def run_facts(run):
         lines.append(f"Trained {training['steps']:,} steps" + (f" in {seconds:,.0f} s" if seconds else "")
                      + (f"; {run.parameters:,} parameters." if run.parameters else "."))
     lines.append(f"Data: {run.data_note}.")
-    lines.append(f"Run: `{run.path}` ({run.source}).")
+    lines.append(f"Run: `{shown(run.path)}` ({run.source}).")
     return "  \n".join(lines)
 
 

