@@ -95,3 +95,14 @@ def test_each_shipped_run_loads_and_its_metrics_say_how_it_was_made(folder):
     assert model.num_parameters() == metrics["parameters"]
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
+
+
+def test_a_shipped_image_run_gives_its_stored_numbers_when_evaluated_again():
+    from funnelkit.experiments.commands import evaluate_run
+
+    folder = SHIPPED_RUNS / "images-quick" / "mnist5-first10k-h1000-s400-f-nsf"
+    stored = json.loads((folder / "metrics.json").read_text())["evaluation"]
+    _, _, numbers, records, _ = evaluate_run(folder)  # the held-out images rebuilt from the model's config
+    assert numbers["bpd"] == pytest.approx(stored["bpd"], abs=1e-6)
+    assert numbers["bpd_2se"] == pytest.approx(stored["bpd_2se"], abs=1e-6)
+    assert records[0]["stand_in"]
