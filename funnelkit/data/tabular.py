@@ -28,8 +28,9 @@ MINIBOONE   43     29,556    3,284    3,648  split, standardise
 BSDS300     63  1,000,000   50,000  250,000  none (stored split)
 =========  ===  =========  =======  =======  ==============================================
 
-All sets but BSDS300 are standardised (POWER, MINIBOONE, HEPMASS with train statistics, GAS
-with the statistics of all rows); the sizes are those of the archive's files.
+All sets but BSDS300 are standardised, as MAF's code does: POWER and MINIBOONE with the
+statistics of the training and validation rows together, HEPMASS with those of its train file,
+GAS with those of all rows; the sizes are those of the archive's files.
 """
 
 import hashlib
