@@ -2,10 +2,13 @@
 options a result does not take refused by name (folders, --root and --runs, only passed to the
 results that use them), missing data reported without a traceback."""
 
+import json
+
 import pytest
 
 from funnelkit.cli import main
 from funnelkit.experiments import DESCRIPTIONS, RESULTS
+from funnelkit.experiments.shipped import SHIPPED_RUNS
 
 from .conftest import files_in
 
@@ -49,3 +52,18 @@ def test_missing_data_is_reported_with_the_file_and_nothing_is_written(tmp_path,
     error = capsys.readouterr().err
     assert code == 2 and "power/data.npy" in error and "Traceback" not in error
     assert files_in(tmp_path) == []
+
+
+def test_reproduce_shipped_loads_the_shipped_runs_instead_of_training(tmp_path, capsys):
+    args = ["reproduce", "table4", "--out", str(tmp_path / "out"), "--runs", str(tmp_path / "runs"), "--shipped"]
+    assert main(args) == 0
+    shipped = len(list(SHIPPED_RUNS.glob("*/*/checkpoint.pt")))
+    assert f"copied {shipped} shipped run(s)" in capsys.readouterr().out
+    stored = json.loads((tmp_path / "out" / "table4.json").read_text())
+    assert len(stored["ours"]) == 7 and {row["status"] for row in stored["ours"].values()} == {"loaded"}
+    # the shipped runs are the quick preset's: other presets or step counts are refused, nothing written
+    for extra in (["--preset", "paper"], ["--steps", "5"]):
+        assert main(["reproduce", "table2", "--out", str(tmp_path / "o2"), "--runs", str(tmp_path / "r2"), "--shipped",
+                     *extra]) == 2
+        assert "--shipped" in capsys.readouterr().err
+    assert not (tmp_path / "o2").exists() and not (tmp_path / "r2").exists()
