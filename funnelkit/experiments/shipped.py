@@ -19,6 +19,7 @@ import torch
 from ..checkpoints import CHECKPOINT_NAME, read_checkpoint
 from ..files import write_atomically
 from ..paths import DATA_DIR, shown_in_text
+from .results import write_text
 from .runs import EVALUATION_NAME, METRICS_NAME, read_json
 
 SHIPPED_RUNS = DATA_DIR / "runs"
@@ -59,7 +60,7 @@ def ship(folder, to=SHIPPED_RUNS):
             shutil.copyfile(run / EVALUATION_NAME, out / EVALUATION_NAME)
         # the data descriptions name files by absolute path: this checkout's paths mean nothing elsewhere
         metrics = shown_in_text((run / METRICS_NAME).read_text())
-        write_atomically(out / METRICS_NAME, lambda file, text=metrics: file.write(text.encode()))
+        write_text(out / METRICS_NAME, metrics)
         written.append(out)
     return written
 
