@@ -101,6 +101,7 @@ def current_run(settings):
 
 
 def write_url(settings):
+    """Put the settings (the 2-D run's or the image tabs') in the page URL, so the link reopens them."""
     for name, value in settings.to_query().items():
         if st.query_params.get(name) != value:
             st.query_params[name] = value
@@ -471,7 +472,7 @@ def samples_tab(device):
                  help="Shipped: quick models on the kit's offline MNIST. Yours: runs/ (CIFAR-10 or ImageNet64 "
                       "once you have trained them with the command line).")
     sample_controls()
-    write_sample_url()
+    write_url(ss.samples)
     drawn = draw(run, device)
     if drawn is None:
         return
@@ -503,7 +504,7 @@ def compare_tab(device):
     st.selectbox("Compare", keys, key="compare_set", format_func=titles.get, on_change=on_compare,
                  help="Runs of one data set, bit depth and latent size; NSF keeps every dimension.")
     sample_controls()
-    write_sample_url()
+    write_url(ss.samples)
     s = ss.samples
     st.caption(f"The same temperature T = {s.temperature:g}, seed {s.sample_seed} and {s.samples} samples for each "
                f"model, on {device_name(device)}. {TEMPERING}")
@@ -532,12 +533,6 @@ def compare_tab(device):
     if any(r.experiment == "anomaly" for r in comparison.runs):
         notes.append("These are Table 4's anomaly models (MNIST 8-bit): their bits/dim are on held-out MNIST.")
     st.caption("  \n".join(notes))
-
-
-def write_sample_url():
-    for name, value in ss.samples.to_query().items():
-        if st.query_params.get(name) != value:
-            st.query_params[name] = value
 
 
 # -- page ----------------------------------------------------------------------------------------

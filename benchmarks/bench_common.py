@@ -4,8 +4,15 @@ load; medians resist the shared machine's noise) and writing results/NAME.json a
 Imported by the scripts in this folder."""
 
 import json
+import os
+import socket
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import funnelkit as fk
@@ -35,6 +42,7 @@ def median_step_times(trainers, blocks=6, steps_per_block=3, warmup=2):
 
 
 RESULTS = Path(__file__).parent / "results"
+REPO = Path(__file__).resolve().parents[1]
 
 
 def save_results(name, result, markdown):
@@ -43,3 +51,48 @@ def save_results(name, result, markdown):
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     (RESULTS / f"{name}.md").write_text(markdown)
     print(markdown)
+
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+@contextmanager
+def dashboard_in_chromium(env=None, start_within_s=90):
+    """A Streamlit server for ``app.py`` on a free local port and Debian's chromium (Playwright).
+
+    Yields ``(url, browser, server_ready_s)``: the seconds the server took to answer its health
+    check. The server is always terminated."""
+    from playwright.sync_api import sync_playwright
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    start = time.perf_counter()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"), "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
+         "--browser.gatherUsageStats", "false"],
+        cwd=tempfile.gettempdir(), env=dict(os.environ, **(env or {})), stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        while True:
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                if time.perf_counter() - start > start_within_s:
+                    raise RuntimeError(f"streamlit did not start in {start_within_s} s") from None
+                time.sleep(0.2)
+        server_ready = time.perf_counter() - start
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
+            try:
+                yield url, browser, server_ready
+            finally:
+                browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=15)

@@ -16,19 +16,13 @@ Writes benchmarks/results/four_circles.json and .md. Run: `make bench` (about 5 
 
 import platform
 import re
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
 
 import torch
 
 import funnelkit as fk
 from funnelkit.experiments import four_circles
-from bench_common import median_step_times, save_results, timing_trainer  # this folder is on sys.path when run as a script
-
+from bench_common import dashboard_in_chromium, median_step_times, save_results, timing_trainer  # this folder is on sys.path when run as a script
 
 
 def step_times(batch_size=512, blocks=12, steps_per_block=5, threads=None):
@@ -71,48 +65,20 @@ def quick_preset():
 
 
 def dashboard_in_browser(play_seconds=10.0):
-    from playwright.sync_api import sync_playwright
-
-    repo = Path(__file__).resolve().parents[1]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    start = time.perf_counter()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(repo / "app.py"), "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1"],
-        cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        while True:
-            try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                time.sleep(0.2)
-        server_ready = time.perf_counter() - start
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run"])
-            page = browser.new_page(viewport={"width": 1500, "height": 1100})
-            opened = time.perf_counter()
-            page.goto(url)
-            iteration = page.locator("[data-testid='stMetric']").filter(has_text="iteration").locator("[data-testid='stMetricValue']")
-            iteration.wait_for(timeout=180_000)
-            page.locator(".js-plotly-plot").first.wait_for(timeout=180_000)
-            first_render = time.perf_counter() - opened
-            before = int(re.sub(r"[^0-9]", "", iteration.inner_text()))
-            page.get_by_role("button", name="Play").click()
-            page.wait_for_timeout(play_seconds * 1000)
-            page.get_by_role("button", name="Pause").click()
-            page.wait_for_timeout(2000)
-            after = int(re.sub(r"[^0-9]", "", iteration.inner_text()))
-            browser.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=15)
+    with dashboard_in_chromium() as (url, browser, server_ready):
+        page = browser.new_page(viewport={"width": 1500, "height": 1100})
+        opened = time.perf_counter()
+        page.goto(url)
+        iteration = page.locator("[data-testid='stMetric']").filter(has_text="iteration").locator("[data-testid='stMetricValue']")
+        iteration.wait_for(timeout=180_000)
+        page.locator(".js-plotly-plot").first.wait_for(timeout=180_000)
+        first_render = time.perf_counter() - opened
+        before = int(re.sub(r"[^0-9]", "", iteration.inner_text()))
+        page.get_by_role("button", name="Play").click()
+        page.wait_for_timeout(play_seconds * 1000)
+        page.get_by_role("button", name="Pause").click()
+        page.wait_for_timeout(2000)
+        after = int(re.sub(r"[^0-9]", "", iteration.inner_text()))
     return {"server_ready_s": server_ready, "first_render_s": first_render,
             "from_server_start_s": server_ready + first_render,
             "iterations_per_second_seen": (after - before) / play_seconds}

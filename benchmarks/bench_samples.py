@@ -18,19 +18,17 @@ Writes benchmarks/results/samples.json and .md. Run: `python benchmarks/bench_sa
 
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import torch
 
 import funnelkit as fk
-from bench_common import save_results  # this folder is on sys.path when run as a script
+from bench_common import dashboard_in_chromium, save_results  # this folder is on sys.path when run as a script
 from funnelkit import gallery
 from funnelkit.experiments.shipped import SHIPPED_RUNS
 
@@ -75,51 +73,20 @@ def app_first_grid(repeats=5):
 
 def browser_first_grid(repeats=3):
     """Seconds from opening ``?tab=Samples`` in a new chromium page to the grid on screen."""
-    from playwright.sync_api import sync_playwright
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = dict(os.environ, FUNNELKIT_APP_DEVICE="cpu", FUNNELKIT_APP_RUNS=str(SHIPPED_RUNS))
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"), "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
-         "--browser.gatherUsageStats", "false"],
-        cwd=tempfile.gettempdir(), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    seconds = []
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("streamlit did not start in 90 s") from None
-                time.sleep(0.2)
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run"])
-            connected = []
-            for _ in range(repeats):
-                page = browser.new_page(viewport={"width": 1500, "height": 1100})
-                start = time.perf_counter()
-                page.goto(f"{url}/?tab=Samples")
-                page.wait_for_selector("[data-testid='stApp'][data-test-connection-state='CONNECTED']",
-                                       timeout=180_000)
-                connected.append(time.perf_counter() - start)
-                page.locator("[data-testid='stImage'] img").first.wait_for(timeout=180_000)
-                page.wait_for_function("() => { const i = document.querySelector(\"[data-testid='stImage'] img\");"
-                                       " return i && i.complete && i.naturalWidth > 0; }", timeout=60_000)
-                seconds.append(time.perf_counter() - start)
-                page.close()
-            browser.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=15)
+    seconds, connected = [], []
+    with dashboard_in_chromium({"FUNNELKIT_APP_DEVICE": "cpu", "FUNNELKIT_APP_RUNS": str(SHIPPED_RUNS)}) \
+            as (url, browser, _):
+        for _ in range(repeats):
+            page = browser.new_page(viewport={"width": 1500, "height": 1100})
+            start = time.perf_counter()
+            page.goto(f"{url}/?tab=Samples")
+            page.wait_for_selector("[data-testid='stApp'][data-test-connection-state='CONNECTED']", timeout=180_000)
+            connected.append(time.perf_counter() - start)
+            page.locator("[data-testid='stImage'] img").first.wait_for(timeout=180_000)
+            page.wait_for_function("() => { const i = document.querySelector(\"[data-testid='stImage'] img\");"
+                                   " return i && i.complete && i.naturalWidth > 0; }", timeout=60_000)
+            seconds.append(time.perf_counter() - start)
+            page.close()
     return {"first_page_s": seconds[0], "later_pages_s": seconds[1:],
             "median_later_pages_s": statistics.median(seconds[1:]) if len(seconds) > 1 else None,
             "connected_s": connected}

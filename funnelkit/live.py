@@ -21,11 +21,12 @@ import functools
 import math
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
 
+from . import url_query
 from .checkpoints import read_checkpoint
 from .data import TOYS, four_circles_log_prob, toy
 from .device import pick_device
@@ -107,35 +108,14 @@ class LiveSettings:
 
     def to_query(self):
         """The settings as URL query values (strings)."""
-        values = asdict(self).items()
-        return {name: f"{value:g}" if isinstance(value, float) else str(value) for name, value in values}
+        return url_query.to_query(self)
 
     @classmethod
     def from_query(cls, query):
-        """Settings from URL query values; returns ``(settings, problems)``.
-
-        Each bad value is replaced by its default and described in ``problems`` (a list of
-        strings), so a link with one typo still opens, with a message saying what was ignored.
-        Keys that are not settings are left alone.
-        """
-        defaults = cls()
-        values, problems = asdict(defaults), []
-        for field in fields(cls):
-            if field.name not in query:
-                continue
-            raw = query[field.name]
-            raw = raw[-1] if isinstance(raw, (list, tuple)) and raw else raw
-            try:
-                value = _parse(field.name, raw)
-                replace(defaults, **{field.name: value})  # check this value on its own
-            except ValueError as error:
-                problems.append(
-                    f"The link's {field.name}={raw!r} was ignored: {error}. "
-                    f"Using {getattr(defaults, field.name)!r} instead."
-                )
-                continue
-            values[field.name] = value
-        return cls(**values), problems
+        """Settings from URL query values; returns ``(settings, problems)``: each bad value is
+        replaced by its default and described in ``problems``, so a link with one typo still
+        opens, with a message saying what was ignored (:func:`funnelkit.url_query.from_query`)."""
+        return url_query.from_query(cls, query, _parse)
 
     # -- what differs between two settings ------------------------------------------------------
     @property

@@ -30,9 +30,8 @@ def comparisons(runs):
         reducing = [r for r in members if r.model != "nsf"]
         latents = sorted({r.latent_dim for r in reducing}) or [None]
         for latent in latents:
-            chosen = {}
-            for run in sorted((r for r in reducing if r.latent_dim == latent), key=lambda r: r.stamp):
-                chosen[run.model] = run  # the newest wins
+            same = [r for r in reducing if r.latent_dim == latent]
+            chosen = {model: _newest([r for r in same if r.model == model]) for model in {r.model for r in same}}
             if nsf is not None:
                 chosen["nsf"] = nsf
             if not chosen:

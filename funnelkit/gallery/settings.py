@@ -1,7 +1,9 @@
 """What the Samples and Compare tabs show (run, temperature, number of samples, seed, comparison),
 read from and written to URL query values, so a link opens the same grid."""
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass
+
+from .. import url_query
 
 from .sampling import LIMITS, check_sample_request
 
@@ -31,32 +33,25 @@ class SampleSettings:
                 raise ValueError(f"{name} must be a run name (text), got {value!r}")
 
     def to_query(self):
-        values = {name: value for name, value in asdict(self).items() if value is not None}
-        return {name: f"{value:g}" if isinstance(value, float) else str(value) for name, value in values.items()}
+        return url_query.to_query(self)
 
     @classmethod
     def from_query(cls, query):
         """Settings from URL query values; returns ``(settings, problems)``: a bad value is
         replaced by its default and described in ``problems``; other keys are left alone."""
-        defaults = cls()
-        values, problems = asdict(defaults), []
-        parsers = {"run": str, "temperature": float, "samples": int, "sample_seed": int, "compare": str}
-        for item in fields(cls):
-            if item.name not in query:
-                continue
-            raw = query[item.name]
-            raw = raw[-1] if isinstance(raw, (list, tuple)) and raw else raw
-            try:
-                value = parsers[item.name](raw)
-                replace(defaults, **{item.name: value})
-            except (TypeError, ValueError) as error:
-                reason = str(error) if not str(error).startswith(("invalid literal", "could not convert")) \
-                    else f"expected a {'whole ' if parsers[item.name] is int else ''}number"
-                problems.append(f"The link's {item.name}={raw!r} was ignored: {reason}. "
-                                f"Using {getattr(defaults, item.name)!r} instead.")
-                continue
-            values[item.name] = value
-        return cls(**values), problems
+        return url_query.from_query(cls, query, _parse)
+
+
+def _parse(name, raw):
+    """One URL value as the type of setting ``name``; raises ``ValueError``."""
+    text = str(raw).strip()
+    if name in ("run", "compare"):
+        return text
+    kind = float if name == "temperature" else int
+    try:
+        return kind(text)
+    except ValueError:
+        raise ValueError(f"expected a {'whole ' if kind is int else ''}number") from None
 
 
 __all__ = ["SampleSettings"]
