@@ -1,9 +1,9 @@
 """Wall time of each teaching notebook in quick mode on this CPU (issue 5).
 
-Each notebook is executed as the tests and a reader run it: ``jupyter nbconvert --execute`` on a
-copy in a fresh temporary folder (its working directory: what it writes lands there; the shipped
-runs are copied into it), with FUNNELKIT_QUICK=1, MPLBACKEND=Agg and one OpenMP thread. The time
-includes the kernel start (about 2 s). Notebooks run one after another, never side by side.
+Each notebook is executed as the tests run it (``tests/notebook_client.py``: nbclient, a copy in
+a fresh temporary folder, its working directory, where the shipped runs are copied), with
+FUNNELKIT_QUICK=1, MPLBACKEND=Agg and one OpenMP thread. The time includes the kernel start
+(about 1 s). Notebooks run one after another, never side by side.
 
 Writes benchmarks/results/notebooks.json and .md. Run: `python benchmarks/bench_notebooks.py`
 (about 6 minutes here); `--only 02_layers` runs some notebooks only.
@@ -12,8 +12,6 @@ Writes benchmarks/results/notebooks.json and .md. Run: `python benchmarks/bench_
 import argparse
 import os
 import platform
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,29 +19,25 @@ from pathlib import Path
 
 import torch
 
-from bench_common import save_results  # this folder is on sys.path when run as a script
+from bench_common import REPO, save_results  # this folder is on sys.path when run as a script
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+sys.path.insert(0, str(REPO))  # the tests' notebook runner
+from tests.notebook_client import run_notebook  # noqa: E402
+
+NOTEBOOKS = REPO / "notebooks"
 
 
-def run_notebook(path, work):
-    copy = work / path.name
-    shutil.copy(path, copy)
-    env = dict(os.environ, FUNNELKIT_QUICK="1", MPLBACKEND="Agg", OMP_NUM_THREADS="1")
-    command = [sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
-               "--ExecutePreprocessor.timeout=900", str(copy), "--output", str(work / f"executed-{path.name}")]
+def time_notebook(path, work):
     start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=work)
-    seconds = time.perf_counter() - start
-    if done.returncode != 0:
-        raise RuntimeError(f"{path.name} failed in quick mode:\n{done.stderr[-3000:]}")
-    return seconds
+    run_notebook(path, work)
+    return time.perf_counter() - start
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="+", help="notebook names without .ipynb, e.g. 02_layers")
     args = parser.parse_args()
+    os.environ["OMP_NUM_THREADS"] = "1"  # the kernels inherit it: one thread, as the timings say
     paths = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
     if args.only:
         unknown = set(args.only) - {p.stem for p in paths}
@@ -53,15 +47,15 @@ def main():
     rows = {}
     for path in paths:
         with tempfile.TemporaryDirectory(prefix="bench-notebook-") as work:
-            rows[path.stem] = {"seconds": run_notebook(path, Path(work))}
+            rows[path.stem] = {"seconds": time_notebook(path, Path(work))}
         print(f"{path.name}: {rows[path.stem]['seconds']:.1f} s", flush=True)
     result = {"machine": platform.machine(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
               "threads": 1, "notebooks": rows}
     lines = ["# Notebook benchmarks (quick mode, CPU, one thread)", "",
              f"Machine: {platform.machine()}, {os.cpu_count()} cores, one OpenMP thread, torch {torch.__version__}. "
              "Run: `python benchmarks/bench_notebooks.py`.", "",
-             "Wall time of `jupyter nbconvert --execute` with FUNNELKIT_QUICK=1, in a fresh folder, kernel start "
-             "included. The image, tabular and anomaly notebooks load the shipped runs (data/runs) instead of "
+             "Wall time of executing the notebook as the tests do (nbclient, FUNNELKIT_QUICK=1), in a fresh folder, "
+             "kernel start included. The image, tabular and anomaly notebooks load the shipped runs (data/runs) instead of "
              "training.", "", "| notebook | seconds |", "| --- | ---: |"]
     lines += [f"| {name} | {row['seconds']:.1f} |" for name, row in rows.items()]
     lines += [f"| all | {sum(r['seconds'] for r in rows.values()):.1f} |", ""]

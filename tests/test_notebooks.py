@@ -1,13 +1,13 @@
 """The teaching notebooks run, in quick mode, as a reader would run them.
 
 Each notebook is executed with nbclient in a temporary copy (outputs are never written back) with
-FUNNELKIT_QUICK=1 and MPLBACKEND=Agg. The notebooks carry their own asserts (a density integrates
+FUNNELKIT_QUICK=1 and MPLBACKEND=Agg (``tests/notebook_client.py``, which also says why its client
+polls the shell channel in slices). The notebooks carry their own asserts (a density integrates
 to 1, sampling then encoding gives z back, ...), so a wrong step fails here, not only a crash.
 The fast tests check what a reader sees without running anything: the committed notebooks hold
 their outputs, no stored error, and a ``parameters`` cell that reads FUNNELKIT_QUICK.
 """
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,6 @@ nbclient = pytest.importorskip("nbclient")
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 NAMES = ["00_derivation_eq6.ipynb", "01_four_circles.ipynb", "02_layers.ipynb", "03_tabular.ipynb", "04_images.ipynb",
          "05_temperature_and_quality.ipynb", "06_anomaly_detection.ipynb"]
-CELL_TIMEOUT = 600  # seconds per cell; quick mode needs a few
 
 
 def _read(name):
@@ -50,20 +49,11 @@ def test_notebook_has_a_parameters_cell_reading_funnelkit_quick(name):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
-def test_notebook_runs_in_quick_mode(name, tmp_path, monkeypatch):
-    monkeypatch.setenv("FUNNELKIT_QUICK", "1")
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    copy = tmp_path / name
-    shutil.copy(NOTEBOOKS / name, copy)
-    notebook = nbformat.read(copy, as_version=4)
-    client = nbclient.NotebookClient(
-        notebook,
-        timeout=CELL_TIMEOUT,
-        kernel_name="python3",  # jupyter_client starts it with this interpreter (sys.executable)
-        resources={"metadata": {"path": str(tmp_path)}},  # run in the temporary folder: nothing lands in the repo
-    )
+def test_notebook_runs_in_quick_mode(name, tmp_path):
+    from .notebook_client import run_notebook
+
     try:
-        client.execute()
+        notebook = run_notebook(NOTEBOOKS / name, tmp_path)
     except nbclient.exceptions.CellExecutionError as error:
         pytest.fail(f"{name} failed in quick mode:\n{error}")
     ran = [cell for cell in notebook.cells if cell.cell_type == "code" and cell.source.strip()]
