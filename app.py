@@ -111,6 +111,7 @@ def write_url(settings):
 def play():
     ss.running = True
     ss.train_error = None
+    ss.run.play()  # ends a pause the run made itself after a divergence
 
 
 def pause():
@@ -118,10 +119,7 @@ def pause():
 
 
 def step():
-    try:
-        ss.run.step(1)
-    except fk.TrainingDiverged as error:
-        ss.train_error = str(error)
+    ss.run.step(1)  # a divergence does not raise: the run steps back and says so in run.message
 
 
 def reset():
@@ -151,7 +149,10 @@ def sidebar():
         low, high = live.LIMITS["bins"]
         st.number_input("Spline bins", low, high, step=1, key="bins")
         low, high = live.LIMITS["lr"]
-        st.number_input("Learning rate", low, high, step=1e-4, format="%.5f", key="lr")
+        st.number_input("Learning rate", low, high, step=1e-4, format="%.5f", key="lr",
+                        help="Adam's step size. From about 0.3 up the splines often break down within a few "
+                             "dozen steps: the run then goes back to its last good model and pauses, so you "
+                             "can see what too large a step does.")
         low, high = live.LIMITS["batch"]
         st.number_input("Batch size", low, high, step=32, key="batch")
         low, high = live.LIMITS["seed"]
@@ -202,13 +203,13 @@ def live_panel():
     """Redrawn on every tick while playing; trains about TICK_SECONDS first."""
     run = ss.run
     if ss.running:
-        try:
-            run.tick(TICK_SECONDS)
-        except fk.TrainingDiverged as error:
-            ss.train_error, ss.running = str(error), False
-            st.rerun()  # the whole page, so that the timer stops and Play comes back
-    if ss.train_error:
-        st.error(ss.train_error)
+        run.tick(TICK_SECONDS)
+    # Drawing can find a breakdown too; either way the run steps back to a good model and pauses.
+    pictures = run.pictures(GRID, N_SAMPLES, refresh_every="auto" if ss.running else 0.0)
+    if ss.running and run.paused:
+        ss.running = False
+        st.rerun()  # the whole page, so that the timer stops and Play comes back
+    show_run_message(run)
     reference = run.reference_nll()
     m = st.columns(4)
     m[0].metric("iteration", f"{run.iteration:,}")
@@ -225,7 +226,6 @@ def live_panel():
                 "constant rate first lifts the loss a little.")
     st.caption(f"Model: {run.source}; {run.model.num_parameters():,} parameters on {run.device}. "
                f"{'Training…' if ss.running else 'Paused.'}{note}")
-    pictures = run.pictures(GRID, N_SAMPLES, refresh_every="auto" if ss.running else 0.0)
     if ss.get("figures", (None,))[0] is not pictures:  # build plotly figures only for new pictures
         ss.figures = (
             pictures,
@@ -239,11 +239,21 @@ def live_panel():
     c[2].plotly_chart(iv.loss_curve(history["step"], history["loss"], reference), key="loss")
 
 
+def show_run_message(run):
+    """Why the run paused itself (a divergence it stepped back from), and any error of a button."""
+    if run.message:
+        st.warning(run.message, icon=":material/warning:")
+    if ss.train_error:
+        st.error(ss.train_error)
+
+
 # -- Latents tab ---------------------------------------------------------------------------------
 def latents_tab(run):
     st.markdown("A flow maps data to a latent that should be **N(0, 1)**. "
                 f"Here the data are pushed through the model at iteration {run.iteration:,}.")
     view = run.latents(2000)
+    if run.message:  # encoding can find a divergence too (then the run stepped back)
+        st.warning(run.message, icon=":material/warning:")
     left, right = st.columns([2, 1])
     left.plotly_chart(iv.latent_histogram(view.z, view.ks), key="latent_hist")
     with right:

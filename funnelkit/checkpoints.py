@@ -2,7 +2,8 @@
 
 Files are written atomically (a temporary file in the same folder, then a rename), so an
 interrupted write never leaves a half file, and read with ``weights_only=True``: no pickled
-classes, only tensors and plain Python values. A model is rebuilt from its ``config`` by
+classes, only tensors and plain Python values. Weights that hold NaN or infinity are refused
+both ways: not saved, and not loaded (a damaged file). A model is rebuilt from its ``config`` by
 :func:`funnelkit.models.build`.
 """
 
@@ -77,13 +78,46 @@ def read_checkpoint(path):
         raise CheckpointError(f"{path} is not a readable funnelkit checkpoint ({type(error).__name__}: {error})") from None
     if not isinstance(payload, dict) or not {"state_dict", "config"} <= payload.keys():
         raise CheckpointError(f"{path} is not a funnelkit checkpoint: expected keys state_dict and config")
+    check_finite(payload["state_dict"], path)
     return payload
 
 
+def check_finite(state_dict, path):
+    """Raise :class:`CheckpointError` when a floating tensor of ``state_dict`` holds NaN or infinity.
+
+    :func:`save_checkpoint` never writes such weights, so a file that holds them was damaged or
+    made elsewhere; loading it would give a model whose every log-likelihood is NaN.
+    """
+    if not isinstance(state_dict, dict):
+        raise CheckpointError(f"{path} is not a funnelkit checkpoint: its state_dict is a "
+                              f"{type(state_dict).__name__}, not a dict of tensors")
+    bad = []
+    for name, tensor in state_dict.items():
+        if not isinstance(tensor, torch.Tensor) or not (tensor.is_floating_point() or tensor.is_complex()):
+            continue
+        # A finite sum proves every value finite (NaN and infinity propagate) at a twentieth of the
+        # time of isfinite on this CPU; an overflowing sum falls through to the exact count.
+        if tensor.numel() and not torch.isfinite(tensor.sum()):
+            count = tensor.numel() - int(torch.isfinite(tensor).sum())
+            if count:
+                bad.append((name, count, tensor.numel()))
+    if bad:
+        name, count, total = bad[0]
+        others = f" (and {len(bad) - 1} more tensor(s))" if len(bad) > 1 else ""
+        raise CheckpointError(
+            f"{path} holds non-finite weights: {name} has {count:,} NaN or infinite value(s) of {total:,}{others}; "
+            f"the file is damaged: train again, or use an earlier checkpoint")
+
+
 def load(path, device="cpu"):
-    """The model of a checkpoint file or run folder, in eval mode, ready to use."""
+    """The model of a checkpoint file or run folder, in eval mode, ready to use.
+
+    ``device``: auto, cpu, cuda, cuda:N, mps or a torch.device, checked by
+    :func:`funnelkit.device.pick_device` before the file is read."""
+    from .device import pick_device
     from .models import build
 
+    device = pick_device(device)
     payload = read_checkpoint(path)
     model = build(payload["config"]).to(getattr(torch, payload.get("dtype", "float32")))
     try:

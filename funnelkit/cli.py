@@ -1,11 +1,13 @@
-"""The command line: ``funnelkit train|eval|sample|reproduce|models``.
+"""The command line: ``funnelkit train|eval|sample|reproduce|models|ship``.
 
-A thin parser: four circles is :mod:`funnelkit.experiments.four_circles`; the tabular, image and
-anomaly experiments are :mod:`funnelkit.experiments.commands`.
+A thin parser: every experiment trains through :mod:`funnelkit.experiments.commands` (four
+circles' test numbers and pictures are :mod:`funnelkit.experiments.four_circles`'); run folders
+are read, described and checked by :mod:`funnelkit.runs`.
 """
 
 import argparse
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 EXPERIMENTS = ("four-circles", "tabular", "images", "anomaly")
@@ -17,9 +19,11 @@ def _parser():
 
     train = commands.add_parser(
         "train", help="train a model of an experiment",
-        description="Train one model in a run folder: checkpoint.pt, metrics.json (and, except for four-circles, "
-                    "evaluation.pt with the per-example test values). An interrupted run in that folder is resumed; "
-                    "a finished one is loaded and evaluated, not trained again.",
+        description="Train one model in a run folder: checkpoint.pt, metrics.json (and, except for four-circles and "
+                    "tabular, evaluation.pt with the per-example test values). An interrupted run in that folder is "
+                    "resumed; a finished one is loaded, not trained again; a folder made with other settings (model, "
+                    "preset, seed, data, bits, latent size, steps) is refused (exit 2) and left as it was. --steps N "
+                    "--extend trains a finished run on to N steps in all, with a fresh learning-rate schedule.",
     )
     train.add_argument("experiment", help=f"one of: {', '.join(EXPERIMENTS)}")
     train.add_argument("--model", default="f-nsf",
@@ -27,7 +31,10 @@ def _parser():
                             "f-nsf, vae; anomaly: vae, f-nsf, f-mlp, nsf (default f-nsf)")
     train.add_argument("--preset", default="quick", help="quick (laptop CPU), paper (the paper's text); four-circles "
                                                          "also authors-code")
-    train.add_argument("--steps", type=int, help="training steps (default: the preset's)")
+    train.add_argument("--steps", type=int, help="training steps (default: the preset's); with --extend the new total")
+    train.add_argument("--extend", action="store_true",
+                       help="continue the finished run in --out to --steps N steps in all (N above its steps) with "
+                            "a fresh learning-rate schedule; recorded in metrics.json; run again to resume it")
     train.add_argument("--seed", type=int, help="seed of the run (default 0)")
     train.add_argument("--out", help="run folder (default: runs/EXPERIMENT-[DATA-]MODEL-PRESET[-sSTEPS]); "
                                      "an existing run is resumed")
@@ -110,72 +117,63 @@ def _parser():
 def _train(args):
     import torch
 
+    from . import distributed
+    from .experiments import commands
+
     if args.experiment not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {args.experiment!r}; expected one of {', '.join(EXPERIMENTS)}")
     if args.threads < 1:
         raise ValueError(f"--threads must be at least 1, got {args.threads}")
+    if args.extend and args.steps is None:
+        raise ValueError("--extend needs --steps N: the total number of steps to train the finished run on to")
+    spec = commands.make_spec(args.experiment, args.model, args.preset, args.dataset, args.bits, args.latent_size,
+                              args.root, args.download, args.steps, args.seed)
+    out = Path(args.out) if args.out else commands.default_out(spec)
     if args.experiment != "four-circles":
-        return _train_experiment(args)
-    for option in ("dataset", "bits", "latent_size", "root"):
-        if getattr(args, option) is not None:
-            raise ValueError(f"four-circles takes no --{option.replace('_', '-')}")
-    if args.download:
-        raise ValueError("four-circles takes no --download")
-    from . import distributed
-    from .experiments import four_circles
-
+        if distributed.launched_by_torchrun():
+            raise ValueError(f"only four-circles trains under torchrun; run {args.experiment} as one process")
+        torch.set_num_threads(args.threads)
+        run, data = commands.train(spec, out, device=args.device, progress=True, amp=args.amp, extend=args.extend)
+        print(commands.format_train(run, data, spec))
+        return
     torch.set_num_threads(args.threads)
-    out = Path(args.out or f"runs/{args.experiment}-{args.model}-{args.preset}")
     with distributed.session(args.device) as device:  # one process, or one rank of torchrun's
         main = distributed.is_main()
         if main and distributed.world_size() > 1:
             print(f"training on {distributed.world_size()} processes ({device.type}); rank 0 writes")
-        if main and (out / "checkpoint.pt").exists():
-            print(f"resuming the run in {out}")
-        _, metrics = four_circles.train(args.model, args.preset, out=out, device=device, progress=main,
-                                        steps=args.steps, seed=args.seed, amp=args.amp or None)
+        run, data = commands.train(spec, out, device=device, progress=main, amp=args.amp, extend=args.extend)
     if main:
-        print(_format_eval(metrics))
-        print(f"wrote {out / 'checkpoint.pt'} and {out / 'metrics.json'} ({metrics['train_seconds']:.1f} s of training)")
-
-
-def _train_experiment(args):
-    import torch
-
-    from . import distributed
-    from .experiments import commands
-
-    spec = commands.make_spec(args.experiment, args.model, args.preset, args.dataset, args.bits, args.latent_size,
-                              args.root, args.download, args.steps, args.seed)
-    if distributed.launched_by_torchrun():
-        raise ValueError(f"only four-circles trains under torchrun; run {args.experiment} as one process")
-    torch.set_num_threads(args.threads)
-    out = Path(args.out) if args.out else commands.default_out(spec)
-    run, data = commands.train(spec, out, device=args.device, progress=True, amp=args.amp)
-    print(commands.format_train(run, data, spec))
+        print(commands.format_train(run, data, spec))
 
 
 def _format_eval(metrics):
-    return (
-        f"test log-likelihood ({metrics['test_points']:,} points, nats, mean +- 2 s.e.)\n"
-        f"  model: {metrics['model_ll']:.4f} +- {metrics['model_ll_2se']:.4f}\n"
-        f"  true density: {metrics['true_ll']:.4f} +- {metrics['true_ll_2se']:.4f}\n"
-        f"  gap (true - model, paired): {metrics['gap']:.4f} +- {metrics['gap_2se']:.4f}"
-    )
+    from .experiments.four_circles import format_numbers
+
+    return format_numbers(metrics)
+
+
+def _describe_run(run):
+    """The :class:`funnelkit.runs.RunDescription` of a checkpoint file or run folder, checked (a
+    missing or corrupt checkpoint fails here; a model of no experiment is refused, naming why)."""
+    from .checkpoints import read_checkpoint
+    from .experiments.commands import experiment_of
+    from .runs import describe_run
+
+    payload = read_checkpoint(run)
+    experiment_of(payload["config"])  # a model of no experiment: the reason, in one line
+    return describe_run(run, payload)
 
 
 def _experiment_of_run(run):
     """The experiment of a checkpoint file or run folder (a missing or corrupt one fails here)."""
-    from .checkpoints import read_checkpoint
-    from .experiments.commands import experiment_of
-
-    return experiment_of(read_checkpoint(run)["config"])
+    return _describe_run(run).experiment
 
 
 def _eval(args):
     if args.n is not None and args.n < 1:
         raise ValueError(f"--n must be at least 1, got {args.n}")
-    if _experiment_of_run(args.run) != "four-circles":
+    description = _describe_run(args.run)
+    if description.experiment != "four-circles":
         return _eval_experiment(args)
     if args.root is not None:
         raise ValueError("four-circles runs take no --root (their test points are drawn fresh)")
@@ -183,13 +181,13 @@ def _eval(args):
     from .experiments import four_circles
 
     model = load(args.run)
-    if args.from_metrics:  # the numbers train stored in the checkpoint (and in metrics.json)
-        metrics = model.metrics
+    if args.from_metrics:  # the numbers train stored in metrics.json (or, for a lone checkpoint, in it)
+        metrics = description.evaluation
         if "model_ll" not in metrics:
             raise ValueError(f"{args.run} holds no stored test numbers; run `funnelkit eval` without --from-metrics")
     else:
         metrics = four_circles.evaluate(model, n=args.n or 100_000)
-    print(f"{args.run}: {model.config.get('name')} ({model.config.get('preset')} preset), latent dim {model.latent_dim}")
+    print(f"{args.run}: {description.model} ({description.preset} preset), latent dim {model.latent_dim}")
     print(_format_eval(metrics))
 
 
@@ -301,20 +299,95 @@ def _ship(args):
         print(f"shipped {run}")
 
 
+class _Stopped(BaseException):
+    """A SIGTERM or SIGHUP, raised where the main thread was, so that ``finally`` blocks run."""
+
+    def __init__(self, signal_number):
+        super().__init__(signal_number)
+        self.signal_number = signal_number
+
+
+def _stop(signal_number, frame):
+    import signal
+
+    signal.signal(signal_number, signal.SIG_DFL)  # a second signal while unwinding ends the process at once
+    raise _Stopped(signal_number)
+
+
+@contextmanager
+def _signals_unwind():
+    """While the command runs, SIGTERM and SIGHUP unwind the stack like Ctrl-C does (main thread only).
+
+    The default action kills Python where it stands: a checkpoint's temporary file and the run
+    folder's lock would stay behind. Raised as an exception, the signal runs every ``finally``.
+    """
+    import signal
+    import threading
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for name in ("SIGTERM", "SIGHUP"):
+            number = getattr(signal, name, None)
+            if number is not None and signal.getsignal(number) is not signal.SIG_IGN:  # nohup's stays ignored
+                previous[number] = signal.signal(number, _stop)
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _os_error_line(error):
+    """One line for an OSError of the disk or of a path, or None for one that is a bug (let it show)."""
+    import errno
+
+    from .files import DISK_ERRNOS
+
+    where = f" {error.filename}" if error.filename is not None else ""
+    if error.errno in DISK_ERRNOS:  # read-only, full, over quota, not allowed
+        return f"cannot write{where}: {error.strerror}"
+    if error.errno in (errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG):
+        return f"cannot use{where}: {error.strerror}"
+    return None
+
+
 def main(argv=None):
+    """Run one command; errors of input, files and disks end as one line on stderr and exit 2.
+
+    Ctrl-C ends with exit 130, SIGTERM with 143 (SIGHUP 129), after the normal unwinding: the
+    run folder's lock is released and no temporary file is left.
+    """
     from .checkpoints import CheckpointError
+    from .device import pick_device
 
     args = _parser().parse_args(argv)
     handlers = {"train": _train, "eval": _eval, "sample": _sample, "reproduce": _reproduce, "models": _models,
                 "ship": _ship}
     try:
-        handlers[args.command](args)
+        with _signals_unwind():
+            if getattr(args, "device", None) is not None:  # checked first, also where four circles ignore it
+                pick_device(args.device)
+            handlers[args.command](args)
     except (ValueError, FileNotFoundError, CheckpointError) as error:
         message = str(error)
         if isinstance(error, CheckpointError):  # torch's unpickling errors run to many lines: keep the first
             message = message.splitlines()[0]
         print(f"funnelkit {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except OSError as error:
+        line = _os_error_line(error)
+        if line is None:
+            raise
+        print(f"funnelkit {args.command}: error: {line}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"funnelkit {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except _Stopped as stop:
+        import signal
+
+        print(f"funnelkit {args.command}: stopped by {signal.Signals(stop.signal_number).name}", file=sys.stderr)
+        return 128 + stop.signal_number
     return 0
 
 

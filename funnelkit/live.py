@@ -15,6 +15,11 @@ traceback, and the checks are testable without a browser.
 
 On four circles with the ``quick`` architecture, :meth:`LiveRun.create` starts from the
 checkpoint shipped in ``data/checkpoints`` when there is one, so a trained model shows at once.
+
+A run never raises into the page when its maths break down (a learning rate of 0.3 or more can
+make the splines so steep within a few dozen steps that drawing samples fails inside nflows, or the
+loss turns NaN): it steps back to its last good state (:mod:`funnelkit.live_recovery`), pauses, and
+says so in :attr:`LiveRun.message`; :meth:`LiveRun.play` lets it train again.
 """
 
 import functools
@@ -32,6 +37,7 @@ from .data import TOYS, four_circles_log_prob, toy
 from .device import pick_device
 from .grid import grid_log_prob
 from .layers.funnel import Funnel
+from .live_recovery import BREAKDOWN_ERRORS, GoodStates, describe, model_is_finite
 from .metrics import ks_statistic
 from .models import PLANE_MODELS, plane_model
 from .models.plane import PRESETS
@@ -219,6 +225,8 @@ class LiveRun:
         self._cache = {}
         self._tick_steps = 0
         self._tick_seconds = 0.0
+        self.message = None  # why the run paused itself (a breakdown it recovered from), or None
+        self.paused = False  # True after such a recovery, until play()
         self._build()
 
     # -- building --------------------------------------------------------------------------------
@@ -246,6 +254,8 @@ class LiveRun:
         self.source = "fresh"
         self._cache.clear()
         self._tick_steps, self._tick_seconds = 0, 0.0
+        self._good = GoodStates(self.trainer)
+        self.play()
 
     def reset(self):
         """A fresh, untrained model with the same settings (the same seed gives the same start)."""
@@ -269,6 +279,7 @@ class LiveRun:
             for group in self.trainer.optimizer.param_groups:
                 group["lr"] = self.settings.lr  # our constant rate, not the checkpoint's annealed one
         self.source = f"shipped checkpoint {path.name}"
+        self._good = GoodStates(self.trainer)  # the run starts from here
         return self
 
     def apply(self, settings, device=None):
@@ -306,29 +317,62 @@ class LiveRun:
         """Steps per second of training time over the ticks of this session (``None`` before any)."""
         return self._tick_steps / self._tick_seconds if self._tick_seconds > 0 else None
 
-    def tick(self, seconds=0.3, max_steps=None):
-        """Train for about ``seconds`` (at least one step); returns the steps taken.
+    def play(self):
+        """Let the run train again after it paused itself; clears :attr:`message`."""
+        self.message, self.paused = None, False
+        return self
 
-        Raises :class:`funnelkit.TrainingDiverged` if the loss becomes NaN or infinite; the
-        model then keeps its last good weights.
+    def tick(self, seconds=0.3, max_steps=None):
+        """Train for about ``seconds`` (at least one step); returns the steps kept.
+
+        While :attr:`paused` this trains nothing and returns 0. If training breaks down (the loss
+        or a weight becomes NaN or infinite, or nflows' or torch's maths raise), the run goes back
+        to its last good state, pauses, and sets :attr:`message`; nothing is raised.
         """
         if not seconds > 0:
             raise ValueError(f"seconds must be positive, got {seconds!r}")
-        start = time.perf_counter()
-        taken = self.trainer.train_for(seconds, max_steps=max_steps)
-        self._tick_seconds += time.perf_counter() - start
-        self._tick_steps += taken
-        return taken
+        if self.paused:
+            return 0
+        return self._train(lambda: self.trainer.train_for(seconds, max_steps=max_steps))
 
     def step(self, n=1):
-        """Exactly ``n`` training steps (the Step button); returns ``n``."""
+        """``n`` training steps (the Step button; it also ends a pause); returns the steps kept:
+        ``n``, or fewer when training broke down and the run went back to a good state."""
         n = check_positive_int(n, "n")
-        start = time.perf_counter()
-        for _ in range(n):
-            self.trainer.train_step()
+        self.play()
+        return self._train(lambda: [self.trainer.train_step() for _ in range(n)])
+
+    def _train(self, steps):
+        """Run ``steps()``, then keep the new state as good, or go back to the last good one."""
+        before, start = self.iteration, time.perf_counter()
+        try:
+            steps()
+            failure = None if model_is_finite(self.model) else "a weight became NaN or infinite"
+        except BREAKDOWN_ERRORS as error:
+            failure = describe(error)
         self._tick_seconds += time.perf_counter() - start
-        self._tick_steps += n
-        return n
+        self._tick_steps += self.iteration - before
+        if failure is None:
+            self._good.save()
+        else:
+            self._recover(failure, before=self.iteration + 1)
+        return max(self.iteration - before, 0)
+
+    def _recover(self, failure, before, drawing=False, failed_at=None):
+        """Go back to the newest good state from before step ``before``, pause, and say why
+        (``failed_at``: the step where it first broke down, by default the current one)."""
+        failed_at = self.iteration if failed_at is None else failed_at
+        restored = self._good.restore(before)
+        if restored is None:  # even the starting state fails: only a fresh model is left
+            self._build()
+            restored, what = 0, "started a fresh model"
+        else:
+            what = f"restored the model from step {restored:,}"
+        self._cache.clear()
+        doing = "drawing the model failed" if drawing else "training failed"
+        self.message = (f"Training diverged at learning rate {self.settings.lr:g} after {failed_at:,} steps "
+                        f"({doing}: {failure}); {what}. Lower the learning rate and press Play.")
+        self.paused = True
 
     def reference_nll(self):
         """The best possible loss, -E log p_true(x), where the true density is known (four circles)."""
@@ -355,10 +399,22 @@ class LiveRun:
             if time.monotonic() - entry["made_at"] < wait:
                 return entry["value"]
         start = time.monotonic()
-        value = make()
+        value = self._drawn(make)
         now = time.monotonic()
         self._cache[name] = {"key": key, "step": self.iteration, "made_at": now, "cost": now - start, "value": value}
         return value
+
+    def _drawn(self, make):
+        """``make()``; if the model's maths break down in it, go back to an earlier good state
+        (see :meth:`_recover`) and make it from there."""
+        failed_at = self.iteration  # an older state may fail too: the message names the first
+        while True:
+            try:
+                return make()
+            except BREAKDOWN_ERRORS as error:
+                if self.iteration == 0 and self.source == "fresh":
+                    raise  # an untrained model that cannot be drawn is a bug, not a divergence
+                self._recover(describe(error), before=self.iteration, drawing=True, failed_at=failed_at)
 
     def _to_model(self, x):
         return x.to(device=self.model.device, dtype=self.model.dtype)
@@ -380,6 +436,9 @@ class LiveRun:
         axis, log_p = grid_log_prob(lambda p: model.log_prob(self._to_model(p)).cpu(), BOUNDS, resolution)
         with _seeded(self.settings.seed, self.model.device):  # the same noise every time: samples move smoothly
             samples = model.sample(n_samples).cpu()
+        # A spline driven to extremes can give NaN without raising: a breakdown like the others.
+        _check_finite(samples, "sampling gave NaN or infinite points")
+        _check_finite(log_p, "the density on the grid is NaN", nan_only=True)
         return Pictures(
             step=self.iteration, axis=axis.numpy(), log_density=log_p.double().numpy(),
             samples=samples.numpy(), data=self.data(n_data).numpy(),
@@ -392,6 +451,7 @@ class LiveRun:
     @torch.no_grad()
     def _make_latents(self, n):
         z = self.model.eval().encode(self._to_model(self.data(n))).cpu().double()
+        _check_finite(z, "encoding the data gave NaN or infinite latents")
         return LatentView(self.iteration, z.numpy(), [ks_statistic(z[:, i]) for i in range(z.shape[1])])
 
     def stages(self, n=600):
@@ -444,10 +504,13 @@ class LiveRun:
         which equals the mean of ``model.log_prob(x)`` (the second value, computed directly).
         """
         x = self._to_model(torch.as_tensor(x, dtype=torch.float32).reshape(-1, 2))
-        with torch.no_grad():
+
+        @torch.no_grad()
+        def terms():
             self.model.eval()
-            layers, base = self.model.contributions(x)
-            total = self.model.log_prob(x)
+            return (*self.model.contributions(x), self.model.log_prob(x))
+
+        layers, base, total = self._drawn(terms)
         rows = [
             {
                 "layer": f"{i}. {_short_name(c.name)}",
@@ -462,6 +525,13 @@ class LiveRun:
                      "log p_φ(x₋|z)": 0.0, "contribution": base.mean().item()})
         summed = base + sum(c.logabsdet + c.log_p_dropped for c in layers)
         return rows, summed.mean().item(), total.mean().item()
+
+
+def _check_finite(values, what, nan_only=False):
+    """Raise ``ArithmeticError(what)`` when ``values`` hold NaN (or, unless ``nan_only``, infinity)."""
+    bad = torch.isnan(values) if nan_only else ~torch.isfinite(values)
+    if bad.any():
+        raise ArithmeticError(f"{what} ({int(bad.sum()):,} of {values.numel():,} values)")
 
 
 @functools.cache

@@ -11,7 +11,9 @@ from .validation import check_positive_int
 def mean_and_error(values):
     """The mean of per-example values and its two-standard-error bar, 2 std / sqrt(N).
 
-    (NSF's code divides by N instead of sqrt(N), which understates the error; this does not.)
+    As both ``experiments/uci.py`` (NSF's and the authors') compute Table 1's bars,
+    ``2 * std / np.sqrt(N)``. Only NSF's image helper (``eval_log_density_2`` in its
+    ``experiments/autils.py``) divides by N instead, which understates the error; this does not.
     """
     values = torch.as_tensor(values, dtype=torch.float64).flatten()
     if values.numel() < 2:

@@ -4,14 +4,17 @@ Adam, cosine annealing (or a constant rate for the dashboard's open-ended live t
 gradient clipping by norm, a seeded data generator whose state travels in checkpoints (so a
 resumed run continues exactly as an uninterrupted one), callbacks, periodic evaluation, atomic
 checkpoints and a guard that stops on a NaN or infinite loss and keeps the last good checkpoint.
+With ``keep_best`` the Trainer also keeps the weights of its best validation loss and ends with
+them, as NSF's and the authors' ``uci.py`` reload their best-validation checkpoint before testing.
 
 Under ``torchrun`` (see :mod:`funnelkit.distributed`) the same Trainer runs data-parallel: every
 rank draws the same full batch of ``batch_size`` and keeps its slice, DDP averages the
 gradients, and rank 0 alone writes checkpoints; the result is the single-process run's.
 """
 
+import math
 import time
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -20,6 +23,7 @@ from tqdm.auto import tqdm
 
 from . import distributed
 from .checkpoints import read_checkpoint, save_checkpoint
+from .locks import folder_lock
 
 EVENTS = ("on_step_end", "on_eval", "on_checkpoint")
 
@@ -38,6 +42,7 @@ class TrainConfig:
     eval_every: int = 1000
     checkpoint_every: int = 1000
     amp: bool = False  # bfloat16 autocast of the training forward pass, CUDA only
+    keep_best: bool = False  # end fit() with the weights of the lowest validation loss (needs eval_data)
 
     def __post_init__(self):
         if self.schedule not in ("cosine", "constant"):
@@ -46,8 +51,9 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if not isinstance(self.amp, bool):
-            raise ValueError(f"amp must be True or False, got {self.amp!r}")
+        for name in ("amp", "keep_best"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr!r}")
 
@@ -65,6 +71,11 @@ class Trainer:
         config: a :class:`TrainConfig`.
         eval_data: a tensor on which to report the mean negative log-likelihood (optional).
         checkpoint_path: where to write checkpoints (optional).
+
+    With ``config.keep_best`` every evaluation whose loss is the lowest so far keeps a copy of the
+    weights (:attr:`best_step`, :attr:`best_eval_nll`); when :meth:`fit` reaches ``config.steps``
+    (evaluating the last step too) the model gets those weights back. The copy travels in
+    :meth:`state_dict`, so a resumed run keeps it.
     """
 
     def __init__(self, model, sample_batch, config=None, eval_data=None, checkpoint_path=None):
@@ -85,7 +96,11 @@ class Trainer:
         self._seconds = 0.0  # wall time spent in fit() before the current call, across resumes
         self._fit_started = None
         self.last_good_checkpoint = None
+        self.best = None  # keep_best: {"step", "eval_nll", "state_dict"} of the lowest validation loss
         self.callbacks = {event: [] for event in EVENTS}
+        if self.config.keep_best and eval_data is None:
+            raise ValueError("keep_best keeps the weights of the lowest validation loss: pass eval_data "
+                             "(the validation split) too, or set keep_best=False")
         if self.config.amp and self.model.device.type != "cuda":
             raise ValueError(f"amp (bfloat16 mixed precision) is for CUDA GPUs only; the model is on "
                              f"{self.model.device}: train without amp")
@@ -149,22 +164,31 @@ class Trainer:
         progress = progress and self.rank == 0
         bar = tqdm(total=self.config.steps, initial=self.step, disable=not progress, desc="train")
         self._fit_started = time.perf_counter()
+        lock = ExitStack()  # one writer per checkpoint folder (funnelkit.locks); released in the finally below
+        if self.checkpoint_path and self.rank == 0:
+            lock.enter_context(folder_lock(self.checkpoint_path.parent))
         try:
             while self.step < self.config.steps:
                 loss = self.train_step()
                 bar.update(1)
                 if self.step % 25 == 0:
                     bar.set_postfix(nll=f"{loss:.3f}")
-                if self.eval_data is not None and self.step % self.config.eval_every == 0:
+                last = self.step == self.config.steps
+                if self.eval_data is not None and (self.step % self.config.eval_every == 0
+                                                   or (last and self.config.keep_best)):
                     self.evaluate()
+                if last:
+                    self.restore_best()  # before the last checkpoint, so that it holds what the model holds
                 if self.checkpoint_path and (
                     self.step % self.config.checkpoint_every == 0 or self.step == self.config.steps
                 ):
                     self.save()
+            self.restore_best()  # also when a resumed run had no step left
         finally:
             self._seconds = self.seconds
             self._fit_started = None
             bar.close()
+            lock.close()
         return self.history
 
     @property
@@ -192,8 +216,32 @@ class Trainer:
         nll = -torch.cat([self.model.log_prob(chunk) for chunk in data.split(batch_size)]).mean().item()
         self.history["eval_step"].append(self.step)
         self.history["eval_loss"].append(nll)
+        if self.config.keep_best and math.isfinite(nll) and (self.best is None or nll < self.best["eval_nll"]):
+            self.best = {"step": self.step, "eval_nll": nll,
+                         "state_dict": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}}
         self._fire("on_eval")
         return nll
+
+    # -- the best model (keep_best) -----------------------------------------------------------
+    @property
+    def best_step(self):
+        """The step of the lowest validation loss so far (keep_best), or None."""
+        return self.best["step"] if self.best is not None else None
+
+    @property
+    def best_eval_nll(self):
+        """The lowest validation loss so far (mean negative log-likelihood, nats; keep_best), or None."""
+        return self.best["eval_nll"] if self.best is not None else None
+
+    def best_summary(self):
+        """``{"step", "validation_loss"}`` of the kept best model, or None (keep_best off, or no evaluation)."""
+        return None if self.best is None else {"step": self.best["step"], "validation_loss": self.best["eval_nll"]}
+
+    def restore_best(self):
+        """Give the model the kept best weights (keep_best; nothing otherwise); returns the best step."""
+        if self.config.keep_best and self.best is not None:
+            self.model.load_state_dict(self.best["state_dict"])
+        return self.best_step
 
     # -- checkpoints ------------------------------------------------------------------------
     def state_dict(self):
@@ -209,6 +257,7 @@ class Trainer:
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             "seconds": self.seconds,
             "history": {k: list(v) for k, v in self.history.items()},
+            "best": self.best,
         }
 
     def load_state_dict(self, state):
@@ -223,6 +272,7 @@ class Trainer:
         if state.get("cuda_rng") and torch.cuda.is_available() and len(state["cuda_rng"]) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         self.history = {k: list(v) for k, v in state["history"].items()}
+        self.best = state.get("best")  # absent in checkpoints written before keep_best
 
     def metrics(self):
         out = {"step": self.step}
@@ -230,6 +280,8 @@ class Trainer:
             out["train_nll"] = self.history["loss"][-1]
         if self.history["eval_loss"]:
             out["eval_nll"] = self.history["eval_loss"][-1]
+        if self.best is not None:
+            out["best_step"], out["best_eval_nll"] = self.best["step"], self.best["eval_nll"]
         return out
 
     def save(self, path=None):

@@ -28,15 +28,24 @@ def check_batch(x, shape, dtype, name="x"):
 
 
 def check_positive_int(n, name):
-    """Return ``n`` as an ``int`` if it is a whole number >= 1 (numpy integers too)."""
+    """Return ``n`` as an ``int`` if it is a whole number >= 1.
+
+    Any ``numbers.Integral`` counts (``int``, numpy integers such as ``np.int64(5)``); ``bool``,
+    floats (also ``5.0``) and strings do not. Callers pass on the returned ``int``: torch and
+    nflows accept only Python ints for sizes.
+    """
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
-        raise ValueError(f"{name} must be a positive int, got {n!r}")
+        kind = "" if isinstance(n, numbers.Integral) and not isinstance(n, bool) else f" ({type(n).__name__})"
+        raise ValueError(f"{name} must be a positive int (a whole number >= 1; numpy integers work too), "
+                         f"got {n!r}{kind}")
     return int(n)
 
 
 def check_temperature(t):
-    if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0:
+    """Return ``t`` as a ``float`` if it is a positive finite real number (numpy floats too)."""
+    if isinstance(t, bool) or not isinstance(t, numbers.Real) or not math.isfinite(t) or t <= 0:
         raise ValueError(f"temperature must be a positive finite number, got {t!r}")
+    return float(t)
 
 
 def check_choice(value, choices, name):

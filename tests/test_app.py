@@ -134,6 +134,35 @@ def test_reset_starts_a_fresh_model(no_shipped):
     assert iteration(at) == 0 and not at.exception
 
 
+@pytest.mark.parametrize("button", ["play", "step"])
+def test_a_learning_rate_of_one_pauses_with_a_warning_not_a_traceback(button):
+    """The shipped NSF at lr 1.0: before, drawing it raised nflows' AssertionError into the page on the
+    first Play tick (24 steps) or the third Step; now the page warns and pauses, and Play comes back."""
+    if not fk.paths.shipped_checkpoint("four-circles", "nsf", "quick").is_file():
+        pytest.skip("data/checkpoints/four-circles-nsf-quick.pt is not in this checkout")
+    at = start(model="nsf", lr="1.0")
+    start_step = iteration(at)
+    for i in range(20):
+        if i == 0 or button == "step":
+            at.button(key=button).click()
+        at.run()
+        assert not at.exception
+        if at.warning:
+            break
+    run = at.session_state.run
+    assert run.paused and not at.session_state.running
+    (warning,) = [w.value for w in at.warning]
+    assert "learning rate 1 " in warning and "press Play" in warning
+    assert f"from step {run.iteration:,}" in warning and iteration(at) == run.iteration >= start_step
+    assert not at.button(key="play").disabled and at.button(key="pause").disabled
+    paused_at = run.iteration
+    at.number_input(key="lr").set_value(0.001).run()  # the way back: a lower rate, then Play
+    assert iteration(at) == paused_at and at.warning  # a new rate alone does not train
+    at.button(key="play").click().run()
+    assert not at.exception and not at.warning and at.session_state.running
+    assert iteration(at) > paused_at and not run.paused and at.session_state.run is run
+
+
 @pytest.mark.parametrize(
     "params, words",
     [

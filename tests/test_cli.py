@@ -22,9 +22,12 @@ def run_dir(tmp_path_factory):
 
 def test_train_writes_a_checkpoint_and_metrics(run_dir):
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["steps"] == 15 and metrics["model"] == "f-nsf" and metrics["experiment"] == "four-circles"
-    assert metrics["gap"] > 0  # 15 steps cannot match the truth
-    assert (run_dir / "checkpoint.pt").is_file()
+    assert metrics["format"] == 1 and metrics["experiment"] == "four-circles" and metrics["finished"]
+    assert metrics["training"]["steps"] == 15 and metrics["model"]["name"] == "f-nsf"
+    evaluation = metrics["evaluation"]
+    assert evaluation["gap"] > 0  # 15 steps cannot match the truth
+    assert evaluation["gap"] == pytest.approx(evaluation["true_ll"] - evaluation["model_ll"], abs=1e-12)
+    assert sorted(p.name for p in run_dir.iterdir()) == ["checkpoint.pt", "metrics.json"]  # no lock, no temporaries
 
 
 def test_eval_reports_the_model_beside_the_true_density(run_dir):
@@ -45,10 +48,18 @@ def test_resume_continues_an_existing_run(run_dir, tmp_path):
 
     copy = tmp_path / "copy"
     shutil.copytree(run_dir, copy)
+    import torch
+
+    from funnelkit.checkpoints import read_checkpoint
+
+    payload = read_checkpoint(copy)  # made into an interrupted 18-step run: its checkpoint at step 15 of 18
+    payload["trainer"]["config"]["steps"] = 18
+    torch.save(payload, copy / "checkpoint.pt")
+    (copy / "metrics.json").unlink()
     result = funnelkit("train", "four-circles", "--steps", "18", "--out", copy, "--device", "cpu")
     assert result.returncode == 0, result.stderr
-    assert "resuming" in result.stdout
-    assert json.loads((copy / "metrics.json").read_text())["steps"] == 18
+    assert "resuming at step 15 of 18" in result.stdout
+    assert json.loads((copy / "metrics.json").read_text())["training"]["steps"] == 18
 
 
 @pytest.mark.parametrize(

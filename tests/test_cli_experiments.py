@@ -160,6 +160,11 @@ def test_tabular_on_a_power_file_in_the_archive_format(tmp_path, capsys):
     assert "latent size 4 of 6" in capsys.readouterr().out
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["training"]["config"]["batch_size"] == 128  # the quick TabularConfig's
+    assert metrics["training"]["config"]["keep_best"] is True  # tested at its best validation loss, as Table 1
+    validation = torch.from_numpy(tabular("power", "val", root=root))
+    with torch.no_grad():
+        best = -load(run).log_prob(validation).double().mean().item()
+    assert metrics["training"]["best"]["validation_loss"] == pytest.approx(best, abs=1e-4)
     test = torch.from_numpy(tabular("power", "test", root=root))
     assert metrics["evaluation"]["n"] == maf_sizes(2000)[2] == len(test)
     with torch.no_grad():

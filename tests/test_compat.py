@@ -41,6 +41,8 @@ def test_lu_inverse_matches_nflows_and_does_not_warn(dtype):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         x_original, logabsdet_original = original.inverse(z)
+    # float32: a 4 x 4 triangular solve of values of order 1 is a few ulps (6e-8) times the condition
+    # number off, on any CPU's kernels; measured at most 1.5e-6 over 200 seeds (AVX-512 and unvectorised)
     tol = 1e-12 if dtype == torch.float64 else 1e-5
     assert torch.allclose(x, x_original, atol=tol)
     assert torch.allclose(logabsdet, logabsdet_original, atol=tol)

@@ -124,3 +124,101 @@ def test_a_model_with_its_own_randomness_resumes_exactly(tmp_path):
     resumed = vae_trainer(tmp_path / "interrupted").resume()
     resumed.fit(progress=False)
     assert torch.equal(parameters(resumed.model), parameters(straight.model))
+
+
+# -- keep_best: end with the weights of the lowest validation loss ---------------------------
+
+DRIFT_AT = 8  # after this many steps the training data move far from the validation data
+
+
+class Interrupted(Exception):
+    pass
+
+
+def drifting_trainer(folder, steps=22, keep_best=True):
+    """A run whose validation loss is best early: from step DRIFT_AT on it trains on the four
+    circles shifted by (6, 6), while it validates on the unshifted ones. It saves a checkpoint
+    at every evaluation (``eval-<step>.pt``) to compare the final weights with."""
+    fk.seed_everything(0)
+    model = small_plane_model("f-nsf", dtype=torch.float32)
+    holder = {}
+
+    def sample_batch(n, generator):
+        x = fk.data.four_circles(n, generator=generator)
+        return x if holder["trainer"].step < DRIFT_AT else x + 6.0
+
+    config = fk.TrainConfig(steps=steps, batch_size=64, lr=3e-3, schedule="constant", eval_every=4,
+                            checkpoint_every=4, keep_best=keep_best)
+    trainer = fk.Trainer(model, sample_batch, config, eval_data=fk.data.four_circles(256, seed=5),
+                         checkpoint_path=folder / "checkpoint.pt")
+    holder["trainer"] = trainer
+    trainer.add_callback("on_eval", lambda t: t.save(folder / f"eval-{t.step}.pt"))
+    return trainer
+
+
+def test_keep_best_ends_with_the_weights_of_the_step_of_lowest_validation_loss(tmp_path):
+    trainer = drifting_trainer(tmp_path)
+    trainer.fit(progress=False)
+    history = trainer.history
+    # evaluated every 4 steps and at the last one (22 is no multiple of 4)
+    assert history["eval_step"] == [4, 8, 12, 16, 20, 22]
+    lowest = min(range(len(history["eval_loss"])), key=history["eval_loss"].__getitem__)
+    assert trainer.best_step == history["eval_step"][lowest] < 22  # the drift made the later steps worse
+    assert trainer.best_eval_nll == history["eval_loss"][lowest] < history["eval_loss"][-1] - 1.0
+    # the model holds the weights saved at that step, not the last step's
+    assert torch.equal(parameters(trainer.model), parameters(fk.load(tmp_path / f"eval-{trainer.best_step}.pt")))
+    assert not torch.equal(parameters(trainer.model), parameters(fk.load(tmp_path / "eval-22.pt")))
+    # its validation loss, computed afresh, is the one recorded; the last checkpoint holds it too
+    trainer.model.eval()
+    with torch.no_grad():
+        again = -trainer.model.log_prob(trainer.eval_data).mean().item()
+    assert again == pytest.approx(trainer.best_eval_nll, abs=1e-5)
+    assert torch.equal(parameters(fk.load(tmp_path / "checkpoint.pt")), parameters(trainer.model))
+    assert trainer.metrics()["best_step"] == trainer.best_step
+    assert trainer.best_summary() == {"step": trainer.best_step, "validation_loss": trainer.best_eval_nll}
+
+
+def test_keep_best_survives_an_interruption_and_a_resume(tmp_path):
+    straight = drifting_trainer(tmp_path / "straight")
+    straight.fit(progress=False)
+
+    first = drifting_trainer(tmp_path / "interrupted")
+
+    def crash(trainer):
+        if trainer.step == 18:  # after the checkpoint at step 16, past the best step
+            raise Interrupted
+
+    first.add_callback("on_step_end", crash)
+    with pytest.raises(Interrupted):
+        first.fit(progress=False)
+    resumed = drifting_trainer(tmp_path / "interrupted").resume()
+    assert resumed.step == 16 and resumed.best_step == straight.best_step
+    resumed.fit(progress=False)
+    assert resumed.best_step == straight.best_step and resumed.best_eval_nll == straight.best_eval_nll
+    assert torch.equal(parameters(resumed.model), parameters(straight.model))
+    # a finished run resumed has no step left, and still ends with the best weights
+    again = drifting_trainer(tmp_path / "interrupted").resume()
+    again.fit(progress=False)
+    assert again.step == 22 and torch.equal(parameters(again.model), parameters(straight.model))
+
+
+def test_without_keep_best_training_is_unchanged_and_ends_with_the_last_weights(tmp_path):
+    best = drifting_trainer(tmp_path / "best")
+    best.fit(progress=False)
+    last = drifting_trainer(tmp_path / "last", keep_best=False)
+    last.fit(progress=False)
+    # keeping the best changes nothing in the training itself, only which weights it ends with
+    assert last.history["loss"] == best.history["loss"]
+    assert last.history["eval_loss"] == best.history["eval_loss"][:-1]
+    assert last.history["eval_step"] == [4, 8, 12, 16, 20]  # no extra evaluation at the last step
+    assert last.best is None and last.best_step is None and "best_step" not in last.metrics()
+    assert torch.equal(parameters(last.model), parameters(fk.load(tmp_path / "best" / "eval-22.pt")))
+    assert fk.TrainConfig().keep_best is False
+
+
+def test_keep_best_needs_validation_data_and_a_bool():
+    with pytest.raises(ValueError, match="keep_best must be True or False"):
+        fk.TrainConfig(keep_best="yes")
+    fk.seed_everything(0)
+    with pytest.raises(ValueError, match="pass eval_data"):
+        fk.Trainer(small_plane_model("f-nsf", dtype=torch.float32), sample_batch, fk.TrainConfig(keep_best=True))

@@ -17,7 +17,11 @@ imagenet64-chrabaszcz      3,64   1,281,167 / 50,000 ``root/imagenet64-chrabaszc
 ``root`` defaults to ``<cache>/images`` (``<cache>`` is ``$FUNNELKIT_CACHE`` or
 ``~/.cache/funnelkit``); it is laid out as torchvision lays out its root, so the same folder can
 be given to torchvision. ``download=True`` fetches MNIST, Fashion-MNIST and CIFAR-10 through
-torchvision, which checks the md5 sums of what it downloads; CIFAR-10 batches already there are
+torchvision, which checks the md5 sums of what it downloads. The kit reads the MNIST and
+Fashion-MNIST files itself (:func:`funnelkit.data.idx.read_idx_set`: magic numbers, sizes
+against the file's length, images and labels paired, 28x28 images, labels 0..9; the raw idx
+files, plain or ``.gz``, else torchvision's old ``processed/*.pt``), and every error names the
+file; CIFAR-10 batches already there are
 checked against the same sums before they are read (``check_md5=False`` skips that).
 The two ImageNet64 sets are never downloaded, and are **not comparable** with each other (see
 :mod:`funnelkit.data.imagenet64`): the paper's numbers are on ``"imagenet64"``.
@@ -50,8 +54,8 @@ import numpy as np
 import torch
 
 from . import cifar, imagenet64
-from .cache import DatasetNotFoundError, cache_dir
-from .idx import read_idx
+from .cache import DatasetCorruptError, DatasetNotFoundError, cache_dir
+from .idx import read_idx_set
 from ..paths import shown
 
 logger = logging.getLogger(__name__)
@@ -142,8 +146,62 @@ def _idx_names(split):
     return (f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte")
 
 
+IDX_IMAGE_SHAPE = {"mnist": (28, 28), "fashion-mnist": (28, 28)}
+IDX_CLASSES = 10
+
+
+def _idx_remedy(key):
+    return (f"delete it and run image_dataset({key!r}, split, download=True), or download it "
+            "again by hand (see the module text of funnelkit.data.images)")
+
+
+def _idx_file(raw, name):
+    """``raw/name``, else torchvision's downloaded ``raw/name.gz``; None when neither is there."""
+    for path in (raw / name, raw / f"{name}.gz"):
+        if path.is_file():
+            return path
+    return None
+
+
+def read_idx_pair(key, images_path, labels_path):
+    """A checked ``(images, labels)`` of ``key`` ("mnist" / "fashion-mnist") from two idx files."""
+    return read_idx_set(images_path, labels_path, IDX_IMAGE_SHAPE[key], IDX_CLASSES,
+                        dataset=key, remedy=_idx_remedy(key))
+
+
+def _read_processed(key, path):
+    """torchvision's old ``processed/{training,test}.pt``: ``(images, labels)``, checked as idx files are."""
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # a damaged or foreign file fails in many ways; all mean the same
+        raise DatasetCorruptError(path, f"not a torchvision processed file ({type(error).__name__}: "
+                                        f"{str(error)[:200]})", _idx_remedy(key)) from None
+    height, width = IDX_IMAGE_SHAPE[key]
+    if not (isinstance(loaded, (tuple, list)) and len(loaded) == 2
+            and all(isinstance(t, torch.Tensor) for t in loaded)):
+        raise DatasetCorruptError(path, "expected the pair (images, labels) of tensors torchvision "
+                                        "writes", _idx_remedy(key))
+    images, labels = loaded
+    if images.dtype != torch.uint8 or tuple(images.shape[1:]) != (height, width) or len(images) == 0:
+        raise DatasetCorruptError(path, f"expected uint8 images of shape (N, {height}, {width}), found "
+                                        f"{images.dtype} {tuple(images.shape)}", _idx_remedy(key))
+    if labels.dim() != 1 or labels.dtype.is_floating_point or labels.dtype.is_complex \
+            or len(labels) != len(images):
+        raise DatasetCorruptError(path, f"expected {len(images)} integer labels, found {labels.dtype} "
+                                        f"{tuple(labels.shape)}", _idx_remedy(key))
+    if len(labels) and (labels.min() < 0 or labels.max() >= IDX_CLASSES):
+        raise DatasetCorruptError(path, f"labels outside 0..{IDX_CLASSES - 1}", _idx_remedy(key))
+    return images, labels
+
+
 def _torchvision_idx(key, split, root, download):
-    """Load through torchvision; returns ``(ImageData, None)`` or ``(None, why)``."""
+    """Read the split from ``root`` in torchvision's layout; ``(ImageData, None)`` or ``(None, why)``.
+
+    torchvision only downloads (and checks the md5 of what it downloads); the kit reads the raw
+    idx files (``<Class>/raw/``, plain or ``.gz``) itself with every check of
+    :func:`~funnelkit.data.idx.read_idx_set`, else torchvision's old ``<Class>/processed/*.pt``,
+    so an error always names the file.
+    """
     from torchvision import datasets
 
     cls = datasets.MNIST if key == "mnist" else datasets.FashionMNIST
@@ -154,17 +212,20 @@ def _torchvision_idx(key, split, root, download):
             cls(str(root), train=(split == "train"), download=True)
         except (RuntimeError, URLError, OSError) as error:
             why = f"download failed: {error}"
-    missing = [n for n in _idx_names(split) if not (raw / n).is_file()]
-    if missing:
-        return None, (missing[0], raw, why)
-    if all((raw / n).is_file() for s in SPLITS for n in _idx_names(s)):
-        dataset = cls(str(root), train=(split == "train"), download=False)
-        images, labels = dataset.data, dataset.targets
-        source = f"torchvision {cls.__name__}, the full {split} split, from {raw}"
-    else:  # torchvision wants both splits' files; this split's own two are enough here
-        images, labels = (torch.from_numpy(read_idx(raw / n)) for n in _idx_names(split))
-        source = f"{cls.__name__} idx files (read by the kit), the full {split} split, from {raw}"
-    return _result(key, split, images.unsqueeze(1), labels, source), None
+    files = [_idx_file(raw, n) for n in _idx_names(split)]
+    if all(files):
+        images, labels = read_idx_pair(key, *files)
+        source = (f"{cls.__name__} idx files in torchvision's layout (read by the kit), the full "
+                  f"{split} split, from {raw}")
+        return _result(key, split, images[:, None], labels, source), None
+    processed = Path(root) / cls.__name__ / "processed" / ("training.pt" if split == "train" else "test.pt")
+    if processed.is_file():
+        images, labels = _read_processed(key, processed)
+        source = (f"{cls.__name__} torchvision processed file (read by the kit), the full {split} "
+                  f"split, from {processed}")
+        return _result(key, split, images.unsqueeze(1), labels, source), None
+    missing = next(n for n, f in zip(_idx_names(split), files) if f is None)
+    return None, (missing, raw, why)
 
 
 def _mnist_offline(split):
@@ -182,7 +243,7 @@ def _fashion_offline(split):
     paths = [_offline_dir() / n for n in FASHION_OFFLINE]
     if split != "test" or not all(p.is_file() for p in paths):
         return None
-    images, labels = read_idx(paths[0]), read_idx(paths[1])
+    images, labels = read_idx_pair("fashion-mnist", *paths)
     source = (f"OFFLINE COPY {shown(paths[0].parent)}/fashion-mnist-t10k-*-ubyte.gz: the official "
               "Fashion-MNIST test set (10,000 images) from Debian's dataset-fashion-mnist")
     return _result("fashion-mnist", split, images[:, None], labels, source, offline=True)

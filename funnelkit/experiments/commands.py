@@ -1,8 +1,15 @@
-"""What ``funnelkit train|eval|sample`` do for the tabular, image and anomaly experiments.
+"""What ``funnelkit train|eval|sample`` do for every experiment (four circles' test numbers and
+pictures are :mod:`funnelkit.experiments.four_circles`').
 
 One run of one model, in a run folder, by :func:`funnelkit.experiments.runs.train_or_load`
-(resumable; a finished run is loaded, not trained again). The data, the split and the training
-settings are those of the reproduce entries, whose loaders are reused here:
+(resumable; a finished run is loaded, not trained again; ``--extend`` continues a finished one;
+a folder made with other settings is refused before anything is written). Run folders are read
+through :mod:`funnelkit.runs`. The data, the split and the training settings are those of the
+reproduce entries, whose loaders are reused here:
+
+* ``four-circles`` (Fig. 2, A.5): fresh draws of four circles, the presets of
+  :data:`funnelkit.experiments.four_circles.TRAIN_PRESETS`; the test log-likelihood beside the
+  true density's.
 
 * ``tabular`` (Table 1, A.6): a MAF set (:func:`funnelkit.experiments.table1.load_data`, never a
   stand-in: a missing file is an error), the model's Table 5 batch size, steps and learning rate
@@ -10,8 +17,9 @@ settings are those of the reproduce entries, whose loaders are reused here:
   clipped at 5; the test split in nats.
 * ``images`` (Table 2, A.8, Table 7): ``paper``: the full train split (1% cut off for
   validation) and the test split (:func:`funnelkit.experiments.table2.load_columns`), Table 7's
-  batch, rate and steps for CIFAR-10 and ImageNet64, A.9's (batch 512, 5e-4, 200,000 steps) for
-  MNIST and Fashion-MNIST, which Table 7 does not cover. ``quick``: Table 2's quick settings (400
+  batch, rate and steps for CIFAR-10 and ImageNet64; for MNIST and Fashion-MNIST, which Table 7
+  does not cover and for which the paper gives no steps, batch or rate, the authors'
+  ``AD_config.json`` (batch 512, 5e-4, 200,000 steps). ``quick``: Table 2's quick settings (400
   steps of batch 64 at 1e-3, 4,000 for the VAE) on the train split with 1,000 images held out
   (Table 2's seed) as the test; for MNIST that split is always the kit's offline first 10,000
   training images (a stand-in, labelled as one; the same on every machine, also where the full
@@ -33,15 +41,17 @@ from pathlib import Path
 
 import torch
 
+from .. import runs as folders
 from ..checkpoints import CHECKPOINT_NAME, load, read_checkpoint
 from ..data.images import OfflineDataWarning, image_dataset
 from ..validation import check_choice, check_positive_int
 from .results import data_line, data_record, save_figure, save_image_grid
-from .runs import (EVALUATION_NAME, METRICS_NAME, read_json, bpd_summary, dequantised, held_out_split,
-                   image_batches, nats, per_example_bpd, row_batches, train_config, train_or_load)
+from .runs import (EVALUATION_NAME, METRICS_NAME, bpd_summary, dequantised, held_out_split, image_batches, nats,
+                   per_example_bpd, row_batches, train_config, train_or_load)
 
 EXPERIMENTS = ("four-circles", "tabular", "images", "anomaly")
 PRESETS = ("quick", "paper")
+FOUR_CIRCLES_PRESETS = ("quick", "paper", "authors-code")
 #: The options each experiment takes (four-circles: none of these).
 OPTIONS = {
     "four-circles": (),
@@ -53,9 +63,8 @@ DEFAULT_DATASET = {"tabular": "power", "images": "mnist"}
 DEFAULT_BITS = 5  # Table 2's first column and its quick preset
 DEFAULT_LATENT_SIZE = 16
 LATENT_SIZES = (4, 16)  # Table 4
-VALIDATION_ROWS = 10_000  # tabular: the Trainer's periodic validation loss uses at most these rows
 IMAGE_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10", "imagenet64": "ImageNet64"}
-_EXPERIMENT_OF_BUILDER = {"plane": "four-circles", "tabular": "tabular", "image": "images", "anomaly": "anomaly"}
+_EXPERIMENT_OF_BUILDER = folders.EXPERIMENT_OF_BUILDER
 #: Builders whose config names no experiment's data (so eval cannot rebuild the test set), and
 #: the experiment builder that makes the same model with its data named.
 _DIRECT_BUILDERS = {
@@ -81,7 +90,9 @@ class Spec:
 
 
 def _model_names(experiment):
-    if experiment == "tabular":
+    if experiment == "four-circles":
+        from ..models.plane import MODEL_NAMES as names
+    elif experiment == "tabular":
         from ..models.tabular import TABULAR_MODELS as names
     elif experiment == "images":
         from ..models.image import IMAGE_MODELS as names
@@ -102,14 +113,16 @@ def make_spec(experiment, model="f-nsf", preset="quick", dataset=None, bits=None
               download=False, steps=None, seed=None):
     """A checked :class:`Spec` (the experiment's defaults filled in); bad input is a ValueError
     naming what was expected, raised before any data is read or anything written."""
-    check_choice(experiment, EXPERIMENTS[1:], "experiment")
+    check_choice(experiment, EXPERIMENTS, "experiment")
     given = {"dataset": dataset, "bits": bits, "latent_size": latent_size, "root": root, "download": download or None}
     for option, value in given.items():
         if value is not None and option not in OPTIONS[experiment]:
-            raise ValueError(f"{experiment} takes no --{option.replace('_', '-')}; its options: "
-                             f"{', '.join('--' + o.replace('_', '-') for o in OPTIONS[experiment])}")
-    check_choice(preset, PRESETS, "preset")
-    check_choice(model, _model_names(experiment), f"{experiment} model")
+            takes = ", ".join("--" + o.replace("_", "-") for o in OPTIONS[experiment])
+            raise ValueError(f"{experiment} takes no --{option.replace('_', '-')}"
+                             + (f"; its options: {takes}" if takes else " (its data are drawn fresh)"))
+    check_choice(preset, FOUR_CIRCLES_PRESETS if experiment == "four-circles" else PRESETS, "preset")
+    check_choice(model, _model_names(experiment), "plane model" if experiment == "four-circles"
+                 else f"{experiment} model")
     if experiment in DEFAULT_DATASET:
         dataset = dataset if dataset is not None else DEFAULT_DATASET[experiment]
         check_choice(dataset, _datasets(experiment), f"{experiment} dataset")
@@ -129,14 +142,15 @@ def make_spec(experiment, model="f-nsf", preset="quick", dataset=None, bits=None
 
 def default_out(spec):
     """``runs/EXPERIMENT-DATA-MODEL-PRESET`` (``-sN`` appended when ``--steps`` is given)."""
-    what = {"tabular": spec.dataset, "images": f"{spec.dataset}-{spec.bits}bit",
+    what = {"four-circles": "", "tabular": spec.dataset, "images": f"{spec.dataset}-{spec.bits}bit",
             "anomaly": "" if spec.model == "nsf" else f"latent{spec.latent_size}"}[spec.experiment]
     parts = [spec.experiment, what, spec.model, spec.preset] + ([f"s{spec.steps}"] if spec.steps else [])
     return Path("runs") / "-".join(p for p in parts if p)
 
 
 def command(spec, out=None):
-    """The ``funnelkit train`` command line that makes this run (stored in ``metrics.json``)."""
+    """The ``funnelkit train`` command line that makes this run (stored in ``metrics.json``; an
+    extended run keeps the command that made it first and records each extension's)."""
     words = ["funnelkit", "train", spec.experiment, "--model", spec.model, "--preset", spec.preset]
     if spec.dataset:
         words += ["--dataset", spec.dataset]
@@ -161,7 +175,12 @@ def training_settings(spec):
     """``{"steps", "batch_size", "lr"[, "grad_clip_norm"]}`` of a run (``--steps`` wins)."""
     from . import table2, table4
 
-    if spec.experiment == "tabular":
+    if spec.experiment == "four-circles":
+        from .four_circles import train_config as four_circles_config
+
+        config = four_circles_config(spec.preset)
+        settings = {"steps": config.steps, "batch_size": config.batch_size, "lr": config.lr}
+    elif spec.experiment == "tabular":
         from ..models.tabular import tabular_config
 
         config = tabular_config(spec.dataset, spec.preset)
@@ -241,7 +260,7 @@ def _tabular_data(spec, test_max):
 
     settings = replace(table1.PRESETS["paper"], datasets=(spec.dataset,), allow_standin=False)
     splits, record, _ = table1.load_data(settings, spec.root)[spec.dataset]
-    return RunData(row_batches(splits["train"]), splits["val"][:VALIDATION_ROWS], splits["test"][:test_max],
+    return RunData(row_batches(splits["train"]), splits["val"], splits["test"][:test_max],
                    [record])
 
 
@@ -303,21 +322,33 @@ def _evaluation_key(spec, data):
 # train
 # --------------------------------------------------------------------------------------------
 
-def train(spec, out=None, device="auto", progress=True, amp=False):
-    """Train (or resume, or load) the run of ``spec`` in ``out``; returns ``(Run, RunData)``.
+def train(spec, out=None, device="auto", progress=True, amp=False, extend=False):
+    """Train (or resume, load or, with ``extend``, extend) the run of ``spec`` in ``out``; returns
+    ``(Run, RunData)``.
 
     Writes ``checkpoint.pt``, ``metrics.json`` (with the data used and the command that makes the
-    run) and ``evaluation.pt`` in ``out`` (default :func:`default_out`).
+    run) and ``evaluation.pt`` (the per-example test values, where there are some) in ``out``
+    (default :func:`default_out`). A folder holding a run with other settings is refused
+    (:class:`funnelkit.runs.RunMismatch`) before anything is written. ``device`` may be a
+    ``torch.device`` (four circles under torchrun: each rank's).
     """
     from ..device import pick_device
 
     out = Path(out) if out is not None else default_out(spec)
+    if spec.experiment == "four-circles":
+        return _train_four_circles(spec, out, device, progress, amp, extend)
     settings = training_settings(spec)
     device = pick_device(device)  # an unknown or absent device fails before the data are read
-    data = load_data(spec)  # raises before anything is written when a file is missing
-    model = build_model(spec).to(device)
     config = train_config(settings["steps"], settings["batch_size"], settings["lr"], seed=spec.seed, amp=bool(amp),
                           **({"grad_clip_norm": settings["grad_clip_norm"]} if "grad_clip_norm" in settings else {}))
+    if spec.experiment == "tabular":  # validated on the whole validation split, the best weights tested
+        from .table1 import keeping_best_validation
+
+        config = keeping_best_validation(config)
+    if (out / CHECKPOINT_NAME).is_file():  # a folder holding another run is refused before the data are read
+        folders.plan_run(out, build_model(spec).config, config, extend)
+    data = load_data(spec)  # raises before anything is written when a file is missing
+    model = build_model(spec).to(device)  # seeded afresh: the same model as without the check above
     describe = {
         "experiment": spec.experiment,
         "command": command(spec, out),
@@ -330,8 +361,30 @@ def train(spec, out=None, device="auto", progress=True, amp=False):
     run = train_or_load(model, data.sample_batch, config, out,
                         evaluate=lambda m: evaluate(spec, m, data, progress),
                         evaluation_key=_evaluation_key(spec, data), validation=data.validation, progress=progress,
-                        name=f"{spec.experiment} {spec.model}", describe=describe)
+                        name=f"{spec.experiment} {spec.model}", describe=describe, extend=extend)
     return run, data
+
+
+def _train_four_circles(spec, out, device, progress, amp, extend):
+    from . import four_circles
+
+    data = four_circles_data()
+    describe = {"command": command(spec, out), "data": data.records, "stand_in": False,
+                "settings": {"model": spec.model, "preset": spec.preset, "seed": spec.seed,
+                             **training_settings(spec)}}
+    run = four_circles.train_run(spec.model, spec.preset, out, device=device, progress=progress, extend=extend,
+                                 describe=describe, steps=spec.steps, seed=spec.seed, amp=bool(amp) or None)
+    return run, data
+
+
+def four_circles_data():
+    """The :class:`RunData` of four circles: every batch drawn fresh, the test points too."""
+    from . import four_circles
+
+    record = data_record("four circles (paper A.5)", "generated: radius-2 circles centred on (+-1, +-1), noise 0.1; "
+                         f"fresh training batches, {four_circles.TEST_SIZE:,} test points of seed "
+                         f"{four_circles.TEST_SEED}", False, role="training and test")
+    return RunData(four_circles.sample_batch, None, None, [record])
 
 
 # --------------------------------------------------------------------------------------------
@@ -351,27 +404,28 @@ def experiment_of(config):
     return _EXPERIMENT_OF_BUILDER[builder]
 
 
-def spec_of(model, run, root=None):
+def spec_of(model, run, root=None, description=None):
     """The :class:`Spec` of a trained model (its config), with ``root`` (else the one stored in the
-    run folder's ``metrics.json``, else the kit's cache)."""
+    run folder's ``metrics.json``, else the kit's cache) and the run's seed
+    (:func:`funnelkit.runs.describe_run`)."""
     config = model.config
     experiment = experiment_of(config)
-    stored = stored_metrics(run) or {}
-    settings = (stored.get("describe") or {}).get("settings") or {}
-    root = root if root is not None else settings.get("root")
+    description = description if description is not None else folders.describe_run(run)
+    root = root if root is not None else description.root
     return Spec(experiment, config["name"], config["preset"], config.get("dataset"),
                 config.get("bits") if experiment == "images" else None,
                 config.get("latent_size") if experiment == "anomaly" else None, root,
-                seed=settings.get("seed") or 0)
+                seed=description.seed)
 
 
 def stored_metrics(run):
-    """The ``metrics.json`` beside a run's checkpoint, or None."""
+    """The ``metrics.json`` beside a run's checkpoint in the current format
+    (:func:`funnelkit.runs.read_metrics`), or None."""
     path = Path(run)
-    folder = path if path.is_dir() else path.parent
+    folder = folders.folder_of(path)
     if not (folder / CHECKPOINT_NAME).is_file() and not path.is_file():
         return None
-    return read_json(folder / METRICS_NAME) if (folder / METRICS_NAME).is_file() else None
+    return folders.read_metrics(folder)
 
 
 def load_run(run, device="cpu"):
@@ -384,15 +438,15 @@ def evaluate_run(run, root=None, test_max=None, from_metrics=False, device="cpu"
     """``(model, spec, numbers, records, how)``: the run's test numbers, recomputed on the test data
     (or, with ``from_metrics``, read from its ``metrics.json``)."""
     model = load_run(run, device)
-    spec = spec_of(model, run, root)
+    description = folders.describe_run(run)
+    spec = spec_of(model, run, root, description)
     if from_metrics:
-        stored = stored_metrics(run)
-        if not stored or "evaluation" not in stored:
-            folder = Path(run) if Path(run).is_dir() else Path(run).parent
+        folder = folders.folder_of(run)
+        if not description.evaluation:
             raise ValueError(f"no evaluation in {folder / METRICS_NAME}: expected the metrics.json that "
                              "`funnelkit train` writes; run `funnelkit eval` without --from-metrics to compute it")
-        records = (stored.get("describe") or {}).get("data", [])
-        return model, spec, stored["evaluation"], records, "read from metrics.json"
+        how = "read from metrics.json" if (folder / METRICS_NAME).is_file() else "read from the checkpoint"
+        return model, spec, description.evaluation, list(description.data), how
     data = load_data(spec, test_max)
     numbers, _ = evaluate(spec, model, data, progress)
     return model, spec, numbers, data.records, "recomputed on the test data"
@@ -400,7 +454,9 @@ def evaluate_run(run, root=None, test_max=None, from_metrics=False, device="cpu"
 
 def describe_model(model, spec, run):
     """Two lines: the run and model, parameters, latent size, exact or a bound."""
-    if spec.experiment == "tabular":
+    if spec.experiment == "four-circles":
+        what = "four circles, 2-D"
+    elif spec.experiment == "tabular":
         what = spec.dataset
     elif spec.experiment == "images":
         what = f"{IMAGE_NAMES.get(spec.dataset, spec.dataset)}, {spec.bits}-bit"
@@ -416,6 +472,10 @@ def format_numbers(spec, numbers, exact=True, how=None):
     """The test numbers as lines: nats, bits/dim, or both sets' bits/dim, +- 2 s.e."""
     how = f"; {how}" if how else ""
     bound = "" if exact else " (ELBO: a bound)"
+    if spec.experiment == "four-circles":
+        from .four_circles import format_numbers as four_circles_numbers
+
+        return four_circles_numbers(numbers)
     if spec.experiment == "tabular":
         return (f"test log-likelihood{bound} ({numbers['n']:,} rows, nats, mean +- 2 s.e.{how})\n"
                 f"  {numbers['ll']:.4f} +- {numbers['ll_2se']:.4f}")
@@ -435,20 +495,26 @@ def format_data(records):
     return "data:\n" + "\n".join("  " + data_line(r) for r in records)
 
 
-_DONE = {"trained": "trained", "resumed": "resumed and finished",
+_DONE = {"trained": "trained", "resumed": "resumed and finished", "extended": "extended the finished run",
          "loaded": "loaded the finished run (not trained again)"}
 
 
 def format_train(run, data, spec):
     """What ``funnelkit train`` prints: the model, the data, the test numbers, the training, the files."""
     training = run.metrics["training"]
+    extensions = training.get("extensions") or []
+    extended = (f"; extended {len(extensions)} time(s) with a fresh schedule, from step "
+                f"{', '.join(format(e['from_step'], ',') for e in extensions)}" if extensions else "")
+    names = [name for name in (CHECKPOINT_NAME, METRICS_NAME, EVALUATION_NAME) if (run.out / name).is_file()]
+    files = ", ".join(str(run.out / name) for name in names[:-1]) + f" and {run.out / names[-1]}" \
+        if len(names) > 1 else str(run.out / names[0])
     return "\n".join([
         describe_model(run.model, spec, run.out),
         format_data(data.records),
         format_numbers(spec, run.metrics["evaluation"], run.metrics["exact"]),
         f"{_DONE[run.status]}: {training['steps']:,} steps of batch {training['config']['batch_size']}, "
-        f"lr {training['config']['lr']:g} ({training['train_seconds']:.1f} s of training)",
-        f"wrote {run.out / CHECKPOINT_NAME}, {run.out / METRICS_NAME} and {run.out / EVALUATION_NAME}",
+        f"lr {training['config']['lr']:g} ({training['train_seconds']:.1f} s of training{extended})",
+        f"{'read' if run.status == 'loaded' else 'wrote'} {files}",
     ])
 
 

@@ -7,9 +7,10 @@ tempered, each funnel's p_phi(x_- | z) and the VAE's decoder noise are sampled a
 (:mod:`funnelkit.experiments.table2`, the same run folders: a finished Table 2 run is loaded).
 Paper preset: CIFAR-10 5-bit. Quick: the MNIST 5-bit stand-in, labelled.
 
-The paper's funnel has a latent of 48 and 3.7 bits/dim, and its VAE a latent of 48 (an F-NSF
-the authors' code does not pin down, reference note 6.4 item 12); ours are Table 2's models
-(CIFAR-10: latent 192), and ``fig4.json`` says which was used. Every panel uses the same seed, so
+The paper's funnel has a latent of 48 and 3.7 bits/dim, and its VAE a latent of 48 (models
+neither the paper nor the authors' code pins down, reference note 6.4 item 12); ours are Table
+2's models (CIFAR-10: latent 192; an erratum in docs/errata.md), and ``fig4.json`` says which
+was used. Every panel uses the same seed, so
 the rows differ by the model and the columns only by T.
 """
 

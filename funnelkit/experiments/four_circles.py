@@ -5,15 +5,13 @@ test log-likelihoods, in nats with two-standard-error bars, with the true densit
 any model can do (about -2.870 nats at the raw scale).
 """
 
-import json
-import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
 
 from .. import distributed
-from ..checkpoints import CHECKPOINT_NAME, load, save_checkpoint
+from ..checkpoints import CHECKPOINT_NAME, load
 from ..data import four_circles, four_circles_log_prob
 from ..device import pick_device, seed_everything
 from ..metrics import log_likelihood, mean_and_error
@@ -49,13 +47,12 @@ def train_config(preset="quick", **overrides):
 
 
 def make_trainer(model_name="f-nsf", preset="quick", out=None, device="cpu", **train_overrides):
-    """A Trainer for one four-circles run (resumed if ``out`` already holds a checkpoint)."""
+    """A Trainer for one four-circles model (resumed if ``out`` already holds a checkpoint; no
+    folder checks: :func:`train_run` is the way to train in a run folder)."""
     config = train_config(preset, **train_overrides)
-    seed_everything(config.seed)
-    model = plane_model(model_name, preset=preset).to(pick_device(device))
-    model.config["data"] = NAME
+    model, validation = _model_and_validation(model_name, preset, device, config)
     checkpoint = Path(out) / CHECKPOINT_NAME if out else None
-    trainer = Trainer(model, sample_batch, config, four_circles(10_000, seed=VALIDATION_SEED), checkpoint)
+    trainer = Trainer(model, sample_batch, config, validation, checkpoint)
     if checkpoint is not None and checkpoint.exists():
         trainer.resume()
     return trainer
@@ -82,27 +79,69 @@ def evaluate(model, n=TEST_SIZE, seed=TEST_SEED):
     }
 
 
-def train(model_name="f-nsf", preset="quick", out=None, device="cpu", progress=True, **train_overrides):
-    """Train (or resume) one run; write its checkpoint and ``metrics.json`` to ``out``.
+def train_run(model_name="f-nsf", preset="quick", out=None, device="cpu", progress=True, extend=False, describe=None,
+              **train_overrides):
+    """Train (or load, resume or extend) one run in the run folder ``out``, as every experiment
+    does (:func:`funnelkit.experiments.runs.train_or_load`: a folder holding another run is
+    refused before anything is written). Returns the :class:`~funnelkit.experiments.runs.Run`;
+    its ``metrics["evaluation"]`` holds :func:`evaluate`'s numbers.
 
     Under ``torchrun`` (after :func:`funnelkit.distributed.setup`) every rank trains; rank 0
-    alone evaluates and writes (the others return metrics without the test log-likelihoods).
+    alone evaluates and writes.
     """
-    trainer = make_trainer(model_name, preset, out, device, **train_overrides)
-    start = time.perf_counter()
-    trainer.fit(progress=progress)
-    seconds = time.perf_counter() - start
-    metrics = {"train_seconds": seconds, "steps": trainer.step, "model": model_name, "preset": preset,
-               "experiment": NAME, "train_config": asdict(trainer.config),
-               "parameters": trainer.model.num_parameters()}
-    if not distributed.is_main():  # the other ranks hold the same model: rank 0 evaluates and writes
-        return trainer.model, metrics
-    metrics = evaluate(trainer.model) | metrics
+    from .runs import train_or_load
+
+    config = train_config(preset, **train_overrides)
+    model, validation = _model_and_validation(model_name, preset, device, config)
+    return train_or_load(model, sample_batch, config, out, evaluate=lambda m: (evaluate(m), None),
+                         evaluation_key={"test_points": TEST_SIZE, "test_seed": TEST_SEED}, validation=validation,
+                         progress=progress, name=f"{NAME} {model_name}",
+                         describe={"experiment": NAME, **(describe or {})}, extend=extend)
+
+
+def _model_and_validation(model_name, preset, device, config):
+    seed_everything(config.seed)
+    model = plane_model(model_name, preset=preset).to(pick_device(device))
+    model.config["data"] = NAME
+    return model, four_circles(10_000, seed=VALIDATION_SEED)
+
+
+def train(model_name="f-nsf", preset="quick", out=None, device="cpu", progress=True, **train_overrides):
+    """Train one model; with ``out``, in that run folder (:func:`train_run`). Returns
+    ``(model, metrics)``: ``metrics`` flat (the test numbers of :func:`evaluate`, ``train_seconds``,
+    ``steps``, ``model``, ``preset``, ``experiment``, ``train_config``, ``parameters``).
+
+    Under ``torchrun`` rank 0 alone evaluates (the other ranks return metrics without the test
+    log-likelihoods).
+    """
     if out is not None:
-        save_checkpoint(Path(out) / CHECKPOINT_NAME, trainer.model, metrics, trainer.state_dict())
-        (Path(out) / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    trainer.model.metrics = metrics
-    return trainer.model, metrics
+        run = train_run(model_name, preset, out, device, progress, **train_overrides)
+        training = run.metrics.get("training", {})
+        metrics = {**run.metrics.get("evaluation", {}), "train_seconds": training.get("train_seconds"),
+                   "steps": training.get("steps"), "model": model_name, "preset": preset, "experiment": NAME,
+                   "train_config": training.get("config"), "parameters": run.metrics.get("parameters")}
+        run.model.metrics = metrics
+        return run.model, metrics
+    config = train_config(preset, **train_overrides)
+    model, validation = _model_and_validation(model_name, preset, device, config)
+    trainer = Trainer(model, sample_batch, config, validation)
+    trainer.fit(progress=progress)
+    metrics = {"train_seconds": trainer.seconds, "steps": trainer.step, "model": model_name, "preset": preset,
+               "experiment": NAME, "train_config": asdict(trainer.config), "parameters": model.num_parameters()}
+    if distributed.is_main():
+        metrics = evaluate(model) | metrics
+    model.metrics = metrics
+    return model, metrics
+
+
+def format_numbers(numbers):
+    """The test log-likelihoods of :func:`evaluate` as four lines (model, truth, paired gap)."""
+    return (
+        f"test log-likelihood ({numbers['test_points']:,} points, nats, mean +- 2 s.e.)\n"
+        f"  model: {numbers['model_ll']:.4f} +- {numbers['model_ll_2se']:.4f}\n"
+        f"  true density: {numbers['true_ll']:.4f} +- {numbers['true_ll_2se']:.4f}\n"
+        f"  gap (true - model, paired): {numbers['gap']:.4f} +- {numbers['gap_2se']:.4f}"
+    )
 
 
 def shipped_or_trained(model_name, preset="quick", device="cpu", progress=True):

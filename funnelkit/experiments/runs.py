@@ -10,8 +10,14 @@ likelihood, -mean log p(x); a VAE maximises its ELBO) in a run folder ``out``:
   without randomness of its own ends as the uninterrupted run. Dropout and a VAE's sampled
   latent draw from torch's global generator, which the checkpoints do not carry: those models
   resume with other noise and end close to, not exactly at, the uninterrupted run;
-* a folder that holds a different model or different training settings is an error (it names
-  both), never silently mixed.
+* a finished run with fewer steps is continued to the asked total with a fresh schedule when
+  ``extend`` is given (recorded in ``metrics.json``);
+* a folder that holds a run with other settings is refused before anything is written, in one
+  line naming the setting, both values and the way out (:func:`funnelkit.runs.plan_run`), never
+  silently mixed.
+
+The folder's files, their format and the checks belong to :mod:`funnelkit.runs`; this module
+trains and evaluates.
 
 Then the model is evaluated by the caller's ``evaluate(model)``, which returns a dict of numbers
 and, optionally, per-example tensors; both are stored in the run folder with the settings of
@@ -31,22 +37,24 @@ import json
 import math
 import statistics
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from ..checkpoints import CHECKPOINT_NAME, read_checkpoint, save_checkpoint
+from .. import distributed
+from .. import runs as folders
+from ..checkpoints import CHECKPOINT_NAME, save_checkpoint
 from ..data.dequantize import preprocess
-from ..files import write_atomically
 from ..metrics import bits_per_dim, mean_and_error
 from ..train import TrainConfig, Trainer
 from ..validation import check_choice
-from .results import _plain, write_text
+from .results import _plain
 
-METRICS_NAME = "metrics.json"
-EVALUATION_NAME = "evaluation.pt"
+METRICS_NAME = folders.METRICS_NAME
+EVALUATION_NAME = folders.EVALUATION_NAME
 EVAL_SEED = 20_211_209
 
 
@@ -54,9 +62,10 @@ EVAL_SEED = 20_211_209
 class Run:
     """A trained (or loaded) model, its metrics, and how it was obtained.
 
-    ``status`` is "trained" (from scratch), "resumed" (continued from a checkpoint) or
-    "loaded" (a finished run, not trained again); ``arrays`` holds the per-example tensors of
-    the evaluation (for example bits/dim per image).
+    ``status`` is "trained" (from scratch), "resumed" (continued from a checkpoint), "extended"
+    (a finished run trained on with ``extend``) or "loaded" (a finished run, not trained again);
+    ``arrays`` holds the per-example tensors of the evaluation (for example bits/dim per image;
+    empty when the evaluation has none).
     """
 
     model: object
@@ -215,28 +224,17 @@ class _StepClock:
 
 
 def read_json(path):
+    """A JSON file's content, or None when it is missing or unreadable (kept for older callers;
+    run folders are read by :func:`funnelkit.runs.read_metrics`)."""
     try:
         return json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return None
 
 
-def _check_same_run(out, payload, model, config):
-    saved_model = _plain(payload.get("config", {}))
-    asked_model = _plain(dict(model.config))
-    saved_train = _plain((payload.get("trainer") or {}).get("config"))
-    asked_train = _plain(asdict(config))
-    for what, saved, asked in (("model", saved_model, asked_model), ("training settings", saved_train, asked_train)):
-        if saved != asked:
-            raise ValueError(
-                f"the run folder {out} holds another run: its {what} are {saved}, but this asks for {asked}. "
-                "Use another folder (reproduce --runs, train --out) or delete that one to train anew."
-            )
-
-
 def train_or_load(model, sample_batch, config, out, *, evaluate=None, evaluation_key=None, validation=None,
-                  progress=True, name=None, describe=None):
-    """Train ``model`` in run folder ``out`` (or load/resume what is there), evaluate it, save it.
+                  progress=True, name=None, describe=None, extend=False):
+    """Train ``model`` in run folder ``out`` (or load/resume/extend what is there), evaluate it, save it.
 
     Args:
         model: a built model (its ``config`` dict lets :func:`funnelkit.load` rebuild it), on the
@@ -244,62 +242,132 @@ def train_or_load(model, sample_batch, config, out, *, evaluate=None, evaluation
         sample_batch: ``sample_batch(batch_size, generator)``, e.g. :func:`image_batches`.
         config: a :class:`funnelkit.train.TrainConfig`.
         out: the run folder: ``checkpoint.pt`` (model, trainer state, metrics), ``metrics.json``
-            and ``evaluation.pt`` (per-example values) are written there.
+            (:mod:`funnelkit.runs`, which checks the folder first) and ``evaluation.pt`` (per-example
+            values, when the evaluation gives some) are written there, under the folder's lock.
         evaluate: ``evaluate(model) -> (numbers, arrays)``: a dict of numbers and a dict of
             per-example tensors (or None).
         evaluation_key: plain values describing the evaluation (data, sizes, seeds); a finished
             run whose stored key differs is evaluated again.
         validation: data for the Trainer's periodic validation loss (optional).
         name: what the progress lines call this run; ``describe``: extra plain values stored in
-            ``metrics.json`` (e.g. the data used).
+            ``metrics.json`` (e.g. the data used, ``experiment``, ``result``, ``command``).
+        extend: continue a finished run with fewer steps to ``config.steps`` (the new total) with a
+            fresh schedule (:mod:`funnelkit.runs`, "Extensions"); recorded in ``metrics.json``.
 
-    Returns a :class:`Run`.
+    A folder holding another run (other model, preset, seed, data, bits, latent size or steps) is
+    refused with a :class:`funnelkit.runs.RunMismatch` before anything is written. Under
+    ``torchrun`` every rank trains and rank 0 alone evaluates and writes (the others return a
+    Run without test numbers). Returns a :class:`Run`.
     """
     out = Path(out)
-    checkpoint = out / CHECKPOINT_NAME
     name = name or model.config.get("name", "model")
-    stored = read_json(out / METRICS_NAME) if checkpoint.is_file() else None
-    status = "trained"
+    folders.plan_run(out, model.config, config, extend)  # refuses before anything is written
+    main = distributed.is_main()
+    with folders.folder_lock(out) if main else nullcontext():
+        plan = folders.plan_run(out, model.config, config, extend)  # again, now that the folder is ours
+        return _train_or_load(plan, model, sample_batch, config, out, evaluate, evaluation_key, validation,
+                              progress, name, describe, main)
+
+
+def _train_or_load(plan, model, sample_batch, config, out, evaluate, evaluation_key, validation, progress, name,
+                   describe, main):
+    checkpoint = out / CHECKPOINT_NAME
+    stored, status, trainer = plan.stored, "trained", None
     clock = _StepClock()
-    if checkpoint.is_file():
-        payload = read_checkpoint(checkpoint)
-        _check_same_run(out, payload, model, config)
-        finished = (stored or {}).get("finished") and (payload.get("trainer") or {}).get("step") == config.steps
-        if finished:
-            try:
-                model.load_state_dict(payload["state_dict"])
-            except RuntimeError as error:
-                raise ValueError(f"the run folder {out} holds a model whose parameters do not fit this build of "
-                                 f"{name} (was the model changed since?): delete the folder to train anew. {error}") from None
-            status = "loaded"
-            trainer = None
-    if status != "loaded":
+    if plan.action == "load":
+        _load_weights(model, plan.payload, out, name)
+        status = "loaded"
+    else:
         trainer = Trainer(model, sample_batch, config, validation, checkpoint)
-        if checkpoint.is_file():
+        if plan.action == "resume":
             trainer.resume()
             status = "resumed"
+        elif plan.action == "extend":
+            _load_weights(model, plan.payload, out, name)
+            number = len((stored or {}).get("training", {}).get("extensions", [])) + 1
+            state, seed = folders.extension_state(trainer, plan.payload, plan.from_step, number)
+            trainer.load_state_dict(state)
+            trainer.last_good_checkpoint = plan.from_step
+            stored = _start_extension(out, stored, plan.payload, model, plan.from_step, config, seed, describe)
+            status = "extended"
         trainer.add_callback("on_step_end", clock)
-        if progress:
-            verb = f"resuming at step {trainer.step:,} of" if status == "resumed" else "training"
+        if progress and main:
+            verb = {"resumed": f"resuming at step {trainer.step:,} of", "trained": "training",
+                    "extended": f"extending from step {trainer.step:,} to"}[status]
             tqdm.write(f"{name}: {verb} {config.steps:,} steps in {out}")
         trainer.fit(progress=progress)
     model.eval()
+    if not main:  # the other ranks of torchrun hold the same model: rank 0 evaluates and writes
+        return Run(model, {}, status, out, {})
 
     key = _plain(evaluation_key)
-    arrays = {}
-    if status == "loaded" and stored.get("evaluation_key") == key and (out / EVALUATION_NAME).is_file() \
-            and "evaluation" in stored:
-        numbers = stored["evaluation"]
-        arrays = torch.load(out / EVALUATION_NAME, map_location="cpu", weights_only=True)
+    reuse = status == "loaded" and stored is not None and stored.get("evaluation_key") == key \
+        and "evaluation" in stored
+    if reuse:
+        numbers, arrays = stored["evaluation"], folders.read_evaluation(out)
     else:
         numbers, arrays = evaluate(model) if evaluate is not None else ({}, None)
         arrays = {k: torch.as_tensor(v).detach().cpu() for k, v in (arrays or {}).items()}
     metrics = _metrics(stored, status, trainer, config, clock, model, numbers, key, describe)
+    metrics = _plain(_with_run_fields(metrics, stored, status, config, describe))
     if status != "loaded":
-        save_checkpoint(checkpoint, model, {"finished": True, **numbers}, trainer.state_dict())
-    write_atomically(out / EVALUATION_NAME, lambda file: torch.save(arrays, file))
-    write_text(out / METRICS_NAME, json.dumps(_plain(metrics), indent=2, allow_nan=False) + "\n")
+        save_checkpoint(checkpoint, model, {"finished": True, "steps": config.steps, **numbers}, trainer.state_dict())
+    if arrays and not reuse:
+        folders.write_evaluation(out, arrays)
+    if not (reuse and _unchanged(out, metrics)):  # loading a run in the current format writes nothing
+        folders.write_metrics(out, metrics)
     return Run(model, metrics, status, out, arrays)
+
+
+def _load_weights(model, payload, out, name):
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as error:
+        raise ValueError(f"the run folder {out} holds a model whose parameters do not fit this build of "
+                         f"{name} (was the model changed since?): delete the folder to train anew. "
+                         f"{str(error).splitlines()[0]}") from None
+
+
+def _start_extension(out, stored, payload, model, from_step, config, seed, describe):
+    """Record in ``metrics.json`` that the run is being extended (unfinished until the extension ends)."""
+    stored = stored or folders.translate_legacy(payload.get("metrics") or {}, payload)
+    training = dict(stored.get("training") or {})
+    command = (describe or {}).get("command")
+    training["extensions"] = [*training.get("extensions", []), {
+        "from_step": from_step, "to_step": config.steps, "finished": False, "schedule": config.schedule,
+        "generator_seed": seed, **({"command": f"{command} --extend"} if command else {})}]
+    stored = {**stored, "finished": False, "status": "extending", "training": training}
+    folders.write_metrics(out, _plain(stored))
+    return stored
+
+
+def _with_run_fields(metrics, stored, status, config, describe):
+    """Format 1's run fields: experiment, result, the extensions (the last one finished now); an
+    extended run keeps the command that made it first."""
+    previous = (stored or {}).get("training", {}) if status != "trained" else {}
+    extensions = [dict(e, finished=e.get("finished") or e.get("to_step") == config.steps)
+                  for e in previous.get("extensions", [])]
+    metrics["training"]["extensions"] = extensions
+    describe = dict(metrics.get("describe") or {})
+    first_command = ((stored or {}).get("describe") or {}).get("command")
+    if extensions and first_command:
+        describe["command"] = first_command
+    if describe:
+        metrics["describe"] = describe
+    builder = metrics["model"].get("builder")
+    experiment = (describe or {}).get("experiment") or folders.EXPERIMENT_OF_BUILDER.get(builder)
+    result = (describe or {}).get("result") or (stored or {}).get("result")
+    return {"format": folders.FORMAT, "finished": True, "experiment": experiment, "result": result,
+            **{k: v for k, v in metrics.items() if k != "finished"}}
+
+
+def _unchanged(out, metrics):
+    """Whether ``out/metrics.json`` already says ``metrics`` in the current format (its status aside)."""
+    stored = read_json(out / METRICS_NAME)
+    if not isinstance(stored, dict) or stored.get("format") != folders.FORMAT:
+        return False
+    strip = lambda m: {k: v for k, v in m.items() if k != "status"}  # noqa: E731
+    return strip(stored) == strip(metrics)
 
 
 def _metrics(stored, status, trainer, config, clock, model, numbers, key, describe):
@@ -317,6 +385,9 @@ def _metrics(stored, status, trainer, config, clock, model, numbers, key, descri
         "final_validation_loss": (history["eval_loss"][-1] if history and history["eval_loss"]
                                   else previous.get("final_validation_loss")),
     }
+    best = trainer.best_summary() if trainer is not None else previous.get("best")  # keep_best: step, loss
+    if best is not None:
+        training["best"] = best
     return {
         "finished": True,
         "model": dict(model.config),

@@ -5,22 +5,26 @@ A run folder made by ``funnelkit reproduce RESULT --preset quick`` (or ``funnelk
 :func:`ship` copies a finished one into ``data/runs/<RESULT>-quick/<run>`` without what only a
 resumed training needs (the optimiser's moments, the random generators). It keeps the weights, the
 model and training configs, the step count, the wall time and the loss history (paths inside this
-checkout are written relative to it): the copy is a third of the size, and :func:`funnelkit.experiments.runs.train_or_load` loads it as a finished run.
+checkout are written relative to it), and writes its ``metrics.json`` in the current format
+(:mod:`funnelkit.runs`): the copy is a third of the size, and
+:func:`funnelkit.experiments.runs.train_or_load` loads it as a finished run.
 
 :func:`use_shipped` copies the shipped folders into a working runs folder (only those not there
 yet), so ``reproduce_table2(runs=that)`` and the notebooks load instead of training.
 """
 
+import json
 import shutil
 from pathlib import Path
 
 import torch
 
+from .. import runs as folders
 from ..checkpoints import CHECKPOINT_NAME, read_checkpoint
 from ..files import write_atomically
+from ..locks import folder_lock
 from ..paths import DATA_DIR, shown_in_text
-from .results import write_text
-from .runs import EVALUATION_NAME, METRICS_NAME, read_json
+from ..runs import EVALUATION_NAME, METRICS_NAME
 
 SHIPPED_RUNS = DATA_DIR / "runs"
 #: Trainer state a finished run keeps when shipped; the rest only serves a resumed training.
@@ -34,11 +38,18 @@ def finished_runs(folder):
         raise FileNotFoundError(f"no folder {folder}: expected a run folder or a folder of run folders "
                                 "(e.g. runs/images-quick, made by `funnelkit reproduce ... --runs runs`)")
     candidates = [folder] if (folder / CHECKPOINT_NAME).is_file() else sorted(p for p in folder.iterdir() if p.is_dir())
-    runs = [p for p in candidates if (read_json(p / METRICS_NAME) or {}).get("finished")]
+    runs = [p for p in candidates if _finished(p)]
     if not runs:
         raise ValueError(f"{folder} holds no finished run (a folder with {CHECKPOINT_NAME} and a {METRICS_NAME} "
                          "saying finished): train it first")
     return runs
+
+
+def _finished(folder):
+    try:
+        return bool((folders.read_metrics(folder) or {}).get("finished"))
+    except ValueError:  # a damaged metrics.json: not a finished run
+        return False
 
 
 def ship(folder, to=SHIPPED_RUNS):
@@ -55,12 +66,14 @@ def ship(folder, to=SHIPPED_RUNS):
         trainer = payload.get("trainer") or {}
         slim = {**payload, "trainer": {k: trainer[k] for k in KEPT_TRAINER_STATE if k in trainer}}
         out = group / run.name
-        write_atomically(out / CHECKPOINT_NAME, lambda file, slim=slim: torch.save(slim, file))
-        if (run / EVALUATION_NAME).is_file():
-            shutil.copyfile(run / EVALUATION_NAME, out / EVALUATION_NAME)
         # the data descriptions name files by absolute path: this checkout's paths mean nothing elsewhere
-        metrics = shown_in_text((run / METRICS_NAME).read_text())
-        write_text(out / METRICS_NAME, metrics)
+        metrics = json.loads(shown_in_text(folders.metrics_text(folders.read_metrics(run))))
+        with folder_lock(out):
+            write_atomically(out / CHECKPOINT_NAME, lambda file, slim=slim: torch.save(slim, file))
+            if (run / EVALUATION_NAME).is_file():
+                write_atomically(out / EVALUATION_NAME,
+                                 lambda file, source=run / EVALUATION_NAME: file.write(source.read_bytes()))
+            folders.write_metrics(out, metrics)
         written.append(out)
     return written
 
@@ -83,7 +96,8 @@ def use_shipped(runs, groups=None, shipped=SHIPPED_RUNS):
             continue
         target = runs / source.parent.name / source.name
         if not (target / CHECKPOINT_NAME).exists():
-            shutil.copytree(source, target, dirs_exist_ok=True)
+            with folder_lock(target):
+                shutil.copytree(source, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".lock", ".*.tmp"))
             copied.append(target)
     return copied
 

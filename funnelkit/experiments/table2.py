@@ -6,7 +6,9 @@ Presets:
 * ``"paper"``: CIFAR-10 and ImageNet64 ("small", van den Oord et al.), 5 and 8 bits, the
   paper-preset models (:func:`funnelkit.models.image.image_model`) trained with Table 7 / A.8:
   Adam, learning rate 5e-4 cosine-annealed to 0, batch 512 (CIFAR-10) or 256 (ImageNet64),
-  100,000 steps at 5 bits and 200,000 at 8 bits. Bits/dim are on the **test** split (the
+  100,000 steps at 5 bits and 200,000 at 8 bits, for every model: the funnels too, where A.8 says
+  "All funnel experiments are run for 12 hours" (a wall-clock budget on an RTX 3090 that no
+  other machine repeats; docs/errata.md). Bits/dim are on the **test** split (the
   authors' code reported a 1% validation split of train, reference note 6.3 item 7); 1% of
   train, cut by a fixed seed, is the validation split the Trainer reports during training.
   Missing files raise :class:`~funnelkit.data.cache.DatasetNotFoundError` before anything is
@@ -201,7 +203,7 @@ def train_image_models(column, settings, preset, device, progress=True, runs=Non
             evaluate=lambda m, images=column.test, bits=column.bits: _evaluate(m, images, bits, settings, progress),
             evaluation_key={"test": test_label, "n": len(column.test), "bits": column.bits},
             validation=_validation(column), progress=progress,
-            name=f"{column.tag} {name}", describe={"data": column.records},
+            name=f"{column.tag} {name}", describe={"data": column.records, "result": NAME},
         )
     return out
 
@@ -362,7 +364,8 @@ def markdown(result):
                          f"{ours['nsf']['latent_dim'] / ours['f-nsf']['latent_dim']:.0f} times smaller "
                          f"(paper: {paper.TABLE2['f-nsf'][theirs][0] - paper.TABLE2['nsf'][theirs][0]:+.2f}, 16 times smaller).")
             lines.append("")
-    lines += ["Rows without a number of ours (BASELINE, GLOW*) are the paper's references; the kit does not train them.",
+    lines += ["Rows without a number of ours (BASELINE, GLOW*) are the paper's references; the kit does not train them "
+              "(BASELINE, the paper's 'baseline flow with affine transformations', is described no further).",
               "* GLOW: taken by the paper from van den Oord et al. and Kingma et al.", ""]
     if result["figures"]:
         lines += ["Fig. 3 (F-NSF samples at temperature 1): " + ", ".join(f"`{f}`" for f in result["figures"]), ""]

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..checkpoints import CHECKPOINT_NAME, CheckpointError, read_checkpoint
-from ..experiments.runs import METRICS_NAME, read_json
 from ..experiments.shipped import SHIPPED_RUNS
+from ..runs import METRICS_NAME, describe_run
 from ..paths import REPO_ROOT
 from .compare import comparisons
 from .names import DATA_SHAPES, DATASET_NAMES, IMAGE_BUILDERS, MODEL_NAMES, run_order
@@ -225,48 +225,38 @@ def _run_folders(root):
 
 
 def _describe(folder, root, source, prefix):
-    """The :class:`ImageRun` of ``folder``; None for a run that is not an image model."""
+    """The :class:`ImageRun` of ``folder`` (read by :func:`funnelkit.runs.describe_run`); None for a
+    run that is not an image model. A run whose metrics or checkpoint do not say its data set and
+    bits is a ValueError (never guessed)."""
     relative = folder.relative_to(root).as_posix()
     group = folder.parent.name if folder.parent != root and folder != root else ""
-    metrics = read_json(folder / METRICS_NAME) if (folder / METRICS_NAME).is_file() else None
-    if metrics is not None and not isinstance(metrics, dict):
-        metrics = None
-    config = (metrics or {}).get("model")
-    if not isinstance(config, dict):
-        if metrics is not None and isinstance(metrics.get("experiment"), str) \
-                and metrics["experiment"] not in IMAGE_BUILDERS.values():
-            return None  # a four-circles run: metrics.json names its experiment
-        config = None
     checkpoint = folder / CHECKPOINT_NAME
-    if config is not None and config.get("builder") not in IMAGE_BUILDERS:
-        return None  # a tabular (or other) run
-    if not checkpoint.is_file():
-        command = ((metrics or {}).get("describe") or {}).get("command")
-        how = f"`{command}`" if command else "the command that made it"
-        raise CheckpointError(f"{folder}: no {CHECKPOINT_NAME} beside its {METRICS_NAME} (deleted?); make it again "
-                              f"with {how}, or delete the folder")
-    if config is None:  # no metrics.json (e.g. an interrupted run): the checkpoint tells the model
-        payload = read_checkpoint(checkpoint)
-        config = payload.get("config") or {}
-        metrics = {"model": config, **(payload.get("metrics") or {})}
-        if config.get("builder") not in IMAGE_BUILDERS:
-            return None
-    else:
+    if (folder / METRICS_NAME).is_file():
+        run = describe_run(folder)
+        if run.builder not in IMAGE_BUILDERS:
+            return None  # a tabular or four-circles run (or another model)
+        if not checkpoint.is_file():
+            how = f"`{run.command}`" if run.command else "the command that made it"
+            raise CheckpointError(f"{folder}: no {CHECKPOINT_NAME} beside its {METRICS_NAME} (deleted?); make it "
+                                  f"again with {how}, or delete the folder")
         problem = _archive_problem(str(checkpoint), *_stat(checkpoint))
         if problem:
             raise CheckpointError(f"{checkpoint} is damaged ({problem}); it cannot be loaded")
-    builder = config["builder"]
-    model = config.get("name")
-    if model not in MODEL_NAMES:
-        raise ValueError(f"{folder}: unknown image model {model!r}; expected one of {', '.join(MODEL_NAMES)}")
-    dataset = config.get("dataset", "mnist") if builder == "image" else "mnist"
-    bits = int(config.get("bits", 8)) if builder == "image" else 8
-    latent = metrics.get("latent_dim")
-    if latent is None:
-        latent = math.prod(DATA_SHAPES[dataset]) if model == "nsf" else config.get("latent_size", 0)
-    exact = bool(metrics.get("exact", model != "vae"))
-    return ImageRun(folder, f"{prefix}/{relative}" if relative != "." else prefix, group, model, dataset, bits,
-                    int(latent), exact, source, IMAGE_BUILDERS[builder], config.get("preset", ""), metrics)
+    else:  # no metrics.json (e.g. an interrupted run): the checkpoint tells the model
+        run = describe_run(folder, read_checkpoint(checkpoint))
+        if run.builder not in IMAGE_BUILDERS:
+            return None
+    if run.model not in MODEL_NAMES:
+        raise ValueError(f"{folder}: unknown image model {run.model!r}; expected one of {', '.join(MODEL_NAMES)}")
+    if run.dataset not in DATA_SHAPES or run.bits is None:
+        raise ValueError(f"{folder}: its model config names no known data set and bits (dataset {run.dataset!r}, "
+                         f"bits {run.bits!r}); expected one of {', '.join(DATA_SHAPES)} and 5 or 8 bits")
+    latent = run.latent_dim
+    if latent is None:  # a checkpoint without metrics: the model's latent size from its config
+        latent = math.prod(DATA_SHAPES[run.dataset]) if run.model == "nsf" else run.config.get("latent_size", 0)
+    return ImageRun(folder, f"{prefix}/{relative}" if relative != "." else prefix, group, run.model, run.dataset,
+                    int(run.bits), int(latent), run.exact, source, IMAGE_BUILDERS[run.builder], run.preset or "",
+                    run.metrics)
 
 
 def _stat(path):

@@ -11,7 +11,9 @@ with ``context = [z, c]``.
 
 Inverse (latent -> data), Eq. 3: x_- ~ p_phi(. | z), x_+ = F(z | x_-), x = merge(x_-, x_+), and
 the returned value is ``-V(x)`` at the sampled x, so that nflows' ``Flow.sample_and_log_prob``
-returns the exact log p(x) of each sample (the paper's own code returns the wrong sign there).
+returns the exact log p(x) of each sample. (The authors' code adds log p_phi(x_- | z) there
+instead of subtracting it, with the log-determinant's sign right, so its sampled log p is the
+true one minus 2 log p_phi; docs/errata.md.)
 """
 
 from nflows.transforms.base import Transform

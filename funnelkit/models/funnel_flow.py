@@ -95,8 +95,9 @@ class FunnelFlow(Flow):
         return self.transform_to_noise(inputs, context).reshape(inputs.shape[0], self.latent_dim)
 
     def _noise(self, num_samples, temperature, context):
-        check_positive_int(num_samples, "num_samples")
-        check_temperature(temperature)
+        """Base noise for ``num_samples`` draws (checked: an ``int`` from here on) at ``temperature``."""
+        num_samples = check_positive_int(num_samples, "num_samples")
+        temperature = check_temperature(temperature)
         if self.context_features and context is None:
             raise ValueError("this model needs a context to sample")
         if context is not None:
@@ -107,7 +108,7 @@ class FunnelFlow(Flow):
         if context is not None:
             noise = noise.reshape(-1, *self.latent_shape)
             context = context.repeat_interleave(num_samples, dim=0)
-        return noise, context
+        return noise, context, num_samples
 
     def _unflatten(self, tensor, num_samples, context):
         return tensor if context is None else tensor.reshape(-1, num_samples, *tensor.shape[1:])
@@ -118,13 +119,13 @@ class FunnelFlow(Flow):
         As in the paper's code only the base noise is tempered; each funnel's p_phi is sampled
         at temperature 1. With a context of B rows the result has shape (B, num_samples, D).
         """
-        noise, context = self._noise(num_samples, temperature, context)
+        noise, context, num_samples = self._noise(num_samples, temperature, context)
         samples, _ = self._transform.inverse(noise, context=context)
         return self._unflatten(samples, num_samples, context)
 
     def sample_and_log_prob(self, num_samples, context=None, temperature=1.0):
         """Samples and their exact log p(x) under the model (at any temperature)."""
-        noise, context = self._noise(num_samples, temperature, context)
+        noise, context, num_samples = self._noise(num_samples, temperature, context)
         samples, inverse_logabsdet = self._transform.inverse(noise, context=context)
         log_prob = self._distribution.log_prob(noise) - inverse_logabsdet
         return self._unflatten(samples, num_samples, context), self._unflatten(log_prob, num_samples, context)

@@ -110,8 +110,8 @@ class VAE(nn.Module):
         ``context`` is keyword-only and must be None; it is accepted so that code written for
         :class:`~funnelkit.models.funnel_flow.FunnelFlow` (``sample(n, temperature=T)``) runs."""
         _no_context(context)
-        check_positive_int(num_samples, "num_samples")
-        check_temperature(temperature)
+        num_samples = check_positive_int(num_samples, "num_samples")  # torch takes only Python ints
+        temperature = check_temperature(temperature)
         z = torch.randn(num_samples, self.latent_dim, dtype=self.dtype, device=self.device) * temperature
         return self.decode(z)
 

@@ -78,7 +78,9 @@ def test_idx_rejects_bad_files(tmp_path):
 
 @pytest.mark.parametrize("name, folder", [("mnist", "MNIST"), ("fashion-mnist", "FashionMNIST")])
 @pytest.mark.parametrize("split", ["train", "test"])
-def test_idx_sets_through_torchvision(tmp_path, name, folder, split):
+def test_idx_sets_in_torchvisions_layout_agree_with_torchvision(tmp_path, name, folder, split):
+    from torchvision import datasets
+
     other = "test" if split == "train" else "train"
     write_idx_set(tmp_path, folder, other, n=3, seed=99)      # torchvision wants both splits
     images, labels = write_idx_set(tmp_path, folder, split, n=37, seed=len(name) + len(split))
@@ -91,6 +93,8 @@ def test_idx_sets_through_torchvision(tmp_path, name, folder, split):
     np.testing.assert_array_equal(data.labels.numpy(), labels)
     assert not data.offline and not data.is_stand_in
     assert str(tmp_path / folder / "raw") in data.source and "torchvision" in data.source
+    reference = getattr(datasets, folder)(str(tmp_path), train=(split == "train"))  # its own reader
+    assert torch.equal(reference.data, data.images[:, 0]) and torch.equal(reference.targets, data.labels)
 
 
 @pytest.mark.parametrize("name, folder", [("mnist", "MNIST"), ("fashion-mnist", "FashionMNIST")])

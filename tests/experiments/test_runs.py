@@ -74,9 +74,9 @@ def test_a_changed_evaluation_is_recomputed_and_another_run_is_refused(tmp_path)
     changed = run(tmp_path / "run", steps=4, key="v2")
     assert changed.status == "loaded" and changed.metrics["evaluation_key"] == {"test": "v2"}
     before = (tmp_path / "run" / "checkpoint.pt").read_bytes()
-    with pytest.raises(ValueError, match="holds another run.*training settings"):
+    with pytest.raises(ValueError, match="holds another run: its steps are 4, this asks for 5.*--extend"):
         run(tmp_path / "run", steps=5)
-    with pytest.raises(ValueError, match="holds another run.*model"):
+    with pytest.raises(ValueError, match="holds another run: its model is 'f-nsf', this asks for 'nsf'"):
         run(tmp_path / "run", steps=4, model=small_plane_model("nsf", dtype=torch.float32))
     assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == before
     assert first.metrics["latent_dim"] == 1 and first.metrics["exact"] is True

@@ -4,10 +4,12 @@ refusing to run without the MAF files (naming the file, writing nothing)."""
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
 
+import funnelkit as fk
 from funnelkit.data.cache import DatasetNotFoundError
 from funnelkit.experiments import table1
 
@@ -59,6 +61,19 @@ def test_quick_smoke_run_writes_both_columns_and_labels_the_stand_in(tmp_path):
     ratio = rows["nsf"]["seconds_per_step"] / rows["f-mlp"]["seconds_per_step"]
     assert stored["speed"]["per_dataset"]["power"]["flow_over_f_mlp"]["nsf"] == pytest.approx(ratio)
     assert any("F-MLP vs the flows" in v for v in result["speed"]["verdicts"])
+    # each model tested is its best-validation one (as NSF's and the authors' uci.py), and its step is recorded
+    assert "best step" in markdown and "best validation loss" in markdown
+    for name, row in rows.items():
+        history = torch.load(Path(row["run"]) / "checkpoint.pt", weights_only=True)["trainer"]["history"]
+        assert history["eval_step"] == [1, 2, 3]  # 3 steps: a validation loss at every step
+        lowest = min(range(3), key=history["eval_loss"].__getitem__)
+        assert row["best_step"] == history["eval_step"][lowest]
+        assert row["best_validation_nll"] == history["eval_loss"][lowest]
+    standin = table1.StandIn("power", (300, 50, 80))
+    nsf = fk.load(rows["nsf"]["run"]).eval()
+    with torch.no_grad():  # the weights tested give the best validation loss when computed afresh
+        assert -nsf.log_prob(standin.splits["val"]).mean().item() == pytest.approx(rows["nsf"]["best_validation_nll"],
+                                                                                   abs=1e-5)
 
 
 def test_speed_verdicts_follow_the_numbers():

@@ -3,7 +3,9 @@
 Raw file ``gas/ethylene_CO.pickle``: a pandas DataFrame, a random 25% of the rows of the UCI
 "gas sensor array under dynamic gas mixtures" ethylene/CO recording, with columns ``Time``,
 ``Meth``, ``Eth`` and 16 sensor readings. It is read without pandas by
-:mod:`funnelkit.data.maf.legacy_pickle`. The steps, in MAF's order:
+:mod:`funnelkit.data.maf.legacy_pickle`, which also reads the file as a pandas 1.3-3.x
+re-pickles it and refuses, with a short message, a pickle that asks for more than its size
+justifies. The steps, in MAF's order:
 
 1. Drop the columns ``Meth``, ``Eth`` and ``Time``: 16 sensor columns are left.
 2. Correlation filter: ``C`` the Pearson correlations of the columns (all rows), ``B`` the number
@@ -22,7 +24,7 @@ import numpy as np
 
 from ..cache import DatasetCorruptError
 from .common import pandas_mean_std, split_test_val_train
-from .legacy_pickle import LegacyPickleError, read_legacy_dataframe
+from .legacy_pickle import LegacyPickleError, bounded, read_legacy_dataframe
 
 DROPPED = ("Meth", "Eth", "Time")
 THRESHOLD = 0.98
@@ -55,7 +57,8 @@ def preprocess(names, columns, source="gas/ethylene_CO.pickle"):
     """``(train, val, test)`` float32 from the frame's column names and columns."""
     missing = [name for name in DROPPED if name not in names]
     if missing:
-        raise DatasetCorruptError(source, f"no column {missing} (columns: {names})", REMEDY)
+        raise DatasetCorruptError(source, f"no column {missing} (columns: {bounded(names, 200)})",
+                                  REMEDY)
     kept = [i for i, name in enumerate(names) if name not in DROPPED]
     if any(columns[i].dtype.kind not in "fiu" for i in kept):
         raise DatasetCorruptError(source, "the sensor columns are not all numeric", REMEDY)
