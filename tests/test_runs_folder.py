@@ -10,7 +10,6 @@ file it was made from; a resumed extension ends on the uninterrupted one's weigh
 
 import dataclasses
 import json
-import warnings
 
 import pytest
 import torch
@@ -19,11 +18,11 @@ import funnelkit as fk
 from funnelkit import runs as folders
 from funnelkit.checkpoints import read_checkpoint
 from funnelkit.cli import main
-from funnelkit.data.images import OfflineDataWarning
 from funnelkit.experiments import commands, four_circles
 from funnelkit.experiments import runs as experiment_runs
 
 from .conftest import small_plane_model
+from .test_cli_experiments import _offline  # noqa: F401 (autouse: an empty cache, the run's folder as the cwd)
 
 
 def snapshot(folder):
@@ -38,13 +37,6 @@ def error_line(capsys):
     return lines[0]
 
 
-@pytest.fixture(autouse=True)
-def _offline(tmp_path, monkeypatch):
-    monkeypatch.setenv("FUNNELKIT_CACHE", str(tmp_path / "cache"))
-    monkeypatch.chdir(tmp_path)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", OfflineDataWarning)
-        yield
 
 
 @pytest.fixture(scope="module")

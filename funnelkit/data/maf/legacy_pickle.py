@@ -309,18 +309,32 @@ class _Globals:
         return table.get((module, name))
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
-    def __init__(self, file, size):
+class _PandasUnpickler(pickle.Unpickler):
+    """Latin-1 strings (Python 2 pickles), and a :class:`PandasStandIn` subclass per pandas or pyarrow class."""
+
+    def __init__(self, file):
         super().__init__(file, encoding="latin1")
         self._stand_ins = {}
+
+    def pandas_stand_in(self, module, name):
+        """The stand-in class of ``module.name`` when it is pandas' or pyarrow's, else None."""
+        if module.split(".")[0] not in ("pandas", "pyarrow"):
+            return None
+        key = f"{module}.{name}"
+        if key not in self._stand_ins:
+            self._stand_ins[key] = type(name, (PandasStandIn,), {"pandas_name": key})
+        return self._stand_ins[key]
+
+
+class _RestrictedUnpickler(_PandasUnpickler):
+    def __init__(self, file, size):
+        super().__init__(file)
         self._globals = _Globals(_Budget(size))
 
     def find_class(self, module, name):
-        if module.split(".")[0] in ("pandas", "pyarrow"):
-            key = f"{module}.{name}"
-            if key not in self._stand_ins:
-                self._stand_ins[key] = type(name, (PandasStandIn,), {"pandas_name": key})
-            return self._stand_ins[key]
+        stand_in = self.pandas_stand_in(module, name)
+        if stand_in is not None:
+            return stand_in
         found = self._globals.find(module, name)
         if found is None:
             raise LegacyPickleError(f"refusing to load the global {bounded(module, 80)}."
@@ -329,23 +343,17 @@ class _RestrictedUnpickler(pickle.Unpickler):
         return found
 
 
-class _TrustingUnpickler(pickle.Unpickler):
+class _TrustingUnpickler(_PandasUnpickler):
     """The same stand-ins for pandas, but numpy's own functions unchecked and no size scan.
 
     Only for measuring what the checks cost (``benchmarks/bench_readers.py``) on files made
     there; never for a file from elsewhere.
     """
 
-    def __init__(self, file):
-        super().__init__(file, encoding="latin1")
-        self._stand_ins = {}
-
     def find_class(self, module, name):
-        if module.split(".")[0] in ("pandas", "pyarrow"):
-            key = f"{module}.{name}"
-            if key not in self._stand_ins:
-                self._stand_ins[key] = type(name, (PandasStandIn,), {"pandas_name": key})
-            return self._stand_ins[key]
+        stand_in = self.pandas_stand_in(module, name)
+        if stand_in is not None:
+            return stand_in
         if module in ("numpy.core.multiarray", "numpy.core.numeric"):
             module = module.replace("numpy.core", _NUMPY_CORE)
         return super().find_class({"__builtin__": "builtins", "copy_reg": "copyreg"}.get(module, module), name)
