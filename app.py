@@ -12,7 +12,8 @@ Environment: ``FUNNELKIT_APP_GRID`` (density grid resolution, default 100),
 ``FUNNELKIT_APP_SAMPLES`` (samples drawn, default 1000), ``FUNNELKIT_APP_DEVICE``
 (auto | cpu | cuda | mps, default auto), ``FUNNELKIT_APP_THREADS`` (torch CPU threads, default 1;
 0 leaves torch's default), ``FUNNELKIT_APP_RUNS`` (folders searched for image runs, separated by
-``os.pathsep``; default data/runs and runs/).
+``os.pathsep``; default data/runs and runs/), ``FUNNELKIT_APP_METRIC_SAMPLES`` (samples behind the
+digit FID under each MNIST grid, default 500; 0 shows no FID).
 """
 
 import os
@@ -36,6 +37,7 @@ N_SAMPLES = int(os.environ.get("FUNNELKIT_APP_SAMPLES", "1000"))
 # Small 2-D flows train several times faster on one CPU thread than on many (thread overhead
 # dominates such tiny operations, worse on a busy machine); FUNNELKIT_APP_THREADS overrides.
 CPU_THREADS = int(os.environ.get("FUNNELKIT_APP_THREADS", "1"))
+METRIC_SAMPLES = int(os.environ.get("FUNNELKIT_APP_METRIC_SAMPLES", str(gallery.METRIC_SAMPLES)))
 TICK_SECONDS = 0.3  # training time per live tick: Pause answers within one tick
 RUN_EVERY = 0.5  # seconds between live ticks
 TABS = ["Train", "Latents", "Samples", "Compare", "How it works"]
@@ -327,8 +329,14 @@ def how_tab(run):
 
 
 # -- Samples and Compare tabs: image models at a temperature ------------------------------------
-TEMPERING = ("Only the base noise is tempered: z ~ N(0, T²I). Each funnel's decoder p_φ, and the VAE's "
-             "decoder, sample at T = 1, as in the paper's code.")
+TEMPERING = {
+    "base": "Only the base noise is tempered: z ~ N(0, T²I). Each funnel's decoder p_φ, and the VAE's decoder, "
+            "sample at T = 1, as in the paper's code.",
+    "all": "The base noise and the decoders' noise are tempered: z ~ N(0, T²I), and each funnel's decoder p_φ "
+           "(and the VAE's) draws mean + T·σ·ε.",
+    "mean": "The base noise is tempered, z ~ N(0, T²I), and each funnel's decoder p_φ (and the VAE's) gives its "
+            "mean: no decoder noise.",
+}
 
 
 def init_samples():
@@ -357,6 +365,10 @@ def on_preset():
 
 def on_slider():
     set_samples(temperature=round(ss.temperature, 2))
+
+
+def on_temper():
+    set_samples(temper=ss.temper)
 
 
 def on_n():
@@ -396,6 +408,9 @@ def sample_controls():
     cols[3].number_input("Seed", low, high, step=1, key="sample_seed", on_change=on_seed,
                          help="The same seed, temperature and number give the same grid (on one device).")
     cols[4].button("New seed", key="new_seed", on_click=new_seed, icon=":material/casino:", width="stretch")
+    mirror("temper", s.temper)
+    st.radio("What T tempers", gallery.TEMPER_MODES, key="temper", format_func=gallery.TEMPER_LABELS.get,
+             on_change=on_temper, horizontal=True, help=gallery.RANDOMNESS)
 
 
 @st.cache_resource(max_entries=16, show_spinner="Loading the model…")
@@ -406,11 +421,11 @@ def load_image_model(path, stamp, device):
 
 
 @st.cache_data(max_entries=128, show_spinner=False)
-def grid_pngs(path, stamp, device, n, temperature, seed):
+def grid_pngs(path, stamp, device, n, temperature, seed, temper):
     """(PNG at the model's size, PNG enlarged for the screen, seconds the draw took)."""
     model = load_image_model(path, stamp, device)
     start = time.perf_counter()
-    grid = gallery.sample_grid(model, n, temperature, seed)
+    grid = gallery.sample_grid(model, n, temperature, seed, temper=temper)
     seconds = time.perf_counter() - start
     return gallery.png_bytes(grid), gallery.png_bytes(grid, gallery.display_factor(grid)), seconds
 
@@ -419,11 +434,36 @@ def draw(run, device):
     """The run's grid for the session's settings, or None after showing why it cannot be drawn."""
     s = ss.samples
     try:
-        return grid_pngs(str(run.path), run.stamp, str(device), s.samples, s.temperature, s.sample_seed)
+        return grid_pngs(str(run.path), run.stamp, str(device), s.samples, s.temperature, s.sample_seed, s.temper)
     except (ValueError, OSError, RuntimeError) as error:
         st.error(f"Could not load or sample **{run.key}**: {error}  \nMake the run again with "
                  f"`{run.remake}` (or delete its folder).")
         return None
+
+
+@st.cache_data(max_entries=256, show_spinner="Measuring the digit FID…")
+def digit_quality_line(path, stamp, device, temperature, temper, seed, n):
+    """The kit's digit metric of ``n`` samples at these settings, as one line (cached: the page stays fast)."""
+    model = load_image_model(path, stamp, device)
+    return gallery.digit_quality(model, temperature, temper, seed, n).line
+
+
+def quality_caption(run, device, where=st):
+    """Under a grid: the digit FID of the run's samples at the session's settings, and how it was trained."""
+    s = ss.samples
+    lines = []
+    if METRIC_SAMPLES > 0:
+        if not gallery.measures_digits(run):
+            lines.append(gallery.not_measured_line(run))
+        else:
+            try:
+                lines.append(digit_quality_line(str(run.path), run.stamp, str(device), s.temperature, s.temper,
+                                                s.sample_seed, METRIC_SAMPLES))
+            except (ValueError, OSError, RuntimeError) as error:  # e.g. the classifier file is missing
+                lines.append(f"No digit FID: {error}")
+    if run.training_line:
+        lines.append(run.training_line)
+    where.caption("  \n".join(lines))
 
 
 def found_runs():
@@ -457,12 +497,10 @@ def run_facts(run):
              f"{run.data_dim:,}; log p(x) is {'exact' if run.exact else 'a bound (ELBO)'}."]
     if run.bpd is not None:
         lines.append(f"Test bits/dim{bound}: **{run.bpd:.3f} ± {run.bpd_2se:.3f}** (two standard errors).")
-    training = run.training
-    if training.get("steps"):
-        seconds = training.get("train_seconds")
-        lines.append(f"Trained {training['steps']:,} steps" + (f" in {seconds:,.0f} s" if seconds else "")
-                     + (f"; {run.parameters:,} parameters." if run.parameters else "."))
-    lines.append(f"Data: {run.data_note}.")
+    if run.parameters:
+        lines.append(f"{run.parameters:,} parameters.")
+    if not run.training_line:
+        lines.append(f"Data: {run.data_note}.")
     lines.append(f"Run: `{shown(run.path)}` ({run.source}).")
     return "  \n".join(lines)
 
@@ -490,13 +528,15 @@ def samples_tab(device):
     ss.sample_png = png
     s = ss.samples
     left, right = st.columns([3, 2])
-    left.image(shown, caption=f"{s.samples} samples at T = {s.temperature:g}, seed {s.sample_seed}",
-               output_format="PNG")
+    left.image(shown, caption=f"{s.samples} samples at T = {s.temperature:g} ({gallery.TEMPER_LABELS[s.temper]}), "
+                              f"seed {s.sample_seed}", output_format="PNG")
+    quality_caption(run, device, left)
     left.download_button("Download PNG", png, file_name=gallery.file_name(run, s), mime="image/png",
                          key="download_grid", on_click="ignore", icon=":material/download:")
     right.markdown(run_facts(run))
-    right.caption(f"{TEMPERING} Drawn on **{device_name(device)}** in {1000 * seconds:.0f} ms. The download is "
-                  "the grid at the model's resolution (one pixel per pixel); pixels are floor(u)·2^(8−bits).")
+    right.caption(f"{TEMPERING[s.temper]} Drawn on **{device_name(device)}** in {1000 * seconds:.0f} ms. The "
+                  "download is the grid at the model's resolution (one pixel per pixel); pixels are floor(u)·2^(8−bits).")
+    right.caption(f"**Where the randomness comes from.** {gallery.RANDOMNESS}")
 
 
 def compare_tab(device):
@@ -516,8 +556,11 @@ def compare_tab(device):
     sample_controls()
     write_url(ss.samples)
     s = ss.samples
-    st.caption(f"The same temperature T = {s.temperature:g}, seed {s.sample_seed} and {s.samples} samples for each "
-               f"model, on {device_name(device)}. {TEMPERING}")
+    st.caption(f"The same temperature T = {s.temperature:g} ({gallery.TEMPER_LABELS[s.temper]}), seed "
+               f"{s.sample_seed} and {s.samples} samples for each model, on {device_name(device)}. "
+               f"{TEMPERING[s.temper]}"
+               + (" NSF has no decoders: every mode draws it the same." if s.temper != "base"
+                  and any(r.model == "nsf" for r in comparison.runs) else ""))
     columns = st.columns(len(comparison.runs))
     for column, run in zip(columns, comparison.runs):
         with column:
@@ -526,6 +569,7 @@ def compare_tab(device):
             drawn = draw(run, device)
             if drawn is not None:
                 st.image(drawn[1], width="stretch", output_format="PNG")
+                quality_caption(run, device)
             if run.bpd is not None:
                 st.caption(f"bits/dim{bound}: {run.bpd:.3f} ± {run.bpd_2se:.3f}")
     st.subheader("Metrics, from each run's metrics.json")

@@ -24,6 +24,7 @@ def _light_app(monkeypatch):
     monkeypatch.setenv("FUNNELKIT_APP_GRID", "40")
     monkeypatch.setenv("FUNNELKIT_APP_SAMPLES", "200")
     monkeypatch.setenv("FUNNELKIT_APP_DEVICE", "cpu")
+    monkeypatch.setenv("FUNNELKIT_APP_METRIC_SAMPLES", "0")  # no digit FID, except where a test asks for it
     before = torch.get_num_threads()
     yield
     torch.set_num_threads(before)
@@ -381,6 +382,53 @@ def test_the_temperature_is_kept_across_the_image_tabs(image_runs):
     at.query_params["tab"] = "Samples"
     at.run()
     assert at.slider(key="temperature").value == 0.5 and len(at.image) == 1
+
+
+def test_the_temper_choice_changes_the_grid_and_the_link(image_runs):
+    at = start(tab="Samples", temperature="0.5")
+    assert not at.exception and at.radio(key="temper").value == "base"
+    assert at.radio(key="temper").options == list(gallery.TEMPER_LABELS.values())
+    first = at.session_state.sample_png
+    at.radio(key="temper").set_value("all").run()
+    assert not at.exception and at.query_params["temper"] == "all" and at.session_state.sample_png != first
+    captions = " ".join(c.value for c in at.caption)
+    assert "the decoders' noise are tempered" in captions
+    assert "Where the randomness comes from" in captions and "decoder noise" in captions
+    at.radio(key="temper").set_value("mean").run()
+    assert at.query_params["temper"] == "mean" and at.session_state.sample_png != first
+    assert "gives its mean" in " ".join(c.value for c in at.caption)
+    at.radio(key="temper").set_value("base").run()
+    assert at.session_state.sample_png == first  # the paper's tempering, the same draw
+
+
+def test_a_link_opens_its_temper_and_a_bad_one_is_named(image_runs):
+    at = start(tab="Compare", temper="mean", temperature="0")
+    assert not at.exception and not at.error
+    assert at.radio(key="temper").value == "mean" and at.slider(key="temperature").value == 0.0
+    assert len(at.image) == 3 and "(decoder means)" in " ".join(c.value for c in at.caption)
+    at = start(tab="Samples", temper="hot")
+    assert not at.exception and at.radio(key="temper").value == "base"
+    assert "temper='hot' was ignored: unknown temper 'hot'; expected one of 'base', 'all', 'mean'" in \
+        " ".join(e.value for e in at.error)
+
+
+def test_the_digit_metric_and_the_training_sit_under_every_grid(image_runs, monkeypatch):
+    monkeypatch.setenv("FUNNELKIT_APP_METRIC_SAMPLES", "100")
+    at = start(tab="Samples", temperature="0.5", temper="all", sample_seed="3")
+    assert not at.exception and not at.error
+    model = fk.load(image_runs / "images-quick" / "mnist5-f-nsf")
+    expected = gallery.digit_quality(model, 0.5, "all", 3, n=100).line
+    captions = [c.value for c in at.caption]
+    assert any(expected in c for c in captions), captions
+    assert "the kit's MNIST classifier, 100 samples; real digits score about" in expected
+    assert any("Trained 10 steps in 0.2 minutes on MNIST test." in c for c in captions)
+
+    at.query_params["tab"] = "Compare"
+    at.run()
+    assert not at.exception and not at.error and len(at.image) == 3
+    lines = [c.value for c in at.caption if "digit FID" in c.value]
+    assert len(lines) == 3 and any(expected in line for line in lines)
+    assert sum("Trained 1" in line for line in lines) == 3
 
 
 def test_samples_tab_on_the_shipped_runs(monkeypatch):

@@ -1,4 +1,5 @@
-"""funnelkit.gallery: finding image runs, seeded sample grids, PNG bytes, comparisons.
+"""funnelkit.gallery: finding image runs, seeded sample grids (and what T tempers), PNG bytes,
+comparisons, the digit metric under a grid.
 
 Run folders are made here from small untrained models (the reader is checked against the format
 ``train_or_load`` writes by one test on the shipped runs, skipped where a checkout has none).
@@ -11,6 +12,8 @@ import os
 import shutil
 import struct
 import zlib
+
+from dataclasses import replace
 
 import pytest
 import torch
@@ -207,6 +210,75 @@ def test_sample_grid_of_a_vae_tempers_only_its_prior(models):
     assert torch.equal(grid, expected)
 
 
+def _tiles(grid, n, size=28, padding=2):
+    """The n tiles of a one-row grid of image_grid (padding 2)."""
+    return [grid[:, padding:padding + size, padding + i * (size + padding):padding + i * (size + padding) + size]
+            for i in range(n)]
+
+
+def test_where_the_randomness_of_a_sample_comes_from(models):
+    """What the Samples tab tells a student: at T = 0 an NSF's samples are one picture, a funnel's
+    still differ by its decoders' noise, unless the decoders are tempered too or give their means."""
+    nsf, funnel = models["nsf"], models["f-nsf"]
+    frozen = _tiles(g.sample_grid(nsf, 3, 0.0, 0, nrow=3), 3)
+    assert torch.equal(frozen[0], frozen[1]) and torch.equal(frozen[0], frozen[2])
+    paper = _tiles(g.sample_grid(funnel, 3, 0.0, 0, nrow=3), 3)
+    assert not torch.equal(paper[0], paper[1])
+    for temper in ("all", "mean"):
+        quiet = _tiles(g.sample_grid(funnel, 3, 0.0, 0, nrow=3, temper=temper), 3)
+        assert torch.equal(quiet[0], quiet[1]) and torch.equal(quiet[0], quiet[2]), temper
+    one = g.sample_grid(funnel, 4, 1.0, 2, temper="base")
+    assert torch.equal(one, g.sample_grid(funnel, 4, 1.0, 2, temper="all"))  # at T = 1 "all" is "base"
+    assert not torch.equal(g.sample_grid(funnel, 4, 0.5, 2, temper="base"), g.sample_grid(funnel, 4, 0.5, 2, temper="all"))
+    assert torch.equal(g.sample_grid(funnel, 4, 0.5, 2), g.sample_grid(funnel, 4, 0.5, 2, temper="base"))
+
+
+def test_sample_grid_of_a_vae_can_show_its_decoder_means(models):
+    vae = models["vae"]
+    grid = g.sample_grid(vae, 4, temperature=0.5, seed=1, temper="mean")
+    torch.manual_seed(1)
+    z = torch.randn(4, vae.latent_dim) * 0.5
+    assert torch.equal(grid, image_grid(to_uint8_images(vae.decode(z, noise_scale=0).detach(), 5), nrow=2))
+    assert not torch.equal(grid, g.sample_grid(vae, 4, temperature=0.5, seed=1))
+
+
+def test_sample_images_are_the_grids_draw(models):
+    images = g.sample_images(models["f-nsf"], 6, 0.75, 3, temper="all")
+    assert images.shape == (6, 1, 28, 28) and images.dtype == torch.uint8
+    assert torch.equal(g.sample_grid(models["f-nsf"], 6, 0.75, 3, temper="all"), image_grid(images, nrow=3))
+    assert g.sample_images(models["vae"], 300, 0.75, 3).shape == (300, 1, 28, 28)  # more than a grid may hold
+
+
+def test_the_digit_metric_under_a_grid(models):
+    """digit_quality is digit_metrics of the grid's seeded draw, beside real digits at the same size."""
+    from funnelkit.digits import digit_metrics
+
+    quality = g.digit_quality(models["f-nsf"], 0.5, "mean", 4, n=200)
+    images = samples_uint8(models["f-nsf"], 200, 5, temperature=0.5, seed=4, temper="mean")
+    assert quality.fid == pytest.approx(digit_metrics(images, metrics=("fid",))["fid"], rel=1e-6)
+    assert quality.n == 200 and quality.bits == 5
+    assert 0 < quality.real_fid < quality.fid  # an untrained model draws no digits
+    assert quality.real_fid == g.real_digit_fid(200, 5)
+    assert quality.line == (f"digit FID {quality.fid:,.0f} (the kit's MNIST classifier, 200 samples; real digits "
+                            f"score about {quality.real_fid:,.0f}; lower is better)")
+    with pytest.raises(ValueError, match=r"measures MNIST digits \(1, 28, 28\)"):
+        g.digit_quality(fk.models.image_model("vae", "cifar10", 5, preset="quick"), n=10)
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        g.digit_quality(models["vae"], n=1)
+
+
+def test_which_runs_the_digit_metric_measures_and_how_they_were_trained(runs_root):
+    run = g.find_image_runs([runs_root]).runs[0]
+    assert g.measures_digits(run) and not g.measures_digits(replace(run, dataset="cifar10"))
+    assert not g.measures_digits(replace(run, dataset="fashion-mnist"))  # not digits
+    assert "MNIST digits" in g.not_measured_line(replace(run, dataset="cifar10"))
+    assert run.training_line == "Trained 10 steps in 0.2 minutes on MNIST test."
+    configured = replace(run, metrics={**run.metrics, "training": {"steps": 12000, "train_seconds": 2400,
+                                                                     "config": {"batch_size": 64}}})
+    assert configured.training_line == "Trained 12,000 steps of batch 64 in 40 minutes on MNIST test."
+    assert replace(run, metrics={}).training_line is None
+
+
 def test_sample_grid_of_an_anomaly_model_uses_8_bits():
     model = fk.models.anomaly_model("vae", 4, preset="quick").eval()
     assert g.model_bits(model) == 8
@@ -269,10 +341,18 @@ def test_display_factor_enlarges_small_grids():
 
 
 # -- bad input -----------------------------------------------------------------------------------
-@pytest.mark.parametrize("temperature", [0, -0.5, math.nan, math.inf, "1", True, None])
+@pytest.mark.parametrize("temperature", [-0.5, math.nan, math.inf, "1", True, None])
 def test_bad_temperature_is_a_value_error(models, temperature):
-    with pytest.raises(ValueError, match="temperature must be a positive finite number"):
+    with pytest.raises(ValueError, match="temperature must be a finite number >= 0"):
         g.sample_grid(models["vae"], 4, temperature, 0)
+
+
+@pytest.mark.parametrize("temper", ["hot", "BASE ", None])
+def test_bad_temper_is_a_value_error_naming_the_choices(models, temper):
+    with pytest.raises(ValueError, match="unknown temper .*expected one of 'base', 'all', 'mean'"):
+        g.sample_grid(models["f-nsf"], 4, 1.0, 0, temper=temper)
+    with pytest.raises(ValueError, match="unknown temper"):
+        g.SampleSettings(temper=temper)
 
 
 @pytest.mark.parametrize("n, words", [(0, "number of samples must be a positive int"), (-3, "positive int"),
@@ -301,15 +381,26 @@ def test_other_bad_input(runs_root):
 
 
 def test_sample_settings_read_and_write_links():
-    settings = g.SampleSettings(run="shipped/x", temperature=0.75, samples=16, sample_seed=3)
-    assert settings.to_query() == {"run": "shipped/x", "temperature": "0.75", "samples": "16", "sample_seed": "3"}
+    settings = g.SampleSettings(run="shipped/x", temperature=0.75, samples=16, sample_seed=3, temper="mean")
+    assert settings.to_query() == {"run": "shipped/x", "temperature": "0.75", "samples": "16", "sample_seed": "3",
+                                   "temper": "mean"}
     assert g.SampleSettings.from_query(settings.to_query()) == (settings, [])
+    assert g.SampleSettings.from_query({"temper": "All", "temperature": "0"})[0] == g.SampleSettings(temper="all",
+                                                                                                      temperature=0.0)
     read, problems = g.SampleSettings.from_query({"temperature": ["nan"], "samples": "many", "sample_seed": "-2",
-                                                  "seed": "7", "compare": "a/b"})
-    assert read == g.SampleSettings(compare="a/b")
-    assert len(problems) == 3
-    assert "temperature='nan' was ignored: temperature must be a positive finite number" in problems[0]
+                                                  "seed": "7", "compare": "a/b", "temper": "hot"})
+    assert read == g.SampleSettings(compare="a/b") and read.temper == "base"
+    assert len(problems) == 4
+    assert "temperature='nan' was ignored: temperature must be a finite number >= 0" in problems[0]
     assert "samples='many' was ignored: expected a whole number. Using 64 instead." in problems[1]
     assert "sample_seed='-2'" in problems[2]
-    with pytest.raises(ValueError, match="temperature must be from 0.05 to 1.5, got 2"):
+    assert "temper='hot' was ignored: unknown temper 'hot'; expected one of 'base', 'all', 'mean'" in problems[3]
+    assert "Using 'base' instead." in problems[3]
+    with pytest.raises(ValueError, match="temperature must be from 0 to 1.5, got 2"):
         g.SampleSettings(temperature=2.0)
+
+
+def test_the_download_name_says_what_t_tempers(runs_root):
+    run = g.find_image_runs([runs_root]).runs[0]
+    assert g.file_name(run, g.SampleSettings(temperature=0.5)).endswith("-T0.5-n64-seed0.png")
+    assert g.file_name(run, g.SampleSettings(temperature=0.5, temper="all")).endswith("-T0.5-all-n64-seed0.png")

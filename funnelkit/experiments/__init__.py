@@ -30,8 +30,8 @@ DESCRIPTIONS = {
     "table1": "Table 1: test log-likelihood of six models on the MAF tabular sets, and the speed claims",
     "table2": "Table 2 (and Fig. 3): bits/dim and latent size of NSF, F-NSF and VAE on images",
     "fig3": "Fig. 3: a grid of F-NSF samples (the Table 2 model)",
-    "table3": "Table 3: Inception score and FID of samples (needs --inception-weights)",
-    "fig4": "Fig. 4: samples of F-NSF, VAE and NSF at temperatures 0.5, 0.75, 1",
+    "table3": "Table 3: IS and FID of samples (Inception: needs --inception-weights; MNIST: the kit's digit metric)",
+    "fig4": "Fig. 4: samples of F-NSF, VAE and NSF at temperatures 0.5, 0.75, 1 (MNIST: with the digit metric)",
     "table4": "Table 4: anomaly detection, MNIST vs Fashion-MNIST: bits/dim, ratio, AUROC, ROC curves",
     "table8": "Table 8: parameter counts of the anomaly models (no training)",
 }

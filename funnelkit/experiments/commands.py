@@ -23,10 +23,12 @@ reproduce entries, whose loaders are reused here:
   steps of batch 64 at 1e-3, 4,000 for the VAE) on the train split with 1,000 images held out
   (Table 2's seed) as the test; for MNIST that split is always the kit's offline first 10,000
   training images (a stand-in, labelled as one; the same on every machine, also where the full
-  MNIST is there). Bits/dim on the test images.
+  MNIST is there). Bits/dim on the test images. ``classroom`` (MNIST and Fashion-MNIST only):
+  Table 2's classroom settings (the classroom models of :mod:`funnelkit.models.anomaly`, sized for a
+  2-core laptop CPU) on the same data and split as quick.
 * ``anomaly`` (Table 4, A.9): MNIST at 8 bits and the Fashion-MNIST test set,
   :func:`funnelkit.experiments.table4.load_data` and Table 4's settings for the preset; bits/dim
-  on both sets, their ratio and the AUROC.
+  on both sets, their ratio and the AUROC (``classroom``: Table 4's classroom settings).
 
 ``eval`` rebuilds the same test data from the model's own config (any checkpoint or run folder
 works, also one made by ``funnelkit reproduce``) and recomputes the numbers; they equal the
@@ -50,7 +52,9 @@ from .runs import (EVALUATION_NAME, METRICS_NAME, bpd_summary, dequantised, held
                    per_example_bpd, row_batches, train_config, train_or_load)
 
 EXPERIMENTS = ("four-circles", "tabular", "images", "anomaly")
-PRESETS = ("quick", "paper")
+PRESETS = ("quick", "paper", "classroom")
+#: The experiments and image data sets the classroom preset is defined for.
+CLASSROOM = {"images": ("mnist", "fashion-mnist"), "anomaly": None}
 FOUR_CIRCLES_PRESETS = ("quick", "paper", "authors-code")
 #: The options each experiment takes (four-circles: none of these).
 OPTIONS = {
@@ -134,10 +138,21 @@ def make_spec(experiment, model="f-nsf", preset="quick", dataset=None, bits=None
             raise ValueError("the anomaly nsf keeps all 784 values: it takes no --latent-size")
         latent_size = DEFAULT_LATENT_SIZE if latent_size is None else latent_size  # nsf: ignored by the builder
         check_choice(latent_size, LATENT_SIZES, "latent size")
+    if preset == "classroom":
+        _check_classroom(experiment, dataset)
     if steps is not None:
         check_positive_int(steps, "--steps")
     return Spec(experiment, model, preset, dataset, bits, latent_size, None if root is None else str(root),
                 bool(download), steps, 0 if seed is None else seed)
+
+
+def _check_classroom(experiment, dataset):
+    if experiment not in CLASSROOM:
+        raise ValueError(f"the classroom preset is defined for the experiments {', '.join(CLASSROOM)}, not for "
+                         f"{experiment}; expected --preset quick or paper")
+    if CLASSROOM[experiment] is not None and dataset not in CLASSROOM[experiment]:
+        raise ValueError(f"the classroom preset of {experiment} is defined for --dataset "
+                         f"{' or '.join(CLASSROOM[experiment])}, not for {dataset}; expected --preset quick or paper")
 
 
 def default_out(spec):
@@ -192,8 +207,8 @@ def training_settings(spec):
 
         paper = TRAINING[spec.dataset, spec.bits]
         settings = {"steps": paper["num_steps"], "batch_size": paper["batch_size"], "lr": paper["learning_rate"]}
-    else:  # images quick (Table 2's), MNIST-like images paper (A.9, as Table 4), anomaly (Table 4's)
-        source = (table2.PRESETS["quick"] if spec.experiment == "images" and spec.preset == "quick"
+    else:  # images quick/classroom (Table 2's), MNIST-like images paper (A.9, as Table 4), anomaly (Table 4's)
+        source = (table2.PRESETS[spec.preset] if spec.experiment == "images" and spec.preset != "paper"
                   else table4.PRESETS[spec.preset if spec.experiment == "anomaly" else "paper"])
         steps = source.vae_steps if spec.model == "vae" and source.vae_steps else source.steps
         settings = {"steps": steps, "batch_size": source.batch_size, "lr": source.lr}
@@ -273,7 +288,7 @@ def _image_data(spec, test_max):
         column = table2.load_columns(settings, spec.root)[0]
         return RunData(image_batches(column.images, spec.bits, column.train_index),
                        dequantised(column.validation, spec.bits, seed=1), column.test, column.records)
-    quick = table2.PRESETS["quick"]
+    quick = table2.PRESETS[spec.preset]  # quick or classroom: the same data and split
     data = image_dataset(spec.dataset, "train", root=spec.root, download=spec.download, prefer_offline=True)
     train_index, test_index = held_out_split(len(data), quick.held_out, table2.SPLIT_SEED)
     shown = IMAGE_NAMES[spec.dataset]

@@ -21,6 +21,12 @@ Presets:
   learning rate 1e-3 (cosine-annealed), 4,000 for the VAE (its steps are cheap, and its single
   output scale needs them to move; see :mod:`funnelkit.experiments.table4`). Not comparable with
   the paper's numbers; the table says so.
+* ``"classroom"``: the same stand-in data and split, with the classroom MNIST models
+  (``image_model(name, "mnist", 5, "classroom")``, sized by measurement for a 2-core laptop CPU:
+  ``benchmarks/results/classroom_sweep.md``), ``CLASSROOM_STEPS`` steps of batch 64 at 1e-3
+  (cosine) for the flows and ``CLASSROOM_VAE_STEPS`` for the VAE: 30-45 minutes a flow on one
+  CPU thread. The shipped classroom runs (``data/runs/images-classroom``, made in stages with
+  ``--extend``: ``data/runs/README.md``) load instead of training.
 
 Every model is trained by :func:`funnelkit.experiments.runs.train_or_load` in
 ``<runs>/images-<preset>/<data>-<model>``; Table 3 and Fig. 4 use the same runs (so they load
@@ -52,6 +58,8 @@ NAME = "table2"
 RUNS_NAME = "images"  # the run folders Table 2, Table 3 and Fig. 4 share
 SPLIT_SEED = 656_693_568  # the authors' image seed (NSF's configs), for the held-out/validation cut
 SAMPLE_SEED = 0
+CLASSROOM_STEPS = 12_000  # the classroom preset's flows and VAE: see the module docstring
+CLASSROOM_VAE_STEPS = 30_000
 PAPER_COLUMNS = (("cifar10", 5), ("cifar10", 8), ("imagenet64", 5), ("imagenet64", 8))
 
 
@@ -81,6 +89,9 @@ PRESETS = {
     "paper": ImageSettings(),
     "quick": ImageSettings(columns=(("mnist", 5),), model_preset="quick", quick_standin=True, steps=400,
                            vae_steps=4000, batch_size=64, lr=1e-3),
+    # the classroom models (funnelkit.models.anomaly, sized for a 2-core laptop CPU) on the quick preset's data
+    "classroom": ImageSettings(columns=(("mnist", 5),), model_preset="classroom", quick_standin=True,
+                               steps=CLASSROOM_STEPS, vae_steps=CLASSROOM_VAE_STEPS, batch_size=64, lr=1e-3),
 }
 
 
@@ -219,10 +230,11 @@ def _evaluate(model, images, bits, settings, progress):
 
 
 @torch.no_grad()
-def samples_uint8(model, n, bits, temperature=1.0, seed=SAMPLE_SEED, batch_size=100, progress=False):
+def samples_uint8(model, n, bits, temperature=1.0, seed=SAMPLE_SEED, batch_size=100, progress=False, temper="base"):
     """``n`` samples of ``model`` at ``temperature`` as uint8 pictures floor(u) 2^(8-b), (n, C, H, W).
 
     Seeded by ``seed`` on a forked generator: torch's global random state is left as it was.
+    ``temper`` is the model's (funnelkit.models.tempering): "base" (the paper's), "all" or "mean".
     """
     model.eval()
     device = getattr(model, "device", torch.device("cpu"))
@@ -230,7 +242,7 @@ def samples_uint8(model, n, bits, temperature=1.0, seed=SAMPLE_SEED, batch_size=
     with torch.random.fork_rng(devices=cuda):
         torch.manual_seed(seed)
         starts = range(0, n, batch_size)
-        chunks = [model.sample(min(batch_size, n - i), temperature=temperature).cpu()
+        chunks = [model.sample(min(batch_size, n - i), temperature=temperature, temper=temper).cpu()
                   for i in tqdm(starts, desc="sampling", disable=not progress or len(starts) < 2, leave=False)]
     return to_uint8_images(torch.cat(chunks), bits)
 

@@ -111,6 +111,19 @@ class ImageRun:
         return f"{self.data_name}, a stand-in{instead}"
 
     @property
+    def training_line(self):
+        """One line of how the model was trained: steps (and batch), minutes, data; None without a record."""
+        training = self.training
+        steps = training.get("steps")
+        if not steps:
+            return None
+        batch = (training.get("config") or {}).get("batch_size")
+        seconds = training.get("train_seconds")
+        minutes = None if not seconds else seconds / 60
+        took = "" if minutes is None else f" in {minutes:.1f} minutes" if minutes < 10 else f" in {minutes:,.0f} minutes"
+        return f"Trained {steps:,} steps" + (f" of batch {batch}" if batch else "") + f"{took} on {self.data_note}."
+
+    @property
     def label(self):
         """One line for a menu: model, data, latent size, where it came from."""
         name = MODEL_NAMES.get(self.model, self.model)

@@ -1,23 +1,26 @@
-"""What the Samples and Compare tabs show (run, temperature, number of samples, seed, comparison),
-read from and written to URL query values, so a link opens the same grid."""
+"""What the Samples and Compare tabs show (run, temperature, what it tempers, number of samples, seed,
+comparison), read from and written to URL query values, so a link opens the same grid."""
 
 from dataclasses import dataclass
 
 from .. import url_query
 
+from ..models.tempering import check_temper
 from .sampling import LIMITS, check_sample_request
 
 
 @dataclass(frozen=True)
 class SampleSettings:
-    """The Samples and Compare tabs' settings: a run key, the temperature, how many samples, the
-    seed, and a comparison key (None: the default). Checked on creation (ValueError)."""
+    """The Samples and Compare tabs' settings: a run key, the temperature, what it tempers (``temper``:
+    "base", the paper's; "all"; "mean"), how many samples, the seed, and a comparison key (None: the
+    default). Checked on creation (ValueError)."""
 
     run: str = None
     temperature: float = 1.0
     samples: int = 64
     sample_seed: int = 0
     compare: str = None
+    temper: str = "base"
 
     def __post_init__(self):
         n, temperature, seed = check_sample_request(self.samples, self.temperature, self.sample_seed)
@@ -27,6 +30,7 @@ class SampleSettings:
         object.__setattr__(self, "temperature", round(temperature, 4))
         object.__setattr__(self, "samples", n)
         object.__setattr__(self, "sample_seed", seed)
+        check_temper(self.temper)
         for name in ("run", "compare"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value.strip()):
@@ -47,6 +51,8 @@ def _parse(name, raw):
     text = str(raw).strip()
     if name in ("run", "compare"):
         return text
+    if name == "temper":
+        return text.lower()
     kind = float if name == "temperature" else int
     try:
         return kind(text)

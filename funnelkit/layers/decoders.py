@@ -6,6 +6,10 @@ Both are nflows ``Distribution``s, so a funnel can take either:
   log standard deviation of a diagonal Gaussian (A.4, A.6, A.7.1).
 * :func:`flow_decoder`: a conditional neural spline flow (A.5: "an NSF with ... 64 nodes in the
   MLP and ten bins per layer").
+
+Both honour :func:`funnelkit.layers.decoder_noise.scaled_decoder_noise`: inside it they draw
+``s * eps`` instead of ``eps`` (s = 0: the Gaussian's mean; for the flow, the image of zero
+base noise), and their ``sample_and_log_prob`` is the exact log density of what they drew.
 """
 
 import math
@@ -16,6 +20,7 @@ from nflows.flows.base import Flow
 from torch import nn
 
 from .._compat import StandardNormal
+from .decoder_noise import decoder_noise_scale
 from .splines import rq_autoregressive_stack
 
 
@@ -57,17 +62,34 @@ class GaussianDecoder(Distribution):
         if context is None:
             raise ValueError("GaussianDecoder.sample needs a context")
         mean, log_std = self.mean_and_log_std(context)
+        scale = decoder_noise_scale()
+        if scale == 0:  # the noise-free decoder: its mean, num_samples times
+            return mean.unsqueeze(1).expand(-1, num_samples, -1).clone()
         noise = torch.randn(
             context.shape[0], num_samples, self.features, dtype=mean.dtype, device=mean.device
         )
+        if scale != 1:
+            noise = noise * scale
         return mean.unsqueeze(1) + torch.exp(log_std).unsqueeze(1) * noise
+
+
+class ScaledStandardNormal(StandardNormal):
+    """The N(0, I) base of a :func:`flow_decoder`: draws ``s * eps`` inside
+    :func:`~funnelkit.layers.decoder_noise.scaled_decoder_noise` (log_prob is N(0, I)'s, unchanged)."""
+
+    def _sample(self, num_samples, context):
+        scale = decoder_noise_scale()
+        noise = super()._sample(num_samples, context)
+        return noise if scale == 1 else noise * scale
 
 
 def flow_decoder(features, context_features, num_layers=2, hidden_features=64, num_bins=10,
                  num_blocks=2, tail_bound=4.0, activation="relu", mixing="reverse"):
-    """A conditional neural spline flow p(x | c): autoregressive RQ layers on x given c."""
+    """A conditional neural spline flow p(x | c): autoregressive RQ layers on x given c.
+
+    Its base noise is scaled inside :func:`~funnelkit.layers.decoder_noise.scaled_decoder_noise`."""
     transform = rq_autoregressive_stack(
         features, num_layers, context_features=context_features, mixing=mixing, hidden_features=hidden_features,
         num_bins=num_bins, num_blocks=num_blocks, tail_bound=tail_bound, activation=activation,
     )
-    return Flow(transform, StandardNormal([features]))
+    return Flow(transform, ScaledStandardNormal([features]))

@@ -13,7 +13,9 @@ Inverse (latent -> data), Eq. 3: x_- ~ p_phi(. | z), x_+ = F(z | x_-), x = merge
 the returned value is ``-V(x)`` at the sampled x, so that nflows' ``Flow.sample_and_log_prob``
 returns the exact log p(x) of each sample. (The authors' code adds log p_phi(x_- | z) there
 instead of subtracting it, with the log-determinant's sign right, so its sampled log p is the
-true one minus 2 log p_phi; docs/errata.md.)
+true one minus 2 log p_phi; docs/errata.md.) The draw of x_- is the decoder's own: inside
+:func:`funnelkit.layers.decoder_noise.scaled_decoder_noise` (what ``FunnelFlow.sample(...,
+temper="all" | "mean")`` sets) it is tempered or noise-free, and -V(x) is still exact.
 """
 
 from nflows.transforms.base import Transform

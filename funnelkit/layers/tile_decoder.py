@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .decoder_noise import decoder_noise_scale
 from .decoders import GaussianDecoder
 
 _HALF_LOG_TWO_PI = 0.5 * math.log(2 * math.pi)
@@ -78,9 +79,19 @@ class TileGaussianDecoder(nn.Module):
         return self._sum(-0.5 * standardised**2 - log_std - _HALF_LOG_TWO_PI, mask)
 
     def sample_and_log_prob(self, z, mask=None, context=None):
-        """Draw x_- for every tile at once; masked-out entries are set to 0. Returns ``(dropped, log_prob)``."""
+        """Draw x_- for every tile at once; masked-out entries are set to 0. Returns ``(dropped, log_prob)``.
+
+        The noise is scaled by :func:`~funnelkit.layers.decoder_noise.decoder_noise_scale` (1 unless
+        a sampling call tempers the decoders; 0 gives the means); ``log_prob`` is exact either way.
+        """
         mean, log_std = self.mean_and_log_std(z, context)
-        noise = torch.randn_like(mean)
+        scale = decoder_noise_scale()
+        if scale == 0:
+            noise = torch.zeros_like(mean)
+        else:
+            noise = torch.randn_like(mean)
+            if scale != 1:
+                noise = noise * scale
         dropped = mean + torch.exp(log_std) * noise
         if mask is not None:
             dropped = torch.where(mask, dropped, torch.zeros_like(dropped))

@@ -23,7 +23,11 @@ x' = x 2^-b - 1/2 (its log-determinant is part of log p(x); for the VAEs x' = x 
   given the preprocessing and image-shaped inputs here.
 
 Presets: ``"paper"`` (A.9 and the authors' AD config; the parameter counts are within a few per
-cent of Table 8) and ``"quick"`` (one thread, a few hundred steps of batch 64 in about a minute).
+cent of Table 8), ``"quick"`` (one thread, a few hundred steps of batch 64 in about a minute) and
+``"classroom"`` (sized by measurement for a 2-core laptop CPU, 30-45 minutes of training per model on
+one thread: ``benchmarks/results/classroom_sweep.md``; the same structure as the paper's, fewer
+coupling steps, narrower conditioners, no dropout; the F-MLP keeps the paper's widths
+784 -> 512 -> 256 -> 128 -> 64 -> LS with smaller decoders, ``CLASSROOM_F_MLP``).
 """
 
 import math
@@ -61,7 +65,13 @@ PRESETS = {
     "quick": AnomalyConfig(hidden_channels=16, num_res_blocks=1, dropout=0.0, steps_per_level=2,
                            steps_after_funnel=1, funnel_hidden_features=32, funnel_hidden_layers=2,
                            vae_width=256, vae_depth=3),
+    # measured on one thread, batch 64 (benchmarks/bench_classroom_sweep.py): CLASSROOM_SIZES
+    "classroom": AnomalyConfig(hidden_channels=32, num_res_blocks=1, dropout=0.0, steps_per_level=2,
+                               steps_after_funnel=2, funnel_hidden_features=64, funnel_hidden_layers=2,
+                               vae_width=512, vae_depth=3),
 }
+#: The classroom F-MLP: the paper's widths (A.9), its decoders p_phi a ReLU MLP 128 x 2 (the paper's: 256 x 3).
+CLASSROOM_F_MLP = dict(hidden_features=128, num_hidden_layers=2, widths=(512, 256, 128, 64))
 
 
 def anomaly_config(preset="paper", **overrides):
@@ -142,6 +152,8 @@ def f_mlp_model(latent_size, preset, overrides, record, image_shape=MNIST_SHAPE,
     """:func:`funnelkit.models.f_mlp.anomaly_f_mlp` (which flattens the images) behind the preprocessing."""
     from .f_mlp import anomaly_f_mlp
 
+    if preset == "classroom":  # the F-MLP's own presets are paper and quick: classroom is paper resized
+        preset, overrides = "paper", {**CLASSROOM_F_MLP, **overrides}
     model = anomaly_f_mlp(latent_size, image_shape=tuple(image_shape), preset=preset, **overrides)
     return FunnelFlow([Preprocess(bits), *model.layers], data_shape=tuple(image_shape), config=record)
 
@@ -153,7 +165,7 @@ def anomaly_model(name, latent_size=16, preset="paper", **overrides):
         name: one of ``ANOMALY_MODELS``: "vae", "f-nsf", "f-mlp", "nsf".
         latent_size: 4 or 16 in the paper (the F-NSF reaches 196, 49, 16, 4 or 1); "nsf" ignores
             it (its latent is 784).
-        preset: "paper" or "quick".
+        preset: "paper", "quick" or "classroom".
         overrides: fields of :class:`AnomalyConfig` (for "f-mlp": of
             :class:`funnelkit.models.f_mlp.AnomalyFMLPConfig`).
     """
@@ -163,11 +175,11 @@ def anomaly_model(name, latent_size=16, preset="paper", **overrides):
     record = {"builder": "anomaly", "name": name, "latent_size": latent_size, "preset": preset,
               "overrides": dict(overrides)}
     if name == "f-mlp":
-        check_choice(preset, ("paper", "quick"), "preset")
+        check_choice(preset, tuple(PRESETS), "preset")
         return f_mlp_model(latent_size, preset, overrides, record)
     config = anomaly_config(preset, **overrides)
     return mnist_model(name, MNIST_SHAPE, 8, latent_size, config, record)
 
 
-__all__ = ["ANOMALY_MODELS", "AnomalyConfig", "MNIST_SHAPE", "PRESETS", "anomaly_config", "anomaly_model",
+__all__ = ["ANOMALY_MODELS", "AnomalyConfig", "CLASSROOM_F_MLP", "MNIST_SHAPE", "PRESETS", "anomaly_config", "anomaly_model",
            "f_nsf_levels", "mnist_f_nsf_layers", "mlp_vae", "mnist_nsf_layers"]

@@ -14,7 +14,9 @@ from nflows.flows.base import Flow
 from nflows.transforms.base import CompositeTransform
 
 from .._compat import StandardNormal
-from ..validation import check_batch, check_positive_int, check_temperature
+from ..layers.decoder_noise import scaled_decoder_noise
+from ..validation import check_batch, check_positive_int
+from .tempering import check_sampling_temperature, decoder_noise_for
 
 
 @dataclass
@@ -94,10 +96,12 @@ class FunnelFlow(Flow):
         self._check(inputs, context)
         return self.transform_to_noise(inputs, context).reshape(inputs.shape[0], self.latent_dim)
 
-    def _noise(self, num_samples, temperature, context):
-        """Base noise for ``num_samples`` draws (checked: an ``int`` from here on) at ``temperature``."""
+    def _noise(self, num_samples, temperature, context, temper):
+        """Base noise for ``num_samples`` draws (checked: an ``int`` from here on) at ``temperature``,
+        and the scale of the decoders' noise for ``temper``."""
         num_samples = check_positive_int(num_samples, "num_samples")
-        temperature = check_temperature(temperature)
+        temperature = check_sampling_temperature(temperature)
+        decoder_scale = decoder_noise_for(temper, temperature)
         if self.context_features and context is None:
             raise ValueError("this model needs a context to sample")
         if context is not None:
@@ -108,25 +112,30 @@ class FunnelFlow(Flow):
         if context is not None:
             noise = noise.reshape(-1, *self.latent_shape)
             context = context.repeat_interleave(num_samples, dim=0)
-        return noise, context, num_samples
+        return noise, context, num_samples, decoder_scale
 
     def _unflatten(self, tensor, num_samples, context):
         return tensor if context is None else tensor.reshape(-1, num_samples, *tensor.shape[1:])
 
-    def sample(self, num_samples, context=None, temperature=1.0):
-        """Draw samples; the base noise is scaled by ``temperature`` (paper Fig. 4).
+    def sample(self, num_samples, context=None, temperature=1.0, temper="base"):
+        """Draw samples; ``temperature`` T >= 0 scales the base noise, z ~ N(0, T^2 I) (paper Fig. 4).
 
-        As in the paper's code only the base noise is tempered; each funnel's p_phi is sampled
-        at temperature 1. With a context of B rows the result has shape (B, num_samples, D).
+        ``temper`` (:mod:`funnelkit.models.tempering`) says what else T scales: ``"base"`` (the
+        default, as the paper's code) nothing, each funnel's p_phi samples at temperature 1;
+        ``"all"`` the noise of each funnel's decoder p_phi(x_- | z) too; ``"mean"`` none of the
+        decoders' noise: they give their means. With a context of B rows the result has shape
+        (B, num_samples, D).
         """
-        noise, context, num_samples = self._noise(num_samples, temperature, context)
-        samples, _ = self._transform.inverse(noise, context=context)
+        noise, context, num_samples, decoder_scale = self._noise(num_samples, temperature, context, temper)
+        with scaled_decoder_noise(decoder_scale):
+            samples, _ = self._transform.inverse(noise, context=context)
         return self._unflatten(samples, num_samples, context)
 
-    def sample_and_log_prob(self, num_samples, context=None, temperature=1.0):
-        """Samples and their exact log p(x) under the model (at any temperature)."""
-        noise, context, num_samples = self._noise(num_samples, temperature, context)
-        samples, inverse_logabsdet = self._transform.inverse(noise, context=context)
+    def sample_and_log_prob(self, num_samples, context=None, temperature=1.0, temper="base"):
+        """Samples (as :meth:`sample`) and their exact log p(x) under the model, at any temperature and temper."""
+        noise, context, num_samples, decoder_scale = self._noise(num_samples, temperature, context, temper)
+        with scaled_decoder_noise(decoder_scale):
+            samples, inverse_logabsdet = self._transform.inverse(noise, context=context)
         log_prob = self._distribution.log_prob(noise) - inverse_logabsdet
         return self._unflatten(samples, num_samples, context), self._unflatten(log_prob, num_samples, context)
 

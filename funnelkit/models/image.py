@@ -28,7 +28,10 @@ discrete ones.
   (:mod:`funnelkit.models.anomaly`): nsf, f-nsf with latent 16, the MLP VAE with latent 16.
 
 Presets: ``"paper"`` (Table 7; for a GPU) and ``"quick"`` (the same structure, one step per
-level, 16 hidden channels, small decoders: for a laptop CPU).
+level, 16 hidden channels, small decoders: for a laptop CPU). ``"classroom"`` (MNIST and
+Fashion-MNIST only: the anomaly models' classroom sizes, :data:`funnelkit.models.anomaly.PRESETS`,
+sized by measurement for 30-45 minutes of training on a 2-core laptop CPU); CIFAR-10 and
+ImageNet64 have no classroom preset (a ValueError says so).
 """
 
 import math
@@ -78,14 +81,22 @@ TRAINING = {  # Table 7 and A.8: batch size, Adam learning rate (cosine-annealed
 }
 QUICK = dict(steps_per_level=1, hidden_channels=16, num_res_blocks=1, dropout=0.0, funnel_hidden_features=32,
              funnel_hidden_layers=2, vae_base_channels=8, vae_blocks=(1, 1, 1, 1))
-PRESETS = ("paper", "quick")
+PRESETS = ("paper", "quick", "classroom")
+CLASSROOM_DATASETS = ("mnist", "fashion-mnist")  # the classroom preset is sized for 1 x 28 x 28 images only
+
+
+def _check_preset(preset, dataset):
+    check_choice(preset, PRESETS, "preset")
+    if preset == "classroom" and dataset not in CLASSROOM_DATASETS:
+        raise ValueError(f"the classroom preset is defined for {' and '.join(CLASSROOM_DATASETS)} (1 x 28 x 28), "
+                         f"not for {dataset}; expected preset 'quick' or 'paper' for {dataset}")
 
 
 def image_config(dataset, bits=8, preset="paper", **overrides):
     """The :class:`ImageConfig` of CIFAR-10 or ImageNet64 at a bit depth and preset, with overrides."""
     check_choice(dataset, ("cifar10", "imagenet64"), "dataset with a Table 7 config")
     check_choice(bits, BITS, "bits")
-    check_choice(preset, PRESETS, "preset")
+    _check_preset(preset, dataset)
     config = TABLE_7[dataset, bits]
     if preset == "quick":
         config = replace(config, **QUICK)
@@ -141,7 +152,7 @@ def image_model(name, dataset, bits=8, preset="paper", **overrides):
         name: one of ``IMAGE_MODELS``.
         dataset: "cifar10", "imagenet64", "mnist" or "fashion-mnist".
         bits: 5 or 8; inputs are dequantised values in [0, 2^bits).
-        preset: "paper" (Table 7) or "quick".
+        preset: "paper" (Table 7), "quick" or (mnist, fashion-mnist) "classroom".
         overrides: fields of :class:`ImageConfig` (cifar10, imagenet64) or of
             :class:`funnelkit.models.anomaly.AnomalyConfig` plus ``latent_size`` (mnist, fashion-mnist).
     """
@@ -149,7 +160,7 @@ def image_model(name, dataset, bits=8, preset="paper", **overrides):
     check_choice(name, IMAGE_MODELS, "image model")
     check_choice(dataset, IMAGE_DATASETS, "image dataset")
     check_choice(bits, BITS, "bits")
-    check_choice(preset, PRESETS, "preset")
+    _check_preset(preset, dataset)
     record = {"builder": "image", "name": name, "dataset": dataset, "bits": bits, "preset": preset,
               "overrides": dict(overrides)}
     shape = IMAGE_SHAPES[dataset]
@@ -165,5 +176,5 @@ def image_model(name, dataset, bits=8, preset="paper", **overrides):
     return FunnelFlow([Preprocess(bits), *layers], data_shape=shape, config=record)
 
 
-__all__ = ["BITS", "IMAGE_DATASETS", "IMAGE_MODELS", "IMAGE_SHAPES", "ImageConfig", "TABLE_7", "TRAINING",
+__all__ = ["BITS", "CLASSROOM_DATASETS", "IMAGE_DATASETS", "IMAGE_MODELS", "IMAGE_SHAPES", "ImageConfig", "TABLE_7", "TRAINING",
            "f_nsf_layers", "image_config", "image_model", "nsf_layers", "resnet_vae"]

@@ -18,7 +18,8 @@ import math
 import torch
 from torch import nn
 
-from ..validation import check_batch, check_positive_int, check_temperature
+from ..validation import check_batch, check_positive_int
+from .tempering import check_sampling_temperature, decoder_noise_for
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -98,22 +99,40 @@ class VAE(nn.Module):
         check_batch(inputs, self.data_shape, self.dtype)
         return self._posterior(inputs * self.scale + self.shift)[0]
 
-    def decode(self, z):
-        """Sample x ~ p(x | z), in the data's units (the preprocessing undone)."""
+    def decode(self, z, noise_scale=1.0):
+        """Sample x ~ p(x | z), in the data's units (the preprocessing undone).
+
+        ``noise_scale`` s scales the decoder's noise, x' = mu(z) + s sigma(z) eps: 1 samples
+        p(x | z), 0 gives its mean mu(z)."""
         mean, log_std = self.decoder(z)
-        x_pre = mean + torch.exp(log_std) * torch.randn_like(mean)
+        if noise_scale == 0:
+            x_pre = mean
+        else:
+            noise = torch.randn_like(mean)
+            if noise_scale != 1:
+                noise = noise * noise_scale
+            x_pre = mean + torch.exp(log_std) * noise
         return (x_pre - self.shift) / self.scale
 
-    def sample(self, num_samples, temperature=1.0, *, context=None):
-        """z ~ N(0, T^2 I), then x ~ p(x | z). As in the paper only the prior is tempered.
+    def sample(self, num_samples, temperature=1.0, *, context=None, temper="base"):
+        """z ~ N(0, T^2 I), then x ~ p(x | z). As in the paper only the prior is tempered (``temper="base"``).
 
+        ``temper="all"`` scales the decoder's noise by T as well, ``"mean"`` returns the decoder's
+        mean mu(z) (see :mod:`funnelkit.models.tempering`); T is a finite number >= 0.
         ``context`` is keyword-only and must be None; it is accepted so that code written for
         :class:`~funnelkit.models.funnel_flow.FunnelFlow` (``sample(n, temperature=T)``) runs."""
         _no_context(context)
         num_samples = check_positive_int(num_samples, "num_samples")  # torch takes only Python ints
-        temperature = check_temperature(temperature)
+        temperature = check_sampling_temperature(temperature)
+        noise_scale = decoder_noise_for(temper, temperature)
         z = torch.randn(num_samples, self.latent_dim, dtype=self.dtype, device=self.device) * temperature
-        return self.decode(z)
+        return self.decode(z, noise_scale)
+
+    def sample_and_log_prob(self, num_samples, temperature=1.0, *, context=None, temper="base"):
+        """Samples (as :meth:`sample`) and their :meth:`log_prob`: the single-sample ELBO, a
+        stochastic lower bound on log p(x), not the log density (a VAE has no exact one)."""
+        samples = self.sample(num_samples, temperature, context=context, temper=temper)
+        return samples, self.log_prob(samples)
 
 
 def _no_context(context):

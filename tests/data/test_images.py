@@ -171,7 +171,7 @@ def test_shipped_files_match_readme_sha256():
     pairs = re.findall(r"^([0-9a-f]{64})  (\S+)$", readme, re.M)
     listed = {name: digest for digest, name in pairs}
     assert set(listed) == {"mnist-train-first10k.npz", "fashion-mnist-t10k-images-idx3-ubyte.gz",
-                           "fashion-mnist-t10k-labels-idx1-ubyte.gz"}
+                           "fashion-mnist-t10k-labels-idx1-ubyte.gz", "digit-classifier.pt"}
     for name, digest in listed.items():
         assert hashlib.sha256((DATA / name).read_bytes()).hexdigest() == digest, name
 

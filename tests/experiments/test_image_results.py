@@ -64,11 +64,23 @@ def test_fig3_table3_and_fig4_reuse_the_table2_runs(shared, tmp_path):
     assert "| PIXELCNN* | 4.60 | 65.93 |" in markdown and "| VAE | 1.00 | 745 |" in markdown
     for name in ("nsf", "f-nsf", "vae"):
         assert (out / f"table3_{name}.png").stat().st_size > 0
+    # without Inception weights the kit's digit metric still scores the 12 samples against the 24 held-out digits
+    digit_rows = {name: row["digit_metric"] for name, row in result["ours"].items()}
+    assert all(m["n"] == 12 and m["n_reference"] == 24 and m["fid"] > 0 and 1 <= m["is"] <= 10
+               for m in digit_rows.values())
+    section = markdown.split("## The kit's digit metric (not Inception)")[1]
+    assert f"| F-NSF | {digit_rows['f-nsf']['fid']:,.1f} |" in section and "Inception numbers above" in section
 
-    result = fig4.reproduce_fig4("quick", out=out, runs=root / "runs", progress=False, samples_per_panel=4, **TINY)
+    result = fig4.reproduce_fig4("quick", out=out, runs=root / "runs", progress=False, samples_per_panel=4,
+                                 digit_samples=12, **TINY)
     assert result["temperatures"] == [0.5, 0.75, 1.0] and list(result["models"]) == ["f-nsf", "vae", "nsf"]
     assert {m["status"] for m in result["models"].values()} == {"loaded"}
     assert (out / "fig4.png").read_bytes()[:4] == b"\x89PNG" and "stand-in" in (out / "fig4.md").read_text().lower()
+    # every panel scored; at T = 1 Fig. 4 draws Table 3's 12 samples (same seed), so the same digit FID two ways
+    for name, model in result["models"].items():
+        assert [row["temperature"] for row in model["digit_metric"]] == [0.5, 0.75, 1.0]
+        assert model["digit_metric"][-1]["fid"] == pytest.approx(digit_rows[name]["fid"], rel=1e-9)
+    assert "## The kit's digit metric at each temperature (not Inception)" in (out / "fig4.md").read_text()
 
 
 def test_table3_with_weights_labels_unofficial_ones_a_pipeline_check(shared, tmp_path, monkeypatch):
@@ -97,6 +109,16 @@ def test_missing_weights_or_data_raise_before_anything_is_written(tmp_path):
     with pytest.raises(DatasetNotFoundError, match="data_batch_1"):
         table2.reproduce_table2("paper", out=tmp_path / "out", runs=tmp_path / "runs", root=tmp_path / "images",
                                 progress=False)
+    assert files_in(tmp_path) == []
+
+
+def test_a_missing_digit_classifier_stops_table3_and_fig4_before_training(tmp_path, monkeypatch):
+    from funnelkit.digits import classifier
+
+    monkeypatch.setattr(classifier, "CLASSIFIER_PATH", tmp_path / "absent.pt")
+    for reproduce in (table3.reproduce_table3, fig4.reproduce_fig4):
+        with pytest.raises(FileNotFoundError, match="absent.pt is missing.*funnelkit digits train"):
+            reproduce("quick", out=tmp_path / "out", runs=tmp_path / "runs", progress=False, **TINY)
     assert files_in(tmp_path) == []
 
 

@@ -119,7 +119,7 @@ def test_bad_names_and_sampling_arguments_are_refused():
     with pytest.raises(ValueError, match="unknown plane model setting"):
         fk.models.plane_model("nsf", preset="quick", hiden_features=3)
     model = fk.models.plane_model("nsf", preset="quick")
-    for t in (0, -1.0, float("nan"), "hot"):
+    for t in (-1.0, float("nan"), "hot"):  # T = 0 is allowed: z = 0 (funnelkit.models.tempering)
         with pytest.raises(ValueError, match="temperature"):
             model.sample(3, temperature=t)
     with pytest.raises(ValueError, match="num_samples"):

@@ -1,0 +1,112 @@
+"""The classroom preset of the MNIST image models (issue 11): its sizes, its settings, one short run
+end to end on the offline digits, and clean refusals where it is not defined."""
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from funnelkit.cli import main
+from funnelkit.experiments import commands, table2, table4
+from funnelkit.experiments.runs import held_out_split
+from funnelkit.models.anomaly import CLASSROOM_F_MLP, PRESETS, anomaly_config, anomaly_model
+from funnelkit.models.image import image_config, image_model
+from funnelkit.runs import read_metrics
+
+# The documented sizes (funnelkit/models/anomaly.py, README "classroom"): parameters of each model.
+CLASSROOM_PARAMETERS = {"f-nsf": 186_816, "nsf": 120_864, "vae": 1_879_857}
+CLASSROOM_F_MLP_PARAMETERS = {4: 995_932, 16: 995_152}
+
+
+def test_classroom_sizes_are_the_documented_ones():
+    config = PRESETS["classroom"]
+    assert (config.hidden_channels, config.num_res_blocks, config.dropout, config.steps_per_level,
+            config.steps_before_funnel, config.steps_after_funnel, config.funnel_hidden_features,
+            config.funnel_hidden_layers, config.vae_width, config.vae_depth) == (32, 1, 0.0, 2, 1, 2, 64, 2, 512, 3)
+    assert CLASSROOM_F_MLP == {"hidden_features": 128, "num_hidden_layers": 2, "widths": (512, 256, 128, 64)}
+
+
+@pytest.mark.parametrize("name", ["f-nsf", "nsf", "vae"])
+def test_classroom_models_have_the_documented_parameter_counts_through_both_builders(name):
+    torch.manual_seed(0)
+    by_image = image_model(name, "mnist", 5, preset="classroom")
+    by_anomaly = anomaly_model(name, 16, preset="classroom")
+    # a third way: the quick preset given every classroom size as an override builds the same architecture
+    sizes = {k: v for k, v in vars(PRESETS["classroom"]).items()}
+    by_overrides = image_model(name, "mnist", 5, preset="quick", **sizes)
+    counts = {by_image.num_parameters(), by_anomaly.num_parameters(), by_overrides.num_parameters()}
+    assert counts == {CLASSROOM_PARAMETERS[name]}
+    assert by_image.config["preset"] == "classroom"
+    assert by_image.latent_dim == (784 if name == "nsf" else 16)
+
+
+def test_classroom_sits_between_quick_and_paper():
+    for name in ("f-nsf", "nsf"):
+        sizes = [image_model(name, "mnist", 5, preset=p).num_parameters() for p in ("quick", "classroom", "paper")]
+        assert sizes == sorted(sizes) and len(set(sizes)) == 3
+
+
+@pytest.mark.parametrize("latent", [4, 16])
+def test_classroom_f_mlp_is_the_paper_f_mlp_with_smaller_decoders(latent):
+    classroom = anomaly_model("f-mlp", latent, preset="classroom")
+    resized = anomaly_model("f-mlp", latent, preset="paper", **CLASSROOM_F_MLP)
+    assert classroom.num_parameters() == resized.num_parameters() == CLASSROOM_F_MLP_PARAMETERS[latent]
+    assert classroom.num_parameters() < anomaly_model("f-mlp", latent).num_parameters()
+    assert classroom.latent_dim == latent and classroom.config["preset"] == "classroom"
+
+
+def test_classroom_training_settings_are_table2s_and_table4s():
+    images = commands.training_settings(commands.make_spec("images", "f-nsf", "classroom"))
+    vae = commands.training_settings(commands.make_spec("images", "vae", "classroom", bits=8))
+    anomaly = commands.training_settings(commands.make_spec("anomaly", "f-mlp", "classroom", latent_size=4))
+    c2, c4 = table2.PRESETS["classroom"], table4.PRESETS["classroom"]
+    assert images == {"steps": c2.steps, "batch_size": c2.batch_size, "lr": c2.lr}
+    assert vae["steps"] == c2.vae_steps
+    assert anomaly == {"steps": c4.steps, "batch_size": c4.batch_size, "lr": c4.lr}
+    assert c2.model_preset == c4.model_preset == "classroom"
+
+
+def test_classroom_table4_holds_out_table2s_digits():
+    settings = replace(table4.PRESETS["classroom"], out_max=10)
+    train, _, test_in, _, records, tag = table4.load_data(settings)
+    from funnelkit.data.images import image_dataset
+
+    mnist = image_dataset("mnist", "train", prefer_offline=True)
+    train_index, test_index = held_out_split(len(mnist), 1000, table2.SPLIT_SEED)
+    assert torch.equal(test_in, mnist.images[test_index]) and torch.equal(train, mnist.images[train_index])
+    assert "656693568" in records[0]["source"] and tag.endswith("-cut656693568")
+
+
+def test_train_images_classroom_runs_end_to_end_on_the_offline_digits(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "images", "--dataset", "mnist", "--bits", "5", "--model", "vae", "--preset", "classroom",
+                 "--steps", "2", "--out", str(out), "--device", "cpu"]) in (0, None)
+    metrics = read_metrics(out)
+    assert metrics["finished"] and metrics["training"]["steps"] == 2
+    assert metrics["describe"]["settings"]["preset"] == "classroom"
+    assert metrics["model"]["preset"] == "classroom" and metrics["evaluation"]["n"] == 1000
+    assert "first 10,000 of train" in metrics["describe"]["data"][0]["name"]
+    capsys.readouterr()
+    assert main(["eval", str(out)]) in (0, None)  # recomputed on the held-out digits: the stored number
+    assert f"{metrics['evaluation']['bpd']:.4f}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["train", "images", "--dataset", "cifar10", "--preset", "classroom"], "defined for --dataset mnist"),
+    (["train", "tabular", "--preset", "classroom"], "defined for the experiments images, anomaly"),
+    (["reproduce", "table1", "--preset", "classroom"], "preset"),
+])
+def test_classroom_is_refused_where_it_is_not_defined(argv, expected, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv + ["--out", str(tmp_path / "out")]) == 2
+    assert expected in capsys.readouterr().err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "runs").exists()
+
+
+def test_classroom_models_are_refused_for_colour_images():
+    with pytest.raises(ValueError, match="classroom preset is defined for mnist and fashion-mnist"):
+        image_model("f-nsf", "cifar10", 5, preset="classroom")
+    with pytest.raises(ValueError, match="classroom preset is defined for mnist"):
+        image_config("imagenet64", 8, preset="classroom")
+    with pytest.raises(ValueError, match="preset"):
+        anomaly_config("classroom-large")
