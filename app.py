@@ -7,6 +7,7 @@ Thin wiring only: the state of a run is ``funnelkit.live.LiveRun``, the figures 
 ``funnelkit.viz.interactive``, and the image runs, their sample grids and metrics are
 ``funnelkit.gallery``. Settings live in the URL (``?dataset=two-moons&hidden=32``,
 ``?tab=Samples&temperature=0.5&sample_seed=3``), so a teacher can share a link that opens the same view.
+``?present=1`` is the presentation mode for a projector: larger text, no sidebar, no toolbar.
 
 Environment: ``FUNNELKIT_APP_GRID`` (density grid resolution, default 100),
 ``FUNNELKIT_APP_SAMPLES`` (samples drawn, default 1000), ``FUNNELKIT_APP_DEVICE``
@@ -58,9 +59,54 @@ DATASET_NAMES = {
     "eight-gaussians": "Eight Gaussians",
 }
 MODEL_NAMES = {"f-nsf": "F-NSF: funnel, 2-D → 1-D", "nsf": "NSF: 2-D → 2-D"}
+# Short explanations shown on hover wherever these words appear (for students meeting them first).
+GLOSSARY = {
+    "ELBO": "Evidence lower bound: what a VAE maximises instead of log p(x). It is never above log p(x), "
+            "so a VAE's bits/dim from it are an upper bound, not exact.",
+    "bits/dim": "Bits per dimension: −log₂ p(x) divided by the number of pixel values. How many bits the "
+                "model needs per value to encode an image; lower is better.",
+    "temperature": "T scales the base noise when sampling: z ~ N(0, T²I). T < 1 gives cleaner, less varied "
+                   "samples; T = 1 samples the model itself.",
+    "latent": "The variable z the flow maps the data to; training makes it look like N(0, 1). A funnel's "
+              "latent is smaller than the data.",
+    "stand-in": "Data used in place of the paper's data set (which is not on this machine): compare the models "
+                "with each other, not with the paper's numbers.",
+}
+PLOT_HEIGHT = 420  # px: at 1366x768 the buttons and all three Train plots fit on one screen
+PLOT_CONFIG = {"displayModeBar": False}  # the toolbar would cover the title; drag zooms, double-click resets
+TRAIN_CAPTIONS = (
+    "Bright where the model puts probability: the bright shapes should sit on the red data points, and be sharp.",
+    "Points drawn from the model (blue) over the data (grey): they should cover the data evenly, not the gaps.",
+    "Loss per step (grey) and its mean (blue). It should fall towards the dashed line, the best any model can do.",
+)
 
 st.set_page_config(page_title="funnelkit: funnels live", page_icon="🌀", layout="wide")
 ss = st.session_state
+PRESENT = st.query_params.get("present") == "1"
+
+
+def term(word, shown=None):
+    """``word`` (or ``shown``) with its GLOSSARY explanation on hover, for Markdown with HTML allowed."""
+    return f'<abbr title="{GLOSSARY[word]}">{shown or word}</abbr>'
+
+
+def page_style():
+    """A compact page for 1366x768 projectors; ``?present=1`` adds larger text, no sidebar, no toolbar."""
+    css = """
+    [data-testid="stMainBlockContainer"] { padding-top: 1.6rem; padding-bottom: 1rem; padding-left: 1.5rem;
+                                          padding-right: 1.5rem; }
+    [data-testid="stMetricValue"] { font-size: 1.5rem; }
+    [data-testid="stMetric"] { padding: 0; }
+    abbr[title] { text-decoration: underline dotted; cursor: help; }
+    """
+    if PRESENT:
+        css += """
+        html { font-size: 19px; }
+        [data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], [data-testid="stExpandSidebarButton"],
+        [data-testid="stToolbar"], [data-testid="stHeader"], [data-testid="stDecoration"] { display: none; }
+        [data-testid="stMainBlockContainer"] { padding-top: 0.8rem; }
+        """
+    st.html(f"<style>{css}</style>")
 if CPU_THREADS > 0 and torch.get_num_threads() != CPU_THREADS:
     torch.set_num_threads(CPU_THREADS)
 
@@ -110,10 +156,17 @@ def write_url(settings):
 
 
 # -- buttons (callbacks run before the script, so the page shows their effect at once) -----------
+def session_run():
+    """The session's LiveRun; made now if a click came before the first page run had built it."""
+    if ss.get("run") is None:
+        current_run(current_settings())
+    return ss.run
+
+
 def play():
     ss.running = True
     ss.train_error = None
-    ss.run.play()  # ends a pause the run made itself after a divergence
+    session_run().play()  # ends a pause the run made itself after a divergence
 
 
 def pause():
@@ -121,18 +174,18 @@ def pause():
 
 
 def step():
-    ss.run.step(1)  # a divergence does not raise: the run steps back and says so in run.message
+    session_run().step(1)  # a divergence does not raise: the run steps back and says so in run.message
 
 
 def reset():
     ss.running = False
     ss.train_error = None
-    ss.run.reset()
+    session_run().reset()
 
 
 def load_pretrained():
     try:
-        ss.run.load_pretrained()
+        session_run().load_pretrained()
         ss.train_error = None
     except (ValueError, OSError) as error:  # the file went away or is damaged: say so, keep the model
         ss.train_error = f"Could not load the pretrained model: {error}"
@@ -158,7 +211,8 @@ def sidebar():
         low, high = live.LIMITS["batch"]
         st.number_input("Batch size", low, high, step=32, key="batch")
         low, high = live.LIMITS["seed"]
-        st.number_input("Seed", low, high, step=1, key="seed", help="Initial weights and the training data stream.")
+        st.number_input("Training seed", low, high, step=1, key="seed",
+                        help="Initial weights and the training data stream.")
         st.caption("Dataset, model, sizes and seed start a fresh model; learning rate and batch size "
                    "apply to the running one. The page URL holds these settings: copy it to share.")
 
@@ -184,6 +238,41 @@ def sidebar_footer(device):
 
 # -- Train tab -----------------------------------------------------------------------------------
 def train_tab(run):
+    control_buttons(run.settings.pretrained_path() is not None)
+    live_every = RUN_EVERY if ss.running else None
+    st.fragment(run_every=live_every)(live_panel)()
+
+
+def opening_tab(view):
+    """The Train tab of a new session from the shipped model's :class:`funnelkit.live.Opening`. The
+    session's LiveRun is built only when a button or another tab needs it: the first in a server
+    process takes a second or two (torch's optimiser machinery loads), and the page is drawn before."""
+    control_buttons(True)
+    note = SHIPPED_NOTE.format(lr=view.lr) if view.lr == live.SHIPPED_CONTINUE_LR else ""
+    show_panel(view.iteration, view.last_loss, view.reference, None, caption_line(view.source, note),
+               f"{view.parameters:,} parameters on {fk.pick_device(ss.device_choice)}; learning rate {view.lr:g}.",
+               train_figures(view.key, view.pictures), view.steps, view.losses)
+
+
+def opening(settings):
+    """The shipped model's opening view for ``settings``, or None (no checkpoint, or it cannot be read:
+    the LiveRun then says why)."""
+    if ss.get("run") is not None or ss.running:
+        return None
+    try:
+        return live.opening_view(settings, fk.pick_device(ss.device_choice), GRID, N_SAMPLES)
+    except (ValueError, OSError, RuntimeError, KeyError, ArithmeticError):
+        return None
+
+
+SHIPPED_NOTE = " Play goes on at learning rate {lr:g}, where its cosine schedule ended: no jump in the loss."
+
+
+def caption_line(source, note):
+    return f"{'Training…' if ss.running else 'Paused.'} Model: {source}.{note}"
+
+
+def control_buttons(has_pretrained):
     cols = st.columns([1, 1, 1, 1, 1.5, 3])
     cols[0].button("Play", key="play", on_click=play, disabled=ss.running, type="primary", width="stretch",
                    icon=":material/play_arrow:")
@@ -194,11 +283,9 @@ def train_tab(run):
                    help="One training iteration (one Adam step on a fresh batch).")
     cols[3].button("Reset", key="reset", on_click=reset, width="stretch", help="A fresh, untrained model.",
                    icon=":material/restart_alt:")
-    if run.settings.pretrained_path() is not None:
+    if has_pretrained:
         cols[4].button("Load pretrained", key="load_pretrained", on_click=load_pretrained, width="stretch",
                        help="The model shipped in data/checkpoints, trained with the quick preset.")
-    live_every = RUN_EVERY if ss.running else None
-    st.fragment(run_every=live_every)(live_panel)()
 
 
 def live_panel():
@@ -212,33 +299,56 @@ def live_panel():
         ss.running = False
         st.rerun()  # the whole page, so that the timer stops and Play comes back
     show_run_message(run)
-    reference = run.reference_nll()
+    note = ""
+    if run.source.startswith("shipped") and run.lr == live.SHIPPED_CONTINUE_LR:
+        note = SHIPPED_NOTE.format(lr=run.lr)
+    help_line = (f"{run.model.num_parameters():,} parameters on {run.device}; learning rate {run.lr:g}. A shipped "
+                 "model was trained with a cosine schedule that ends at 0: it goes on at a small rate until you "
+                 "set one in the sidebar (at 0.003 its loss would first rise from 2.90 to about 3.0).")
+    if ss.get("figures", (None,))[0] is not pictures:  # build plotly figures only for new pictures
+        key = live.opening_key(run) if live.is_opening(run, pictures) else None
+        ss.figures = (pictures, *train_figures(key, pictures))
+    history = run.trainer.history
+    show_panel(run.iteration, run.last_loss, run.reference_nll(), run.steps_per_second,
+               caption_line(run.source, note), help_line, ss.figures[1:], history["step"], history["loss"])
+
+
+def show_panel(iteration, last_loss, reference, speed, caption, caption_help, figures, steps, losses):
+    """The numbers, the one-line state of the run, and the three plots with what to look at in each."""
     m = st.columns(4)
-    m[0].metric("iteration", f"{run.iteration:,}")
-    m[1].metric("loss (−log p, nats)", "–" if run.last_loss is None else f"{run.last_loss:.3f}",
-                help="Mean of the last 20 steps.")
+    m[0].metric("iteration", f"{iteration:,}")
+    m[1].metric("loss (−log p, nats)", "–" if last_loss is None else f"{last_loss:.3f}",
+                help="Mean of the last 20 steps of −log p(x), the negative log-likelihood the model is trained "
+                     "to lower (exact for a funnel: no bound).")
     if reference is not None:
         m[2].metric("best possible (true density)", f"{reference:.3f}")
-    speed = run.steps_per_second
     m[3].metric("steps / s", "–" if speed is None else f"{speed:.1f}",
                 help="Training speed: steps per second of training time (drawing excluded).")
-    note = ""
-    if run.source.startswith("shipped"):
-        note = (" It was trained with a cosine schedule that ends at learning rate 0; training on at a "
-                "constant rate first lifts the loss a little.")
-    st.caption(f"Model: {run.source}; {run.model.num_parameters():,} parameters on {run.device}. "
-               f"{'Training…' if ss.running else 'Paused.'}{note}")
-    if ss.get("figures", (None,))[0] is not pictures:  # build plotly figures only for new pictures
-        ss.figures = (
-            pictures,
-            iv.density_heatmap(pictures.axis, pictures.log_density, pictures.data),
-            iv.samples_scatter(pictures.samples, pictures.data),
-        )
-    c = st.columns(3)
-    c[0].plotly_chart(ss.figures[1], key="density")
-    c[1].plotly_chart(ss.figures[2], key="samples")
-    history = run.trainer.history
-    c[2].plotly_chart(iv.loss_curve(history["step"], history["loss"], reference), key="loss")
+    st.caption(caption, help=caption_help)
+    c = st.columns([1.7, 1.0, 1.0])
+    c[0].plotly_chart(figures[0], key="density", config=PLOT_CONFIG)
+    c[1].plotly_chart(figures[1], key="samples", config=PLOT_CONFIG)
+    c[2].plotly_chart(iv.loss_curve(steps, losses, reference, height=PLOT_HEIGHT, title="Training loss"), key="loss",
+                      config=PLOT_CONFIG)
+    for column, caption in zip(c, TRAIN_CAPTIONS):
+        column.caption(caption)
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def _shared_figures(step, key, _pictures):
+    """The density and samples figures of a shipped model's opening picture, built once per process and
+    shared by every session (plotly figures are only read when drawn)."""
+    return (iv.density_heatmap(_pictures.axis, _pictures.log_density, _pictures.data, height=PLOT_HEIGHT),
+            iv.samples_scatter(_pictures.samples, _pictures.data, title="Samples", height=PLOT_HEIGHT))
+
+
+def train_figures(opening_key, pictures):
+    """The density and samples figures of ``pictures``; a shipped model's opening ones (``opening_key``
+    not None) come from a process-wide cache, so a new page shows them without building them again."""
+    if opening_key is not None:
+        return _shared_figures(pictures.step, (opening_key, GRID, N_SAMPLES), pictures)
+    return (iv.density_heatmap(pictures.axis, pictures.log_density, pictures.data, height=PLOT_HEIGHT),
+            iv.samples_scatter(pictures.samples, pictures.data, title="Samples", height=PLOT_HEIGHT))
 
 
 def show_run_message(run):
@@ -251,8 +361,9 @@ def show_run_message(run):
 
 # -- Latents tab ---------------------------------------------------------------------------------
 def latents_tab(run):
-    st.markdown("A flow maps data to a latent that should be **N(0, 1)**. "
-                f"Here the data are pushed through the model at iteration {run.iteration:,}.")
+    st.markdown(f"A flow maps data to a {term('latent')} that should be **N(0, 1)**. "
+                f"Here the data are pushed through the model at iteration {run.iteration:,}.",
+                unsafe_allow_html=True)
     view = run.latents(2000)
     if run.message:  # encoding can find a divergence too (then the run stepped back)
         st.warning(run.message, icon=":material/warning:")
@@ -399,13 +510,13 @@ def sample_controls():
                               help="Fig. 4 of the paper samples at T = 0.5, 0.75 and 1.")
     mirror("temperature", s.temperature)
     cols[1].slider("Temperature T", low, high, step=0.05, format="%.2f", key="temperature", on_change=on_slider,
-                   help="The scale of the base noise: z ~ N(0, T²I). T = 1 samples the model itself.")
+                   help=GLOSSARY["temperature"])
     low, high = gallery.LIMITS["samples"]
     mirror("n_samples", s.samples)
     cols[2].number_input("Samples", low, high, step=1, key="n_samples", on_change=on_n)
     low, high = gallery.LIMITS["sample_seed"]
     mirror("sample_seed", s.sample_seed)
-    cols[3].number_input("Seed", low, high, step=1, key="sample_seed", on_change=on_seed,
+    cols[3].number_input("Sample seed", low, high, step=1, key="sample_seed", on_change=on_seed,
                          help="The same seed, temperature and number give the same grid (on one device).")
     cols[4].button("New seed", key="new_seed", on_click=new_seed, icon=":material/casino:", width="stretch")
     mirror("temper", s.temper)
@@ -492,15 +603,15 @@ def choose(key, options, default, name):
 
 
 def run_facts(run):
-    bound = "" if run.exact else " (its ELBO: a bound)"
-    lines = [f"**{gallery.MODEL_NAMES.get(run.model, run.model)}**, latent size **{run.latent_dim:,}** of "
-             f"{run.data_dim:,}; log p(x) is {'exact' if run.exact else 'a bound (ELBO)'}."]
+    bound = "" if run.exact else f" (its {term('ELBO')}: a bound)"
+    lines = [f"**{gallery.MODEL_NAMES.get(run.model, run.model)}**, {term('latent')} size **{run.latent_dim:,}** of "
+             f"{run.data_dim:,}; log p(x) is {'exact' if run.exact else 'a bound (' + term('ELBO') + ')'}."]
     if run.bpd is not None:
-        lines.append(f"Test bits/dim{bound}: **{run.bpd:.3f} ± {run.bpd_2se:.3f}** (two standard errors).")
+        lines.append(f"Test {term('bits/dim')}{bound}: **{run.bpd:.3f} ± {run.bpd_2se:.3f}** (two standard errors).")
     if run.parameters:
         lines.append(f"{run.parameters:,} parameters.")
     if not run.training_line:
-        lines.append(f"Data: {run.data_note}.")
+        lines.append(f"Data: {with_terms(run.data_note)}.")
     lines.append(f"Run: `{shown(run.path)}` ({run.source}).")
     return "  \n".join(lines)
 
@@ -533,7 +644,7 @@ def samples_tab(device):
     quality_caption(run, device, left)
     left.download_button("Download PNG", png, file_name=gallery.file_name(run, s), mime="image/png",
                          key="download_grid", on_click="ignore", icon=":material/download:")
-    right.markdown(run_facts(run))
+    right.markdown(run_facts(run), unsafe_allow_html=True)
     right.caption(f"{TEMPERING[s.temper]} Drawn on **{device_name(device)}** in {1000 * seconds:.0f} ms. The "
                   "download is the grid at the model's resolution (one pixel per pixel); pixels are floor(u)·2^(8−bits).")
     right.caption(f"**Where the randomness comes from.** {gallery.RANDOMNESS}")
@@ -564,39 +675,46 @@ def compare_tab(device):
     columns = st.columns(len(comparison.runs))
     for column, run in zip(columns, comparison.runs):
         with column:
-            bound = "" if run.exact else " (ELBO: a bound)"
-            st.markdown(f"**{gallery.MODEL_NAMES.get(run.model, run.model)}** · latent {run.latent_dim:,}")
+            bound = "" if run.exact else f" ({term('ELBO')}: a bound)"
+            st.markdown(f"**{gallery.MODEL_NAMES.get(run.model, run.model)}** · {term('latent')} "
+                        f"{run.latent_dim:,}", unsafe_allow_html=True)
             drawn = draw(run, device)
             if drawn is not None:
                 st.image(drawn[1], width="stretch", output_format="PNG")
                 quality_caption(run, device)
             if run.bpd is not None:
-                st.caption(f"bits/dim{bound}: {run.bpd:.3f} ± {run.bpd_2se:.3f}")
+                st.caption(f"{term('bits/dim')}{bound}: {run.bpd:.3f} ± {run.bpd_2se:.3f}", unsafe_allow_html=True)
     st.subheader("Metrics, from each run's metrics.json")
     st.dataframe(gallery.metrics_rows(comparison.runs), hide_index=True, key="compare_metrics", column_config={
-        "bits/dim": st.column_config.NumberColumn(format="%.3f"),
+        "bits/dim": st.column_config.NumberColumn(format="%.3f", help=GLOSSARY["bits/dim"]),
         "± 2 s.e.": st.column_config.NumberColumn(format="%.3f", help="two standard errors of the mean"),
         "training seconds": st.column_config.NumberColumn(format="%.0f"),
         "parameters": st.column_config.NumberColumn(format="localized"),
         "training steps": st.column_config.NumberColumn(format="localized"),
     })
-    notes = ["Bits/dim: lower is better. A VAE's are from its ELBO, an upper bound on its bits/dim: not exact."]
+    notes = [f"{term('bits/dim', 'Bits/dim')}: lower is better. A VAE's are from its {term('ELBO')}, an upper "
+             "bound on its bits/dim: not exact."]
     if any(r.stand_in for r in comparison.runs):
-        notes.append(f"Data: {comparison.runs[0].data_note}: compare the models with each other, not with the "
-                     "paper's numbers.")
+        notes.append(f"Data: {with_terms(comparison.runs[0].data_note)}: compare the models with each other, not "
+                     "with the paper's numbers.")
     if any(r.experiment == "anomaly" for r in comparison.runs):
         notes.append("These are Table 4's anomaly models (MNIST 8-bit): their bits/dim are on held-out MNIST.")
-    st.caption("  \n".join(notes))
+    st.caption("  \n".join(notes), unsafe_allow_html=True)
+
+
+def with_terms(text):
+    """``text`` with the first "stand-in" in it explained on hover."""
+    return text.replace("stand-in", term("stand-in"), 1)
 
 
 # -- page ----------------------------------------------------------------------------------------
 def main():
     init_session()
+    page_style()
     sidebar()
-    st.title("Funnels, live")
-    st.caption("Exact maximum likelihood with dimensionality reduction (Klein, Raine, Pina-Otey, "
-               "Voloshynovskiy, Golling). Train a funnel on a 2-D toy, look inside it, sample image models at a "
-               "temperature, compare funnel, NSF and VAE, read Eq. 6.")
+    st.markdown("#### Funnels, live: exact maximum likelihood with dimensionality reduction",
+                help="Klein, Raine, Pina-Otey, Voloshynovskiy, Golling. Train a funnel on a 2-D toy, look inside "
+                     "it, sample image models at a temperature, compare funnel, NSF and VAE, read Eq. 6.")
     for problem in ss.url_problems:
         st.error(problem)
     try:
@@ -614,7 +732,10 @@ def main():
         if not tab.open:
             continue  # lazy tabs: the 2-D run and the image models are made only where they are shown
         with tab:
-            if label in LIVE_TABS:
+            view = opening(settings) if label == "Train" else None
+            if view is not None:  # a new session on the shipped model: draw it; the run is built on first use
+                opening_tab(view)
+            elif label in LIVE_TABS:
                 try:
                     run = current_run(settings)
                 except ValueError as error:

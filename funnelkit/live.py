@@ -22,6 +22,7 @@ loss turns NaN): it steps back to its last good state (:mod:`funnelkit.live_reco
 says so in :attr:`LiveRun.message`; :meth:`LiveRun.play` lets it train again.
 """
 
+import copy
 import functools
 import math
 import time
@@ -51,6 +52,10 @@ PRESET = "quick"  # the architecture family of the live models; its sizes are th
 BOUNDS = (-4.0, 4.0)  # the square shown in every 2-D picture
 OPEN_ENDED_STEPS = 10**9  # live training has no planned end; the schedule is constant
 VIEW_SEED = 12_345  # the points drawn for pictures (never the training stream)
+#: The learning rate a shipped model trains on at, unless the user picked another: its cosine
+#: schedule ended at 0, and Adam at the default 3e-3 lifts the shipped four-circles loss from 2.898 to
+#: about 3.0 within 100 steps; at 1e-4 (the rate of the schedule's last ~12 %) it stays within 0.01.
+SHIPPED_CONTINUE_LR = 1e-4
 
 #: Allowed ranges of the numeric settings: (smallest, largest).
 LIMITS = {
@@ -271,16 +276,32 @@ class LiveRun:
                 f"with {PRESETS[PRESET].hidden_features} hidden units and {PRESETS[PRESET].num_bins} bins "
                 f"(expected at {shipped_checkpoint('four-circles', self.settings.model, PRESET)})"
             )
-        payload = read_checkpoint(path)
+        payload = _read_shipped(path)
         self._build()
         self.model.load_state_dict(payload["state_dict"])
         if payload.get("trainer"):
             self.trainer.load_state_dict(payload["trainer"])  # its step, Adam's moments, its history
-            for group in self.trainer.optimizer.param_groups:
-                group["lr"] = self.settings.lr  # our constant rate, not the checkpoint's annealed one
+            self._set_lr(self.continue_lr())  # a constant rate, not the checkpoint's annealed one
         self.source = f"shipped checkpoint {path.name}"
         self._good = GoodStates(self.trainer)  # the run starts from here
+        opening = _OPENING_PICTURES.get(_opening_key(path, self.device, self.settings.seed))
+        if opening is not None and opening.step == self.iteration:  # drawn before, for another session
+            self._cache["pictures"] = opening.entry()
         return self
+
+    def continue_lr(self):
+        """The rate a shipped model goes on at (:func:`continue_lr`)."""
+        return continue_lr(self.settings)
+
+    @property
+    def lr(self):
+        """The learning rate training goes on at now."""
+        return self.trainer.optimizer.param_groups[0]["lr"]
+
+    def _set_lr(self, lr):
+        self.trainer.config = replace(self.trainer.config, lr=lr)
+        for group in self.trainer.optimizer.param_groups:
+            group["lr"] = lr
 
     def apply(self, settings, device=None):
         """Switch to new settings: returns ``"same"``, ``"updated"`` or ``"rebuilt"``.
@@ -295,10 +316,11 @@ class LiveRun:
             self.settings, self.device = settings, device
             self._build()
             return "rebuilt"
+        lr_changed = settings.lr != self.settings.lr
         self.settings = settings
-        self.trainer.config = replace(self.trainer.config, lr=settings.lr, batch_size=settings.batch)
-        for group in self.trainer.optimizer.param_groups:
-            group["lr"] = settings.lr
+        self.trainer.config = replace(self.trainer.config, batch_size=settings.batch)
+        if lr_changed or not self.source.startswith("shipped"):
+            self._set_lr(settings.lr)  # the user's rate now, also for a shipped model
         return "updated"
 
     # -- training --------------------------------------------------------------------------------
@@ -424,25 +446,20 @@ class LiveRun:
 
         With ``refresh_every`` > 0 (seconds, or ``"auto"``) a picture younger than that is reused
         even if training moved on, so that slow machines spend their time training, not drawing.
+        The opening picture of a shipped model is kept for the whole process, so every new
+        session (a new browser page) shows it without drawing it again.
         """
-        return self._cached(
+        pictures = self._cached(
             "pictures", (resolution, n_samples, n_data),
             lambda: self._make_pictures(resolution, n_samples, n_data), refresh_every,
         )
+        if is_opening(self, pictures):
+            path = self.settings.pretrained_path()
+            _OPENING_PICTURES[_opening_key(path, self.device, self.settings.seed)] = _Opening(pictures.step, self._cache["pictures"])
+        return pictures
 
-    @torch.no_grad()
     def _make_pictures(self, resolution, n_samples, n_data):
-        model = self.model.eval()
-        axis, log_p = grid_log_prob(lambda p: model.log_prob(self._to_model(p)).cpu(), BOUNDS, resolution)
-        with _seeded(self.settings.seed, self.model.device):  # the same noise every time: samples move smoothly
-            samples = model.sample(n_samples).cpu()
-        # A spline driven to extremes can give NaN without raising: a breakdown like the others.
-        _check_finite(samples, "sampling gave NaN or infinite points")
-        _check_finite(log_p, "the density on the grid is NaN", nan_only=True)
-        return Pictures(
-            step=self.iteration, axis=axis.numpy(), log_density=log_p.double().numpy(),
-            samples=samples.numpy(), data=self.data(n_data).numpy(),
-        )
+        return _draw_pictures(self.model, self.settings, self.iteration, resolution, n_samples, n_data)
 
     def latents(self, n=2000):
         """The data encoded by the model, and the KS distance of each latent to N(0, 1)."""
@@ -527,11 +544,137 @@ class LiveRun:
         return rows, summed.mean().item(), total.mean().item()
 
 
+@torch.no_grad()
+def _draw_pictures(model, settings, step, resolution, n_samples, n_data):
+    """The Train tab's pictures of ``model`` (trained ``step`` steps on ``settings.dataset``)."""
+    model = model.eval()
+
+    def to_model(x):
+        return x.to(device=model.device, dtype=model.dtype)
+
+    axis, log_p = grid_log_prob(lambda p: model.log_prob(to_model(p)).cpu(), BOUNDS, resolution)
+    with _seeded(settings.seed, model.device):  # the same noise every time: samples move smoothly
+        samples = model.sample(n_samples).cpu()
+    # A spline driven to extremes can give NaN without raising: a breakdown like the others.
+    _check_finite(samples, "sampling gave NaN or infinite points")
+    _check_finite(log_p, "the density on the grid is NaN", nan_only=True)
+    return Pictures(
+        step=step, axis=axis.numpy(), log_density=log_p.double().numpy(), samples=samples.numpy(),
+        data=toy(settings.dataset, n_data, seed=VIEW_SEED).numpy(),
+    )
+
+
+def continue_lr(settings):
+    """The rate a shipped model goes on at: :data:`SHIPPED_CONTINUE_LR` while ``settings`` hold the
+    default learning rate, else the settings' own (a link or the sidebar chose it)."""
+    default = LiveSettings.__dataclass_fields__["lr"].default
+    return SHIPPED_CONTINUE_LR if settings.lr == default else settings.lr
+
+
+@dataclass(frozen=True)
+class Opening:
+    """What the Train tab shows of a shipped model before its session's :class:`LiveRun` exists: made
+    from the checkpoint without a Trainer (an optimiser's first use imports much of torch), so a page
+    can draw it first and build the run after."""
+
+    iteration: int
+    losses: list  # the training loss per step, as in ``trainer.history["loss"]``
+    steps: list
+    source: str
+    parameters: int
+    pictures: Pictures
+    reference: float | None  # the true density's loss, as :meth:`LiveRun.reference_nll`
+    key: tuple  # what identifies this opening across sessions, as :func:`opening_key`
+    lr: float  # the rate Play goes on at (:func:`continue_lr`)
+
+    @property
+    def last_loss(self):
+        tail = self.losses[-20:]
+        return sum(tail) / len(tail) if tail else None
+
+
+def opening_view(settings, device="cpu", resolution=100, n_samples=1000, n_data=500):
+    """The :class:`Opening` of ``settings``' shipped checkpoint, or ``None`` when there is none. Its
+    picture is the one :meth:`LiveRun.pictures` gives a freshly loaded run, and is kept for the process."""
+    path = settings.pretrained_path()
+    if path is None:
+        return None
+    device = pick_device(device)
+    payload = _read_shipped_at(path, path.stat().st_mtime_ns)
+    trainer = payload.get("trainer") or {}
+    history = trainer.get("history") or {"step": [], "loss": []}
+    step = trainer.get("step", 0)
+    key = _opening_key(path, device, settings.seed)
+    torch.manual_seed(settings.seed)
+    model = plane_model(settings.model, preset=PRESET, **settings.plane_overrides()).to(device)
+    model.load_state_dict(payload["state_dict"])
+    cached = _OPENING_PICTURES.get(key)
+    if cached is None or cached.step != step or cached.cached["key"] != (resolution, n_samples, n_data):
+        start = time.monotonic()
+        pictures = _draw_pictures(model, settings, step, resolution, n_samples, n_data)
+        now = time.monotonic()
+        cached = _Opening(step, {"key": (resolution, n_samples, n_data), "step": step, "made_at": now,
+                                 "cost": now - start, "value": pictures})
+        _OPENING_PICTURES[key] = cached
+    reference = _four_circles_reference() if settings.dataset == "four-circles" else None
+    return Opening(step, list(history["loss"]), list(history["step"]), f"shipped checkpoint {path.name}",
+                   model.num_parameters(), cached.cached["value"], reference, key, continue_lr(settings))
+
+
+def is_opening(run, pictures):
+    """Whether ``pictures`` show ``run``'s shipped model as shipped (before any step of training here)."""
+    path = run.settings.pretrained_path()
+    return path is not None and run.source.startswith("shipped") and pictures.step == _shipped_step(path)
+
+
+def opening_key(run):
+    """What identifies ``run``'s opening picture across sessions (checkpoint file and version, device,
+    seed), or ``None`` when the run does not start from a shipped checkpoint."""
+    path = run.settings.pretrained_path()
+    if path is None or not run.source.startswith("shipped"):
+        return None
+    return _opening_key(path, run.device, run.settings.seed)
+
+
 def _check_finite(values, what, nan_only=False):
     """Raise ``ArithmeticError(what)`` when ``values`` hold NaN (or, unless ``nan_only``, infinity)."""
     bad = torch.isnan(values) if nan_only else ~torch.isfinite(values)
     if bad.any():
         raise ArithmeticError(f"{what} ({int(bad.sum()):,} of {values.numel():,} values)")
+
+
+@dataclass(frozen=True)
+class _Opening:
+    """A shipped model's first picture, as a cache entry of :meth:`LiveRun._cached`."""
+
+    step: int
+    cached: dict
+
+    def entry(self):
+        return dict(self.cached)
+
+
+_OPENING_PICTURES = {}  # (checkpoint path, its mtime, device, seed) -> _Opening
+
+
+def _opening_key(path, device, seed):
+    return str(path), path.stat().st_mtime_ns, str(device), seed
+
+
+@functools.lru_cache(maxsize=8)
+def _read_shipped_at(path, mtime_ns):
+    return read_checkpoint(path)
+
+
+def _read_shipped(path):
+    """A shipped checkpoint, read from disk once per process (and again when the file changes); each
+    caller gets its own copy (Adam's moments and the history are updated in place by training)."""
+    return copy.deepcopy(_read_shipped_at(path, path.stat().st_mtime_ns))
+
+
+def _shipped_step(path):
+    trainer = _read_shipped_at(path, path.stat().st_mtime_ns).get("trainer") or {}
+    return trainer.get("step", 0)
 
 
 @functools.cache

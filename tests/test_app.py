@@ -244,6 +244,42 @@ def test_real_shipped_model_shows_at_once():
     assert float(metric(at, "loss (−log p, nats)")) < 3.5
 
 
+def test_the_shipped_model_says_how_it_goes_on_and_play_keeps_its_loss():
+    """The opening page names the rate Play continues at; two ticks of Play keep the loss near 2.898."""
+    if not fk.paths.shipped_checkpoint("four-circles", "f-nsf", "quick").is_file():
+        pytest.skip("data/checkpoints/four-circles-f-nsf-quick.pt is not in this checkout yet")
+    at = start()
+    opening = float(metric(at, "loss (−log p, nats)"))
+    line = f"Play goes on at learning rate {live.SHIPPED_CONTINUE_LR:g}, where its cosine schedule ended"
+    assert any(line in c.value for c in at.caption)
+    start_iteration = iteration(at)
+    assert "run" not in at.session_state  # drawn from the shipped model's opening view: built on first use
+    at.button(key="play").click().run()
+    at.run()
+    assert iteration(at) > start_iteration + 20
+    assert abs(float(metric(at, "loss (−log p, nats)")) - opening) < 0.03
+    assert at.session_state["run"].lr == live.SHIPPED_CONTINUE_LR
+
+
+def test_each_train_plot_has_a_caption_for_students(no_shipped):
+    at = start()
+    captions = [c.value for c in at.caption]
+    assert any(c.startswith("Bright where the model puts probability") for c in captions)
+    assert any(c.startswith("Points drawn from the model") for c in captions)
+    assert any(c.startswith("Loss per step") for c in captions)
+    assert len(at.get("plotly_chart")) == 3
+
+
+def test_presentation_mode_hides_the_sidebar_and_keeps_the_link(no_shipped):
+    at = start(present="1")
+    assert not at.exception and not at.error  # "present" is not a setting: no message about it
+    assert at.query_params["present"] in ("1", ["1"])
+    styles = " ".join(str(h.proto) for h in at.get("html"))
+    assert "stSidebar" in styles and "display: none" in styles
+    plain = " ".join(str(h.proto) for h in start().get("html"))
+    assert "display: none" not in plain
+
+
 # -- Samples and Compare tabs ----------------------------------------------------------------------
 @pytest.fixture
 def image_runs(tmp_path, monkeypatch):
@@ -372,6 +408,19 @@ def test_compare_tab_shows_three_models_and_their_metrics(image_runs):
     assert all(a != b for a, b in zip(before, [image.value[0] for image in at.image]))
 
 
+def test_one_label_per_seed_and_the_words_explained_on_hover(image_runs):
+    at = start(tab="Compare")
+    labels = [n.label for n in at.number_input]
+    assert labels.count("Training seed") == 1 and labels.count("Sample seed") == 1 and "Seed" not in labels
+    page = " ".join([m.value for m in at.markdown] + [c.value for c in at.caption])
+    for word in ("ELBO", "bits/dim", "latent"):
+        assert f'">{word}</abbr>' in page, word
+    assert at.slider(key="temperature").help.startswith("T scales the base noise")
+    samples = start(tab="Samples")
+    facts = " ".join(m.value for m in samples.markdown)
+    assert '">latent</abbr>' in facts and '">bits/dim</abbr>' in facts
+
+
 def test_the_temperature_is_kept_across_the_image_tabs(image_runs):
     at = start(tab="Samples")
     at.slider(key="temperature").set_value(0.5).run()
@@ -438,4 +487,5 @@ def test_samples_tab_on_the_shipped_runs(monkeypatch):
     at = start(tab="Samples", temperature="0.5")
     assert not at.exception and not at.error and len(at.image) == 1
     assert at.selectbox(key="image_run").value.startswith("shipped/images-quick/")
-    assert "Test bits/dim" in " ".join(m.value for m in at.markdown)
+    facts = " ".join(m.value for m in at.markdown)
+    assert "Test <abbr title=" in facts and ">bits/dim</abbr>:" in facts  # explained on hover

@@ -255,3 +255,47 @@ def test_the_temperature_slider_redraws_the_samples(page, server):
     _wait_until(lambda: shown.inner_text() == "0.50", 60, "the slider to follow the preset")
     assert page.locator("[data-testid='stException']").count() == 0
     print(f"\nSamples tab: first grid {first_grid:.1f} s after opening the page")
+
+
+_LAYOUT = """() => {
+    const charts = [...document.querySelectorAll("[data-testid='stPlotlyChart']")].map(el => {
+        const box = el.getBoundingClientRect();
+        const drag = el.querySelector('.nsewdrag');  // plotly's plot area
+        const area = drag ? drag.getBoundingClientRect() : {width: 0, height: 0};
+        return {top: box.top, bottom: box.bottom, width: area.width, height: area.height};
+    });
+    const ticks = [...document.querySelectorAll('.js-plotly-plot .xtick text, .js-plotly-plot .ytick text')]
+        .map(t => parseFloat(getComputedStyle(t).fontSize));
+    const sidebar = document.querySelector("[data-testid='stSidebar']");
+    const play = [...document.querySelectorAll('button')].find(b => b.innerText.trim().endsWith('Play'));
+    return {charts, ticks, deploy: !!document.querySelector("[data-testid='stAppDeployButton']"),
+            sidebar: sidebar ? sidebar.getBoundingClientRect().width : 0,
+            play: play ? play.getBoundingClientRect().bottom : null};
+}"""
+
+
+@pytest.mark.parametrize("query", ["", "?present=1"])
+def test_the_train_tab_fits_a_1366x768_screen(page, server, query, tmp_path):
+    """Controls and the three Train plots on one 1366x768 screen (no scrolling), a density plot of at least
+    300 px (the normal mode), tick labels of at least 14 px, no Deploy button; ?present=1 hides the sidebar."""
+    small = page.context.browser.new_page(viewport={"width": 1366, "height": 768})
+    try:
+        small.goto(server + query)
+        _settle(small)
+        _wait_until(lambda: len(small.evaluate(_LAYOUT)["charts"]) == 3
+                    and all(c["width"] > 0 for c in small.evaluate(_LAYOUT)["charts"]), 60, "three drawn plots")
+        small.wait_for_timeout(500)
+        layout = small.evaluate(_LAYOUT)
+        small.screenshot(path=str(tmp_path / "train-1366x768.png"))
+    finally:
+        small.close()
+    assert not layout["deploy"], "the Deploy button is shown (client.toolbarMode should be minimal)"
+    assert layout["play"] is not None and layout["play"] <= 768
+    assert all(c["bottom"] <= 768 for c in layout["charts"]), layout["charts"]
+    assert min(layout["ticks"]) >= 14, layout["ticks"]
+    density = layout["charts"][0]
+    if query:
+        assert layout["sidebar"] == 0  # presentation mode: no sidebar
+        assert density["width"] >= 280
+    else:
+        assert density["width"] >= 300 and density["height"] >= 300, density

@@ -279,6 +279,89 @@ def test_real_shipped_checkpoint_loads_when_present():
     assert run.last_loss < 3.5
 
 
+def _shipped_four_circles():
+    path = fk.paths.shipped_checkpoint("four-circles", "f-nsf", "quick")
+    if not path.is_file():
+        pytest.skip(f"{path} is not in this checkout yet")
+    return path
+
+
+def test_the_shipped_model_continues_without_a_jump_in_the_loss():
+    """Play on the opening model: 150 steps at the rate it continues at keep the loss of the last 20 steps
+    within 0.03 nats of the shipped one (2.898), where the dashboard's default rate, 3e-3, lifts it by more
+    (about 0.1): the same 150 steps, the same batches, two rates."""
+    _shipped_four_circles()
+    run = LiveRun.create(LiveSettings(), device="cpu")
+    opening = run.last_loss
+    assert run.lr == live.SHIPPED_CONTINUE_LR
+    run.step(150)
+    smooth = run.last_loss
+    assert abs(smooth - opening) < 0.03, (opening, smooth)
+
+    jumpy = LiveRun.create(LiveSettings(), device="cpu")
+    assert jumpy.apply(LiveSettings(lr=0.0031)) == "updated" and jumpy.lr == 0.0031  # the user's rate wins
+    jumpy.step(150)
+    assert jumpy.last_loss - opening > 0.03 + (smooth - opening), (opening, smooth, jumpy.last_loss)
+
+
+def test_the_continuation_rate_follows_the_settings(tmp_path, monkeypatch):
+    path = tmp_path / "four-circles-f-nsf-quick.pt"
+    monkeypatch.setattr(live, "shipped_checkpoint", lambda *args: path)
+    source = LiveRun.create(LiveSettings(), device="cpu", pretrained=False)
+    assert source.lr == LiveSettings().lr  # a fresh model trains at the settings' rate
+    source.step(2)
+    fk.save_checkpoint(path, source.model, {"step": 2}, source.trainer.state_dict())
+    run = LiveRun.create(LiveSettings(), device="cpu")
+    assert run.lr == live.SHIPPED_CONTINUE_LR and run.trainer.config.lr == live.SHIPPED_CONTINUE_LR
+    assert run.apply(LiveSettings(batch=64)) == "updated" and run.lr == live.SHIPPED_CONTINUE_LR  # rate untouched
+    assert run.apply(LiveSettings(batch=64, lr=0.002)) == "updated" and run.lr == 0.002
+    assert LiveRun.create(LiveSettings(lr=0.02), device="cpu").lr == 0.02  # a link's rate is kept
+    assert run.reset().lr == 0.002  # a fresh model: the settings' rate
+
+
+def test_a_new_run_reuses_the_opening_picture_and_owns_its_state(tmp_path, monkeypatch):
+    """The second session on a server shows the first one's opening picture without drawing it; its
+    model, Adam's moments and history are its own (training one leaves the other as it was)."""
+    path = tmp_path / "four-circles-f-nsf-quick.pt"
+    monkeypatch.setattr(live, "shipped_checkpoint", lambda *args: path)
+    settings = LiveSettings(**SMALL)
+    source = LiveRun.create(settings, device="cpu", pretrained=False)
+    monkeypatch.setattr(LiveSettings, "pretrained_path", lambda self: path if self.hidden == SMALL["hidden"] else None)
+    source.step(3)
+    fk.save_checkpoint(path, source.model, {"step": 3}, source.trainer.state_dict())
+    first = LiveRun.create(settings, device="cpu")
+    drawn = first.pictures(20, 50, 40)
+    second = LiveRun.create(settings, device="cpu")
+    assert live.opening_key(second) == live.opening_key(first) is not None
+    assert second.pictures(20, 50, 40) is drawn  # not drawn again
+    second_model = second.model.state_dict()
+    assert all(torch.equal(second_model[k], v) for k, v in first.model.state_dict().items())
+    # drawn anew from the second run's own model: the same picture
+    np.testing.assert_allclose(drawn.log_density, second._make_pictures(20, 50, 40).log_density, rtol=1e-6)
+    first.step(2)
+    assert first.iteration == 5 and second.iteration == 3 and len(second.trainer.history["loss"]) == 3
+    assert all(torch.equal(second.model.state_dict()[k], v) for k, v in second_model.items())
+    assert second.pictures(20, 50, 40) is drawn and first.pictures(20, 50, 40) is not drawn
+
+
+def test_import_funnelkit_is_lazy_and_keeps_its_attributes():
+    """``import funnelkit`` imports no subpackage (not even torch); ``fk.data``, ``fk.models``, ``fk.load``
+    ... are imported on first use, and the live run needs neither the experiments nor torch-fidelity."""
+    code = (
+        "import sys, funnelkit as fk\n"
+        "assert 'torch' not in sys.modules and 'funnelkit.models' not in sys.modules\n"
+        "assert fk.data.four_circles(5, seed=0).shape == (5, 2)\n"
+        "assert fk.models.plane_model and fk.layers.Funnel and fk.paths.REPO_ROOT and fk.TrainConfig\n"
+        "from funnelkit.checkpoints import load, CheckpointError\n"
+        "assert fk.load is load and fk.CheckpointError is CheckpointError and 'layers' in dir(fk)\n"
+        "import funnelkit.live\n"
+        "assert not {'funnelkit.experiments', 'funnelkit.fidelity', 'torch_fidelity'} & set(sys.modules)\n"
+        "try:\n    fk.no_such_thing\nexcept AttributeError:\n    pass\nelse:\n    sys.exit('no error')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
 def test_funnelkit_never_imports_streamlit():
     code = "import sys, funnelkit, funnelkit.live, funnelkit.viz.interactive; sys.exit('streamlit' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

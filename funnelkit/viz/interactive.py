@@ -14,7 +14,8 @@ from plotly.subplots import make_subplots
 BOUNDS = (-4.0, 4.0)
 TRANSPARENT = "rgba(0,0,0,0)"
 SEQUENTIAL = "Viridis"  # readable on both themes and for colour-blind readers
-CYCLIC = "Twilight"  # for colouring points by angle
+CYCLIC = "mrybm"  # for colouring points by angle: cyclic, and no colour in it is near black or white
+FONT_SIZE = 14  # tick labels, legends and colour bars: readable from the back of a classroom
 DATA_COLOUR = "rgba(239, 85, 59, 0.55)"  # data over a heatmap (plotly's red, half transparent)
 MODEL_COLOUR = "rgba(99, 110, 250, 0.6)"  # model samples (plotly's blue)
 LINE_COLOUR = "rgb(99, 110, 250)"  # the running mean of the loss
@@ -34,22 +35,30 @@ def _array(values, name, ndim=None, width=None):
 
 
 def _style(fig, title=None, height=380, square=False):
-    """Transparent backgrounds, compact margins, theme-neutral text."""
+    """Transparent backgrounds, compact margins, theme-neutral text of at least :data:`FONT_SIZE` px."""
     fig.update_layout(
-        title=dict(text=title) if title else None,
+        title=dict(text=title, font=dict(size=FONT_SIZE + 2)) if title else None,
+        font=dict(size=FONT_SIZE),
         paper_bgcolor=TRANSPARENT,
         plot_bgcolor=TRANSPARENT,
         height=height,
         margin=dict(l=10, r=10, t=40 if title else 10, b=10),
-        legend=dict(bgcolor=TRANSPARENT, orientation="h", yanchor="top", y=-0.18, xanchor="left", x=0.0),
+        # the legend sits in the title's row, on the right: no height lost below the plot
+        legend=dict(bgcolor=TRANSPARENT, orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0,
+                    font=dict(size=FONT_SIZE)),
     )
+    # Set on the axes and colour bars themselves: a host's theme template (Streamlit's) sets smaller ticks.
+    fig.update_xaxes(tickfont=dict(size=FONT_SIZE), title_font=dict(size=FONT_SIZE))
+    fig.update_yaxes(tickfont=dict(size=FONT_SIZE), title_font=dict(size=FONT_SIZE))
+    fig.for_each_trace(lambda t: t.update(colorbar=dict(tickfont=dict(size=FONT_SIZE))) if t.type == "heatmap" else None)
     if square:  # equal units on both axes; shrink the plot area rather than widen a range
         fig.update_xaxes(constrain="domain")
         fig.update_yaxes(scaleanchor="x", scaleratio=1, constrain="domain")
     return fig
 
 
-def density_heatmap(axis, log_density, data=None, title="Model density p(x)", log_scale=False, floor=-12.0):
+def density_heatmap(axis, log_density, data=None, title="Model density p(x)", log_scale=False, floor=-12.0,
+                    height=380):
     """The model's density on a square grid, with data points on top.
 
     Args:
@@ -85,10 +94,10 @@ def density_heatmap(axis, log_density, data=None, title="Model density p(x)", lo
         )
     fig.update_xaxes(range=[axis[0], axis[-1]], title_text="x₁", showgrid=False, zeroline=False)
     fig.update_yaxes(range=[axis[0], axis[-1]], title_text="x₂", showgrid=False, zeroline=False)
-    return _style(fig, title, square=True)
+    return _style(fig, title, height=height, square=True)
 
 
-def samples_scatter(samples, data=None, title="Samples from the model", bounds=BOUNDS):
+def samples_scatter(samples, data=None, title="Samples from the model", bounds=BOUNDS, height=380):
     """Model samples (blue) over the data (grey)."""
     samples = _array(samples, "samples", width=2)
     fig = go.Figure()
@@ -100,7 +109,7 @@ def samples_scatter(samples, data=None, title="Samples from the model", bounds=B
                              marker=dict(size=3, color=MODEL_COLOUR), hoverinfo="skip"))
     fig.update_xaxes(range=list(bounds), title_text="x₁", zeroline=False)
     fig.update_yaxes(range=list(bounds), title_text="x₂", zeroline=False)
-    return _style(fig, title, square=True)
+    return _style(fig, title, height=height, square=True)
 
 
 def _downsample(x, y, max_points):
@@ -119,7 +128,8 @@ def running_mean(values, window):
     return (totals[index] - totals[start]) / (index - start)
 
 
-def loss_curve(steps, losses, reference=None, window=50, max_points=1500, title="Training loss (−log p, nats)"):
+def loss_curve(steps, losses, reference=None, window=50, max_points=1500, title="Training loss (−log p, nats)",
+               height=380):
     """The loss per step (faint), its running mean, and the best possible loss if known.
 
     Args:
@@ -150,7 +160,7 @@ def loss_curve(steps, losses, reference=None, window=50, max_points=1500, title=
                       annotation_text=f"true density {reference:.3f}", annotation_position="bottom left")
     fig.update_xaxes(title_text="iteration")
     fig.update_yaxes(title_text="nats")
-    return _style(fig, title)
+    return _style(fig, title, height=height)
 
 
 def normal_pdf(t):
@@ -198,7 +208,7 @@ def angle_colours(points):
     return np.arctan2(centred[:, 1], centred[:, 0])
 
 
-def layer_small_multiples(stages, colour=None, height=300):
+def layer_small_multiples(stages, colour=None, height=300, colour_label=None):
     """The data after each layer, side by side: 2-D stages as scatter plots, 1-D as strips.
 
     Args:
@@ -206,6 +216,7 @@ def layer_small_multiples(stages, colour=None, height=300):
             (or objects with ``.title`` and ``.points``).
         colour: (n,) values to colour points by, the same in every panel, so a reader can follow
             points through the layers (default: the angle of each input point).
+        colour_label: the title of the colour bar (default: what the default colour is).
     """
     stages = [(s.title, s.points) if hasattr(s, "points") else tuple(s) for s in stages]
     if not stages:
@@ -216,24 +227,32 @@ def layer_small_multiples(stages, colour=None, height=300):
         if points.shape[0] != n or points.shape[1] not in (1, 2):
             raise ValueError(f"stage {title!r} must have shape ({n}, 1) or ({n}, 2), got {points.shape}")
     if colour is None:
-        colour = angle_colours(arrays[0]) if arrays[0].shape[1] == 2 else arrays[0][:, 0]
+        two_d = arrays[0].shape[1] == 2
+        colour = angle_colours(arrays[0]) if two_d else arrays[0][:, 0]
+        colour_label = colour_label or ("angle in<br>the data" if two_d else "input<br>value")
     colour = _array(colour, "colour", ndim=1)
     if colour.size != n:
         raise ValueError(f"colour needs one value per point ({n}), got {colour.size}")
     fig = make_subplots(rows=1, cols=len(stages), subplot_titles=[t for t, _ in stages], horizontal_spacing=0.04)
     jitter = np.random.default_rng(0).uniform(-1, 1, n)  # spreads a 1-D strip so its density shows
-    marker = dict(size=3, color=colour, colorscale=CYCLIC, showscale=False)
     for col, points in enumerate(arrays, start=1):
         if points.shape[1] == 2:
             x, y = points[:, 0], points[:, 1]
+            fig.update_xaxes(title_text="1st coordinate", row=1, col=col)
+            fig.update_yaxes(title_text="2nd coordinate" if col == 1 else None, row=1, col=col)
         else:
             x, y = points[:, 0], jitter
-            fig.update_yaxes(showticklabels=False, showgrid=False, range=[-1.5, 1.5], row=1, col=col)
+            fig.update_xaxes(title_text="its one coordinate", row=1, col=col)
+            fig.update_yaxes(showticklabels=False, showgrid=False, range=[-1.5, 1.5], title_text="jitter", row=1,
+                             col=col)
+        # one colour bar (on the last panel) says what the colours mean
+        marker = dict(size=4, color=colour, colorscale=CYCLIC, showscale=col == len(arrays),
+                      colorbar=dict(title=dict(text=colour_label or "colour"), thickness=12))
         fig.add_trace(go.Scatter(x=x, y=y, mode="markers", marker=marker, showlegend=False, hoverinfo="skip"),
                       row=1, col=col)
     fig.update_xaxes(zeroline=False)
     fig.update_yaxes(zeroline=False)
-    fig.update_annotations(font_size=12)
+    fig.update_annotations(font_size=FONT_SIZE)
     _style(fig, None, height=height)
     fig.update_layout(margin=dict(t=40))  # room for the panel titles
     return fig

@@ -1,0 +1,166 @@
+"""How fast the dashboard shows its first plot, measured in Debian's chromium.
+
+Two numbers per tree of the app:
+  cold: seconds from launching ``streamlit run app.py`` to the first Plotly chart drawn on the
+        Train tab of the first page (chromium is started beforehand and not counted);
+  warm: seconds from opening a new page on the already running server to its first chart.
+
+With ``--before DIR`` the same is measured for another checkout of the kit (for example
+``git archive HEAD | tar -x -C DIR``), launch by launch in turn with this one, so both see the
+same machine load; the minimum over ``--repeats`` launches is reported. With ``--floor`` a
+Streamlit app that shows only one small Plotly chart is measured too: what Streamlit, Plotly and
+chromium take on this machine before any of the kit's work.
+
+    python benchmarks/bench_dashboard_start.py --repeats 3 [--before /tmp/funnelkit-before]
+
+Writes results/dashboard_start.json and .md.
+"""
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from bench_common import CHROMIUM_ARGS, REPO, save_results
+
+FIRST_PLOT = "[data-testid='stPlotlyChart'] .js-plotly-plot .main-svg"
+FLOOR_APP = """import plotly.graph_objects as go
+import streamlit as st
+
+st.plotly_chart(go.Figure(go.Scatter(x=[1, 2, 3], y=[1, 3, 2])))
+"""
+TIMEOUT_S = 120
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch(tree, port):
+    """``streamlit run`` of ``tree``'s app.py, importing ``tree``'s funnelkit."""
+    env = dict(os.environ, PYTHONPATH=str(tree), FUNNELKIT_APP_DEVICE="cpu")
+    return subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(tree / "app.py"), "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
+         "--browser.gatherUsageStats", "false"],
+        cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+
+def wait_healthy(url, start):
+    while True:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                return time.perf_counter() - start
+        except OSError:
+            if time.perf_counter() - start > TIMEOUT_S:
+                raise RuntimeError(f"streamlit did not answer its health check in {TIMEOUT_S} s") from None
+            time.sleep(0.05)
+
+
+def first_plot(browser, url):
+    """Seconds from opening a page at ``url`` to its first drawn Plotly chart."""
+    page = browser.new_page(viewport={"width": 1366, "height": 768})
+    try:
+        start = time.perf_counter()
+        page.goto(url)
+        page.wait_for_selector(FIRST_PLOT, timeout=TIMEOUT_S * 1000)
+        return time.perf_counter() - start
+    finally:
+        page.close()
+
+
+def measure(browser, tree, warm_pages):
+    """(cold seconds, server-ready seconds, [warm seconds...]) for one launch of ``tree``'s app."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    start = time.perf_counter()
+    server = launch(tree, port)
+    try:
+        ready = wait_healthy(url, start)
+        page = browser.new_page(viewport={"width": 1366, "height": 768})
+        try:
+            page.goto(url)
+            page.wait_for_selector(FIRST_PLOT, timeout=TIMEOUT_S * 1000)
+            cold = time.perf_counter() - start
+        finally:
+            page.close()
+        warm = [first_plot(browser, url) for _ in range(warm_pages)]
+        return cold, ready, warm
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=3, help="launches per tree (the minimum is reported)")
+    parser.add_argument("--warm-pages", type=int, default=3, help="new pages opened on each warm server")
+    parser.add_argument("--before", type=Path, help="another checkout measured in turn with this one")
+    parser.add_argument("--floor", action="store_true", help="also measure an app with one small Plotly chart")
+    args = parser.parse_args()
+    trees = {"after": REPO}
+    if args.before is not None:
+        if not (args.before / "app.py").is_file():
+            raise FileNotFoundError(f"--before must be a checkout holding app.py; {args.before / 'app.py'} is absent")
+        trees = {"before": args.before.resolve(), "after": REPO}
+    if args.floor:
+        floor = Path(tempfile.mkdtemp(prefix="dashboard-floor-"))
+        (floor / "app.py").write_text(FLOOR_APP)
+        trees["floor: one Plotly chart"] = floor
+
+    from playwright.sync_api import sync_playwright
+
+    runs = {name: [] for name in trees}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
+        try:
+            for repeat in range(args.repeats):
+                order = list(trees) if repeat % 2 == 0 else list(reversed(list(trees)))
+                for name in order:
+                    cold, ready, warm = measure(browser, trees[name], args.warm_pages)
+                    runs[name].append({"cold_s": cold, "server_ready_s": ready, "warm_s": warm})
+                    print(f"{name}: cold {cold:.2f} s (server ready {ready:.2f} s), warm "
+                          + ", ".join(f"{w:.2f}" for w in warm) + " s", flush=True)
+        finally:
+            browser.close()
+
+    load = os.getloadavg()
+    summary = {
+        name: {
+            "cold_min_s": min(r["cold_s"] for r in rs),
+            "cold_median_s": statistics.median(r["cold_s"] for r in rs),
+            "warm_min_s": min(w for r in rs for w in r["warm_s"]),
+            "warm_median_s": statistics.median(w for r in rs for w in r["warm_s"]),
+            "server_ready_min_s": min(r["server_ready_s"] for r in rs),
+        }
+        for name, rs in runs.items()
+    }
+    result = {"summary": summary, "runs": runs, "repeats": args.repeats, "warm_pages": args.warm_pages,
+              "load_average_1_5_15": load, "cpus": os.cpu_count(), "viewport": "1366x768",
+              "measured_at": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+    lines = ["# Dashboard start: launch to first plot, new page to first plot (chromium)", "",
+             f"{args.repeats} launches per tree, {args.warm_pages} new pages on each warm server; the trees "
+             f"measured in turn. Load average at the end: {load[0]:.1f} on {os.cpu_count()} CPUs.", "",
+             "| tree | cold: launch → first plot (min / median) | warm: new page → first plot (min / median) "
+             "| server answers health (min) |",
+             "|---|---|---|---|"]
+    for name, s in summary.items():
+        lines.append(f"| {name} | {s['cold_min_s']:.2f} / {s['cold_median_s']:.2f} s | {s['warm_min_s']:.2f} / "
+                     f"{s['warm_median_s']:.2f} s | {s['server_ready_min_s']:.2f} s |")
+    lines += ["", "Command: `python benchmarks/bench_dashboard_start.py "
+              + f"--repeats {args.repeats} --warm-pages {args.warm_pages}"
+              + (" --before DIR" if args.before else "") + (" --floor`" if args.floor else "`"), ""]
+    save_results("dashboard_start", result, "\n".join(lines))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
