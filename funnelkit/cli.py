@@ -31,7 +31,8 @@ def _parser():
                             "f-nsf, vae; anomaly: vae, f-nsf, f-mlp, nsf (default f-nsf)")
     train.add_argument("--preset", default="quick", help="quick (laptop CPU), paper (the paper's text); four-circles "
                                                          "also authors-code; images (mnist, fashion-mnist) and "
-                                                         "anomaly also classroom (30-45 min a model on a laptop CPU)")
+                                                         "anomaly also classroom (about 30 min a model on a "
+                                                         "laptop CPU)")
     train.add_argument("--steps", type=int, help="training steps (default: the preset's); with --extend the new total")
     train.add_argument("--extend", action="store_true",
                        help="continue the finished run in --out to --steps N steps in all (N above its steps) with "
@@ -90,7 +91,8 @@ def _parser():
     )
     reproduce.add_argument("result", help=f"one of: {', '.join(DESCRIPTIONS)}")
     reproduce.add_argument("--preset", default="quick", help="quick (a laptop CPU, minutes) or paper (the paper's data and settings); "
-                                                              "table2 and table4 also classroom (a laptop CPU, 30-45 min a model)")
+                                                              "table2 and table4 also classroom (a laptop CPU, "
+                                                              "about 30 min a model)")
     reproduce.add_argument("--out", default="results", help="folder for figures and tables (default: results)")
     reproduce.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     reproduce.add_argument("--runs", help="folder of the training runs (default: runs)")

@@ -24,7 +24,7 @@ x' = x 2^-b - 1/2 (its log-determinant is part of log p(x); for the VAEs x' = x 
 
 Presets: ``"paper"`` (A.9 and the authors' AD config; the parameter counts are within a few per
 cent of Table 8), ``"quick"`` (one thread, a few hundred steps of batch 64 in about a minute) and
-``"classroom"`` (sized by measurement for a 2-core laptop CPU, 30-45 minutes of training per model on
+``"classroom"`` (sized by measurement for a 2-core laptop CPU, about 25-30 minutes of training per flow on
 one thread: ``benchmarks/results/classroom_sweep.md``; the same structure as the paper's, fewer
 coupling steps, narrower conditioners, no dropout; the F-MLP keeps the paper's widths
 784 -> 512 -> 256 -> 128 -> 64 -> LS with smaller decoders, ``CLASSROOM_F_MLP``).
@@ -65,7 +65,9 @@ PRESETS = {
     "quick": AnomalyConfig(hidden_channels=16, num_res_blocks=1, dropout=0.0, steps_per_level=2,
                            steps_after_funnel=1, funnel_hidden_features=32, funnel_hidden_layers=2,
                            vae_width=256, vae_depth=3),
-    # measured on one thread, batch 64 (benchmarks/bench_classroom_sweep.py): CLASSROOM_SIZES
+    # chosen by benchmarks/bench_classroom_sweep.py (results/classroom_sweep.md); parameters F-NSF 186,816
+    # (latent 16), 249,289 (latent 4), NSF 120,864, VAE 1,879,857 (the paper's MLP VAE); one thread, batch 64:
+    # 0.16-0.22 s a flow step, 0.02 s a VAE step
     "classroom": AnomalyConfig(hidden_channels=32, num_res_blocks=1, dropout=0.0, steps_per_level=2,
                                steps_after_funnel=2, funnel_hidden_features=64, funnel_hidden_layers=2,
                                vae_width=512, vae_depth=3),
@@ -181,5 +183,5 @@ def anomaly_model(name, latent_size=16, preset="paper", **overrides):
     return mnist_model(name, MNIST_SHAPE, 8, latent_size, config, record)
 
 
-__all__ = ["ANOMALY_MODELS", "AnomalyConfig", "CLASSROOM_F_MLP", "MNIST_SHAPE", "PRESETS", "anomaly_config", "anomaly_model",
-           "f_nsf_levels", "mnist_f_nsf_layers", "mlp_vae", "mnist_nsf_layers"]
+__all__ = ["ANOMALY_MODELS", "AnomalyConfig", "CLASSROOM_F_MLP", "MNIST_SHAPE", "PRESETS", "anomaly_config",
+           "anomaly_model", "f_nsf_levels", "mnist_f_nsf_layers", "mlp_vae", "mnist_nsf_layers"]

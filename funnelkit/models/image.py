@@ -30,7 +30,7 @@ discrete ones.
 Presets: ``"paper"`` (Table 7; for a GPU) and ``"quick"`` (the same structure, one step per
 level, 16 hidden channels, small decoders: for a laptop CPU). ``"classroom"`` (MNIST and
 Fashion-MNIST only: the anomaly models' classroom sizes, :data:`funnelkit.models.anomaly.PRESETS`,
-sized by measurement for 30-45 minutes of training on a 2-core laptop CPU); CIFAR-10 and
+sized by measurement for about 25-30 minutes of training on a 2-core laptop CPU); CIFAR-10 and
 ImageNet64 have no classroom preset (a ValueError says so).
 """
 
@@ -176,5 +176,5 @@ def image_model(name, dataset, bits=8, preset="paper", **overrides):
     return FunnelFlow([Preprocess(bits), *layers], data_shape=shape, config=record)
 
 
-__all__ = ["BITS", "CLASSROOM_DATASETS", "IMAGE_DATASETS", "IMAGE_MODELS", "IMAGE_SHAPES", "ImageConfig", "TABLE_7", "TRAINING",
-           "f_nsf_layers", "image_config", "image_model", "nsf_layers", "resnet_vae"]
+__all__ = ["BITS", "CLASSROOM_DATASETS", "IMAGE_DATASETS", "IMAGE_MODELS", "IMAGE_SHAPES", "ImageConfig", "TABLE_7",
+           "TRAINING", "f_nsf_layers", "image_config", "image_model", "nsf_layers", "resnet_vae"]

@@ -6,9 +6,13 @@ from dataclasses import replace
 import pytest
 import torch
 
+import funnelkit as fk
 from funnelkit.cli import main
+from funnelkit.data.images import image_dataset
+from funnelkit.experiments.shipped import SHIPPED_RUNS
+from funnelkit.gallery.runs import find_image_runs
 from funnelkit.experiments import commands, table2, table4
-from funnelkit.experiments.runs import held_out_split
+from funnelkit.experiments.runs import held_out_split, per_example_bpd
 from funnelkit.models.anomaly import CLASSROOM_F_MLP, PRESETS, anomaly_config, anomaly_model
 from funnelkit.models.image import image_config, image_model
 from funnelkit.runs import read_metrics
@@ -69,8 +73,6 @@ def test_classroom_training_settings_are_table2s_and_table4s():
 def test_classroom_table4_holds_out_table2s_digits():
     settings = replace(table4.PRESETS["classroom"], out_max=10)
     train, _, test_in, _, records, tag = table4.load_data(settings)
-    from funnelkit.data.images import image_dataset
-
     mnist = image_dataset("mnist", "train", prefer_offline=True)
     train_index, test_index = held_out_split(len(mnist), 1000, table2.SPLIT_SEED)
     assert torch.equal(test_in, mnist.images[test_index]) and torch.equal(train, mnist.images[train_index])
@@ -110,3 +112,38 @@ def test_classroom_models_are_refused_for_colour_images():
         image_config("imagenet64", 8, preset="classroom")
     with pytest.raises(ValueError, match="preset"):
         anomaly_config("classroom-large")
+
+
+# ------------------------------------------------------------------ the shipped classroom runs
+
+SHIPPED_CLASSROOM = SHIPPED_RUNS / "mnist-classroom"
+
+
+def _shipped_classroom_runs():
+    return sorted(p.parent for p in SHIPPED_CLASSROOM.glob("*/checkpoint.pt"))
+
+
+def test_classroom_runs_are_shipped():
+    names = {read_metrics(run)["model"]["name"] for run in _shipped_classroom_runs()}
+    assert {"f-nsf", "nsf"} <= names
+
+
+@pytest.mark.parametrize("run", _shipped_classroom_runs(), ids=lambda p: p.name)
+def test_shipped_classroom_run_loads_and_gives_its_stored_test_bits_per_dim(run):
+    metrics = read_metrics(run)
+    model = fk.load(run)
+    assert model.config["preset"] == "classroom"
+    assert model.num_parameters() == metrics["parameters"] == CLASSROOM_PARAMETERS[model.config["name"]]
+    mnist = image_dataset("mnist", "train", prefer_offline=True)
+    _, test_index = held_out_split(len(mnist), 1000, table2.SPLIT_SEED)
+    bpd = per_example_bpd(model, mnist.images[test_index], metrics["model"]["bits"])
+    assert float(bpd.mean()) == pytest.approx(metrics["evaluation"]["bpd"], abs=1e-5)
+
+
+def test_the_gallery_lists_the_classroom_runs_and_keeps_its_quick_defaults():
+    found = find_image_runs([SHIPPED_RUNS])
+    classroom = [r for r in found.runs if r.group == "mnist-classroom"]
+    assert sorted(r.path for r in classroom) == _shipped_classroom_runs()
+    assert all(r.preset == "classroom" and r.training_line for r in classroom)
+    assert found.default().group == "images-quick"  # the Samples tab still opens the quick F-NSF
+    assert found.comparisons()[0].runs[0].group == "images-quick"  # and Compare the quick set
