@@ -144,8 +144,8 @@ def check_images(images, name="images"):
     return images.detach().cpu()
 
 
-class _UInt8Images(torch.utils.data.Dataset):
-    """The (3, H, W) uint8 images torch-fidelity's Dataset input expects."""
+class UInt8Images(torch.utils.data.Dataset):
+    """uint8 images as the Dataset input torch-fidelity reads, one (C, H, W) tensor per item."""
 
     def __init__(self, images):
         self.images = images
@@ -207,8 +207,8 @@ def fid_and_inception_score(
     if device not in ("cuda", "cpu"):
         raise ValueError(f"device must be 'cuda' or 'cpu', got {device!r}")
     result = torch_fidelity.calculate_metrics(
-        input1=_UInt8Images(generated),
-        input2=None if reference is None else _UInt8Images(reference),
+        input1=UInt8Images(generated),
+        input2=None if reference is None else UInt8Images(reference),
         isc=True,
         fid=reference is not None,
         isc_splits=isc_splits,

@@ -17,6 +17,7 @@ with the weights at hand see :mod:`funnelkit.fidelity`.
 
 import torch
 
+from ..fidelity import UInt8Images
 from . import classifier as _classifier
 from .classifier import CLASSES, FEATURE_DIM, check_digits, load_classifier
 
@@ -81,19 +82,6 @@ def register():
     if EXTRACTOR_NAME not in FEATURE_EXTRACTORS_REGISTRY:
         register_feature_extractor(EXTRACTOR_NAME, _EXTRACTOR)
     return _EXTRACTOR
-
-
-class _Digits(torch.utils.data.Dataset):
-    """uint8 digits as the Dataset input torch-fidelity reads, one (1, 28, 28) tensor per item."""
-
-    def __init__(self, images):
-        self.images = images
-
-    def __len__(self):
-        return len(self.images)
-
-    def __getitem__(self, index):
-        return self.images[index]
 
 
 def check_metric_digits(images, name="images", check_range=True):
@@ -183,7 +171,7 @@ def digit_metrics(images_uint8, reference_uint8=None, *, metrics=METRICS, kid_su
 
     register()
     scores = torch_fidelity.calculate_metrics(
-        input1=_Digits(images), input2=_Digits(reference) if binary else None,
+        input1=UInt8Images(images), input2=UInt8Images(reference) if binary else None,
         fid="fid" in metrics, kid="kid" in metrics, isc="is" in metrics,
         feature_extractor=EXTRACTOR_NAME, feature_extractor_weights_path=str(path),
         kid_subset_size=kid_subset_size or 2, kid_subsets=kid_subsets, isc_splits=is_splits,
