@@ -3,7 +3,7 @@
 A reader never sees a half-written file. The temporary is removed on every exit Python can catch:
 an exception, Ctrl-C (``KeyboardInterrupt``), and SIGTERM once the command line has turned it into
 ``SystemExit`` (:func:`funnelkit.cli.main`). A ``kill -9`` cannot be caught; the temporary is named
-after its process (``.NAME.PID-XXXXXXXX.tmp``), so the next :func:`funnelkit.locks.folder_lock` of
+after its process (``.NAME.PID-<random>.tmp``), so the next :func:`funnelkit.locks.folder_lock` of
 the folder knows that its writer is gone and removes it.
 
 A write that the disk refuses (read-only, full, over quota, no permission) raises an ``OSError`` of
