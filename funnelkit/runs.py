@@ -154,6 +154,20 @@ def read_metrics(folder):
     return translate_legacy(metrics)
 
 
+def metrics_unchanged(folder, metrics):
+    """Whether ``folder/metrics.json`` already holds ``metrics`` as written, in the current format
+    (its ``status`` aside): then loading a finished run need not rewrite it. A legacy, missing or
+    unreadable file counts as changed."""
+    try:
+        stored = json.loads((Path(folder) / METRICS_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(stored, dict) or stored.get("format") != FORMAT:
+        return False
+    strip = lambda m: {k: v for k, v in m.items() if k != "status"}  # noqa: E731
+    return strip(stored) == strip(metrics)
+
+
 def translate_legacy(metrics, payload=None):
     """``metrics`` (a ``metrics.json`` of any format, or a checkpoint's metrics) in format 1.
 

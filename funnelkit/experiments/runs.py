@@ -33,7 +33,6 @@ Test numbers use a fixed dequantisation noise (seed ``EVAL_SEED``) and, for a VA
 single-sample ELBO, so they are repeatable. Error bars are two standard errors, 2 s / sqrt(N).
 """
 
-import json
 import math
 import statistics
 import time
@@ -223,15 +222,6 @@ class _StepClock:
         return statistics.median(gaps) if gaps else None
 
 
-def read_json(path):
-    """A JSON file's content, or None when it is missing or unreadable (kept for older callers;
-    run folders are read by :func:`funnelkit.runs.read_metrics`)."""
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def train_or_load(model, sample_batch, config, out, *, evaluate=None, evaluation_key=None, validation=None,
                   progress=True, name=None, describe=None, extend=False):
     """Train ``model`` in run folder ``out`` (or load/resume/extend what is there), evaluate it, save it.
@@ -314,7 +304,7 @@ def _train_or_load(plan, model, sample_batch, config, out, evaluate, evaluation_
         save_checkpoint(checkpoint, model, {"finished": True, "steps": config.steps, **numbers}, trainer.state_dict())
     if arrays and not reuse:
         folders.write_evaluation(out, arrays)
-    if not (reuse and _unchanged(out, metrics)):  # loading a run in the current format writes nothing
+    if not (reuse and folders.metrics_unchanged(out, metrics)):  # loading a run in the current format writes nothing
         folders.write_metrics(out, metrics)
     return Run(model, metrics, status, out, arrays)
 
@@ -359,15 +349,6 @@ def _with_run_fields(metrics, stored, status, config, describe):
     result = (describe or {}).get("result") or (stored or {}).get("result")
     return {"format": folders.FORMAT, "finished": True, "experiment": experiment, "result": result,
             **{k: v for k, v in metrics.items() if k != "finished"}}
-
-
-def _unchanged(out, metrics):
-    """Whether ``out/metrics.json`` already says ``metrics`` in the current format (its status aside)."""
-    stored = read_json(out / METRICS_NAME)
-    if not isinstance(stored, dict) or stored.get("format") != folders.FORMAT:
-        return False
-    strip = lambda m: {k: v for k, v in m.items() if k != "status"}  # noqa: E731
-    return strip(stored) == strip(metrics)
 
 
 def _metrics(stored, status, trainer, config, clock, model, numbers, key, describe):
