@@ -45,12 +45,12 @@ TABS = ["Train", "Latents", "Samples", "Compare", "How it works"]
 LIVE_TABS = ("Train", "Latents", "How it works")  # the tabs that use the 2-D live run
 NOTEBOOKS = {
     "notebooks/00_derivation_eq6.ipynb": "Eq. 6 derived step by step, and checked numerically",
-    "notebooks/01_four_circles.ipynb": "the four-circles experiment of the paper (Fig. 2)",
-    "notebooks/02_layers.ipynb": "every funnel layer of the paper, built and checked numerically",
-    "notebooks/03_tabular.ipynb": "Table 1 on the tabular sets, and the F-MLP speed claim measured",
-    "notebooks/04_images.ipynb": "Table 2 and Fig. 3: image funnels against NSF and the VAE",
-    "notebooks/05_temperature_and_quality.ipynb": "Fig. 4 (samples at temperatures) and Table 3 (IS and FID)",
-    "notebooks/06_anomaly_detection.ipynb": "Table 4: MNIST against Fashion-MNIST anomaly detection",
+    "notebooks/02_four_circles.ipynb": "the four-circles experiment of the paper (Fig. 2)",
+    "notebooks/03_layers.ipynb": "every funnel layer of the paper, built and checked numerically",
+    "notebooks/04_tabular.ipynb": "Table 1 on the tabular sets, and the F-MLP speed claim measured",
+    "notebooks/05_images.ipynb": "Table 2 and Fig. 3: image funnels against NSF and the VAE",
+    "notebooks/06_temperature_and_quality.ipynb": "Fig. 4 (samples at temperatures) and Table 3 (IS and FID)",
+    "notebooks/07_anomaly_detection.ipynb": "Table 4: MNIST against Fashion-MNIST anomaly detection",
 }
 DATASET_NAMES = {
     "four-circles": "Four circles (paper Fig. 2)",

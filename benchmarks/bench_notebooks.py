@@ -6,7 +6,7 @@ FUNNELKIT_QUICK=1, MPLBACKEND=Agg and one OpenMP thread. The time includes the k
 (about 1 s). Notebooks run one after another, never side by side.
 
 Writes benchmarks/results/notebooks.json and .md. Run: `python benchmarks/bench_notebooks.py`
-(about 6 minutes here); `--only 02_layers` runs some notebooks only.
+(about 6 minutes here); `--only 03_layers` runs some notebooks only.
 """
 
 import argparse
@@ -35,7 +35,7 @@ def time_notebook(path, work):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", nargs="+", help="notebook names without .ipynb, e.g. 02_layers")
+    parser.add_argument("--only", nargs="+", help="notebook names without .ipynb, e.g. 03_layers")
     args = parser.parse_args()
     os.environ["OMP_NUM_THREADS"] = "1"  # the kernels inherit it: one thread, as the timings say
     paths = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))

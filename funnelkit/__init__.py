@@ -25,6 +25,7 @@ _NAMES = {
     "seed_everything": "device",
     "TrainConfig": "train",
     "Trainer": "train",
+    "trained": "experiments.shipped",
     "TrainingDiverged": "train",
 }
 _SUBPACKAGES = ("data", "experiments", "fidelity", "grid", "layers", "metrics", "models", "viz")

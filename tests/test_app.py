@@ -93,7 +93,7 @@ def test_how_it_works_tab_renders(no_shipped):
     assert len(latex) >= 1 and "p_{\\phi}" in latex[0].value and "J_{\\theta}" in latex[0].value
     assert len(at.dataframe) == 1
     page = " ".join(m.value for m in at.markdown)
-    assert "notebooks/00_derivation_eq6.ipynb" in page and "notebooks/01_four_circles.ipynb" in page
+    assert "notebooks/00_derivation_eq6.ipynb" in page and "notebooks/02_four_circles.ipynb" in page
     # The table's sum and log_prob agree (they are printed side by side).
     text = [m.value for m in at.markdown if "terms add up to" in m.value][0]
     numbers = [part.split("**")[0] for part in text.split("**")[1::2]]
@@ -486,6 +486,6 @@ def test_samples_tab_on_the_shipped_runs(monkeypatch):
     monkeypatch.setenv(gallery.RUNS_ENV, str(SHIPPED_RUNS))
     at = start(tab="Samples", temperature="0.5")
     assert not at.exception and not at.error and len(at.image) == 1
-    assert at.selectbox(key="image_run").value.startswith("shipped/images-quick/")
+    assert at.selectbox(key="image_run").value.startswith("shipped/images-classroom/")  # the classroom F-NSF opens
     facts = " ".join(m.value for m in at.markdown)
     assert "Test <abbr title=" in facts and ">bits/dim</abbr>:" in facts  # explained on hover

@@ -141,7 +141,7 @@ def test_the_shipped_runs_are_found_with_their_stored_numbers():
     found = g.find_image_runs([SHIPPED_RUNS])
     assert not found.problems
     assert all(r.source == "shipped" and r.key.startswith("shipped/") for r in found.runs)
-    assert {r.group for r in found.runs} <= {"images-quick", "table4-quick", "mnist-classroom"}  # not table1-quick
+    assert {r.group for r in found.runs} <= {"images-quick", "table4-quick", "images-classroom"}  # not table1-quick
     images = [r for r in found.runs if r.group == "images-quick"]
     assert sorted(r.model for r in images) == ["f-nsf", "nsf", "vae"]
     for run in images:

@@ -16,8 +16,8 @@ nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-NAMES = ["00_derivation_eq6.ipynb", "01_four_circles.ipynb", "02_layers.ipynb", "03_tabular.ipynb", "04_images.ipynb",
-         "05_temperature_and_quality.ipynb", "06_anomaly_detection.ipynb"]
+NAMES = ["00_derivation_eq6.ipynb", "02_four_circles.ipynb", "03_layers.ipynb", "04_tabular.ipynb", "05_images.ipynb",
+         "06_temperature_and_quality.ipynb", "07_anomaly_detection.ipynb"]
 
 
 def _read(name):

@@ -287,7 +287,7 @@ def test_the_shipped_runs_are_in_the_current_format_and_say_which_result_made_th
     from funnelkit.experiments.shipped import SHIPPED_RUNS
 
     made_by = {"table1-quick": "table1", "images-quick": "table2", "table4-quick": "table4",
-               "mnist-classroom": None}  # the classroom runs were made by `funnelkit train images`, no result entry
+               "images-classroom": None}  # the classroom runs were made by `funnelkit train images`, no result entry
     shipped = sorted(p.parent for p in SHIPPED_RUNS.glob("*/*/checkpoint.pt"))
     if not shipped:
         pytest.skip("no shipped runs in this checkout")

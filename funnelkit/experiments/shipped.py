@@ -78,6 +78,47 @@ def ship(folder, to=SHIPPED_RUNS):
     return written
 
 
+def trained(group, model, latent_size=None, device="cpu", shipped=SHIPPED_RUNS):
+    """A shipped, finished model of ``data/runs/<group>``, loaded and ready: ``fk.trained("images-classroom", "f-nsf")``.
+
+    The teaching notebooks' one way to a trained model, with no run folder in sight. ``model``:
+    the model's name as in its run folder ("f-nsf", "nsf", "vae", "f-mlp", ...); ``latent_size``
+    picks among runs of one model that differ only in it (Table 4's latent 4 and 16). The returned
+    model carries ``.run``, its :class:`funnelkit.runs.RunDescription` (steps, data, test numbers),
+    and ``.trained_line``, one sentence saying how it was trained.
+    """
+    from ..checkpoints import load
+
+    folder = Path(shipped) / group
+    if not folder.is_dir():
+        available = sorted(p.name for p in Path(shipped).iterdir() if p.is_dir()) if Path(shipped).is_dir() else []
+        raise ValueError(f"no shipped runs {group!r} in {shipped}; expected one of {available}")
+    descriptions = [folders.describe_run(run) for run in finished_runs(folder)]
+    matches = [d for d in descriptions if d.model == model
+               and (latent_size is None or d.latent_size == latent_size)]
+    if len(matches) != 1:
+        offered = ", ".join(sorted(f"{d.model} (latent {d.latent_size})" for d in descriptions))
+        what = "no" if not matches else f"{len(matches)}"
+        raise ValueError(f"{what} shipped runs of {model!r}" + (f" with latent {latent_size}" if latent_size else "")
+                         + f" in {folder}; expected one of: {offered}" + ("; pass latent_size" if matches else ""))
+    run = matches[0]
+    loaded = load(run.path, device=device)
+    loaded.run = run
+    loaded.trained_line = trained_line(run)
+    return loaded
+
+
+def trained_line(run):
+    """One sentence on how a run was trained: steps, batch, minutes, data."""
+    config = run.training.get("config") or {}
+    seconds = run.training.get("train_seconds")
+    batch = config.get("batch_size")
+    data = "; ".join(record.get("name", "") for record in run.data if record.get("name")) or "its data"
+    return (f"{run.model.upper()} trained {run.step or run.steps or 0:,} steps"
+            + (f" of batch {batch}" if batch else "")
+            + (f" in {seconds / 60:.0f} CPU minutes" if seconds else "") + f" on {data}.")
+
+
 def use_shipped(runs, groups=None, shipped=SHIPPED_RUNS):
     """Copy the shipped run folders into ``runs`` where ``runs`` has no such run yet.
 
@@ -102,4 +143,4 @@ def use_shipped(runs, groups=None, shipped=SHIPPED_RUNS):
     return copied
 
 
-__all__ = ["KEPT_TRAINER_STATE", "SHIPPED_RUNS", "finished_runs", "ship", "use_shipped"]
+__all__ = ["KEPT_TRAINER_STATE", "SHIPPED_RUNS", "finished_runs", "ship", "trained", "trained_line", "use_shipped"]

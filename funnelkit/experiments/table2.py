@@ -26,7 +26,7 @@ Presets:
   ``benchmarks/results/classroom_sweep.md``), ``CLASSROOM_STEPS`` steps of batch 64 at 2e-3
   (cosine) for the flows and ``CLASSROOM_VAE_STEPS`` for the VAE: about 25-30 minutes a flow on
   one free CPU thread (0.16-0.2 s a step). Runs made here in stages with ``--extend`` are shipped
-  in ``data/runs/mnist-classroom`` (``data/runs/README.md``); copy them into
+  in ``data/runs/images-classroom`` (``data/runs/README.md``); copy them into
   ``runs/images-classroom`` to have this entry load them.
 
 Every model is trained by :func:`funnelkit.experiments.runs.train_or_load` in

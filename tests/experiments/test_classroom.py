@@ -116,7 +116,7 @@ def test_classroom_models_are_refused_for_colour_images():
 
 # ------------------------------------------------------------------ the shipped classroom runs
 
-SHIPPED_CLASSROOM = SHIPPED_RUNS / "mnist-classroom"
+SHIPPED_CLASSROOM = SHIPPED_RUNS / "images-classroom"
 
 
 def _shipped_classroom_runs():
@@ -140,10 +140,10 @@ def test_shipped_classroom_run_loads_and_gives_its_stored_test_bits_per_dim(run)
     assert float(bpd.mean()) == pytest.approx(metrics["evaluation"]["bpd"], abs=1e-5)
 
 
-def test_the_gallery_lists_the_classroom_runs_and_keeps_its_quick_defaults():
+def test_the_gallery_lists_the_classroom_runs_and_opens_on_them():
     found = find_image_runs([SHIPPED_RUNS])
-    classroom = [r for r in found.runs if r.group == "mnist-classroom"]
+    classroom = [r for r in found.runs if r.group == "images-classroom"]
     assert sorted(r.path for r in classroom) == _shipped_classroom_runs()
     assert all(r.preset == "classroom" and r.training_line for r in classroom)
-    assert found.default().group == "images-quick"  # the Samples tab still opens the quick F-NSF
-    assert found.comparisons()[0].runs[0].group == "images-quick"  # and Compare the quick set
+    assert found.default().group == "images-classroom" and found.default().model == "f-nsf"  # the Samples tab
+    assert found.comparisons()[0].runs[0].group == "images-classroom"  # and Compare open on the classroom set
