@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8501
 
-.PHONY: setup app test test-fast test-kernels notebooks reproduce bench clean
+.PHONY: setup app test test-fast test-kernels notebooks reproduce bench gpu-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,14 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_reproduce.py
 	$(BIN)/python benchmarks/bench_samples.py
 	$(BIN)/python benchmarks/bench_notebooks.py
+
+# On a CUDA machine: the CUDA tests, training images/s of the paper-size image flows (fp32 and bf16,
+# eager and compiled), sampling time, then the classroom F-NSF for the minutes left of GPU_BUDGET;
+# writes benchmarks/results/gpu_check.md and .json. Refuses (exit 2) without CUDA.
+GPU_BUDGET ?= 8
+
+gpu-check: $(STAMP)
+	$(BIN)/python benchmarks/gpu_check.py --budget-minutes $(GPU_BUDGET)
 
 clean:
 	rm -rf runs results .pytest_cache

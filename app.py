@@ -17,19 +17,26 @@ Environment: ``FUNNELKIT_APP_GRID`` (density grid resolution, default 100),
 digit FID under each MNIST grid, default 500; 0 shows no FID).
 """
 
+import gc
+import logging
 import os
 import platform
 import random
+import sys
+import threading
 import time
 from dataclasses import replace
 
+import numpy as np
 import streamlit as st
 import torch
 
 import funnelkit as fk
 from funnelkit import gallery
 from funnelkit import live
+from funnelkit import room as classroom
 from funnelkit.checkpoints import versions
+from funnelkit.live_recovery import describe
 from funnelkit.paths import REPO_ROOT, shown
 from funnelkit.viz import interactive as iv
 
@@ -39,10 +46,19 @@ N_SAMPLES = int(os.environ.get("FUNNELKIT_APP_SAMPLES", "1000"))
 # dominates such tiny operations, worse on a busy machine); FUNNELKIT_APP_THREADS overrides.
 CPU_THREADS = int(os.environ.get("FUNNELKIT_APP_THREADS", "1"))
 METRIC_SAMPLES = int(os.environ.get("FUNNELKIT_APP_METRIC_SAMPLES", str(gallery.METRIC_SAMPLES)))
-TICK_SECONDS = 0.3  # training time per live tick: Pause answers within one tick
-RUN_EVERY = 0.5  # seconds between live ticks
-TABS = ["Train", "Latents", "Samples", "Compare", "How it works"]
-LIVE_TABS = ("Train", "Latents", "How it works")  # the tabs that use the 2-D live run
+# While Play runs, each live tab redraws itself in cycles (live_cycle): it first shows what is ready, at once,
+# so that no chart waits greyed out for training; then it trains for the rest of the cycle (at least MIN_TICK)
+# and makes the next cycle's pictures, paced by live.Paced.
+TRAIN_CYCLE = 0.2  # seconds a live cycle of the Train tab lasts, drawing and training: 5 redraws a second
+SLOW_CYCLE = 0.5  # the same for the Latents and How it works tabs (their figures cost more to send)
+# The browser asks for the next cycle twice per cycle (Streamlit queues one request while a cycle runs), so
+# that a cycle usually starts when the last ends; what idle time a late timer still leaves (a busy machine),
+# the next cycle trains for, too.
+MIN_TICK = 0.03  # seconds of training per cycle, at least (Pause answers within a cycle or two)
+LOSS_POINTS = 800  # points per line of the live loss chart
+TRAIN_DRAW_SHARE = 0.2  # of the time while Play runs, at most this is spent making new density and samples
+TABS = ["Train", "Latents", "Watch it move", "Samples", "Compare", "How it works"]
+LIVE_TABS = ("Train", "Latents", "Watch it move", "How it works")  # the tabs that use the 2-D live run
 NOTEBOOKS = {
     "notebooks/00_derivation_eq6.ipynb": "Eq. 6 derived step by step, and checked numerically",
     "notebooks/02_four_circles.ipynb": "the four-circles experiment of the paper (Fig. 2)",
@@ -81,6 +97,7 @@ TRAIN_CAPTIONS = (
 )
 
 st.set_page_config(page_title="funnelkit: funnels live", page_icon="🌀", layout="wide")
+LOG = logging.getLogger("funnelkit.app")
 ss = st.session_state
 PRESENT = st.query_params.get("present") == "1"
 
@@ -112,6 +129,24 @@ if CPU_THREADS > 0 and torch.get_num_threads() != CPU_THREADS:
 
 
 # -- state ---------------------------------------------------------------------------------------
+@st.cache_resource(show_spinner=False)
+def _frozen_heap():
+    """Process-wide: how many modules were loaded when the heap was last frozen (keep_collections_short)."""
+    return {"modules": 0}
+
+
+def keep_collections_short():
+    """Streamlit collects garbage after every script run, fragments included (runner.postScriptGC), and a
+    full collection walks every object alive: with torch, nflows and plotly loaded, 0.2 s of CPU here, after
+    each of the 5 live redraws a second. gc.freeze() puts the objects alive now out of the collector's
+    reach; it runs again only when modules were imported since, so it holds what lives as long as the
+    process (modules, classes, functions), and each session's own objects are collected as before."""
+    frozen = _frozen_heap()
+    if len(sys.modules) != frozen["modules"]:
+        gc.freeze()
+        frozen["modules"] = len(sys.modules)
+
+
 def init_session():
     """Once per browser session: read the settings from the URL (bad values become messages)."""
     if "settings_ready" in ss:
@@ -138,14 +173,42 @@ def current_settings():
 
 
 def current_run(settings):
-    """The session's LiveRun, created once and adapted when the settings change."""
+    """The session's LiveRun, created once and adapted when the settings change. Raises when the settings
+    cannot be used; the run then keeps its model and settings (LiveRun.apply is all or nothing)."""
     device = fk.pick_device(ss.get("device_choice", "auto"))
     if ss.get("run") is None:
-        ss.run = live.LiveRun.create(settings, device=device, pretrained=True)
+        run = live.LiveRun.create(settings, device=device, pretrained=False)
+        if settings.pretrained_path() is not None:
+            try:
+                run.load_pretrained()
+            except Exception as error:  # a damaged or unreadable file: a fresh model, and say why
+                LOG.error("loading the shipped model failed", exc_info=error)
+                ss.train_error = (f"The shipped model could not be loaded ({describe(error)}), so this is a fresh, "
+                                  "untrained model. Press Play to train it, or Load pretrained to try again.")
+        ss.run = run
     elif ss.run.apply(settings, device) != "same":
         ss.url_problems = []  # the user has moved on from the link
         ss.train_error = None
     return ss.run
+
+
+def back_to_working_settings():
+    """The way back from settings that failed: the sidebar takes the settings of the session's model
+    again (the defaults when it has none yet)."""
+    run = ss.get("run")
+    good = run.settings if run is not None else live.LiveSettings()
+    for name, value in good.to_dict().items():
+        ss[name] = value
+
+
+def settings_failed(error):
+    """Settings that cannot be used: what went wrong, and a button back to the ones that worked."""
+    LOG.error("these settings failed", exc_info=error)
+    st.error(f"These settings cannot be used: {describe(error) if not isinstance(error, ValueError) else error}")
+    has_run = ss.get("run") is not None
+    st.button("Back to the settings of the model" if has_run else "Back to the default settings",
+              key="back_to_settings", on_click=back_to_working_settings, icon=":material/undo:",
+              help="The sidebar takes the settings of the model you had (its training goes on from where it was).")
 
 
 def write_url(settings):
@@ -161,6 +224,33 @@ def session_run():
     if ss.get("run") is None:
         current_run(current_settings())
     return ss.run
+
+
+def stop_on_error(doing, error, restore=True):
+    """An error nobody expected while ``doing`` (a bug, memory running out) becomes a message with a way
+    back, never a traceback: training pauses and, with ``restore``, the run steps back to its last good
+    state (LiveRun.fail); the traceback goes to the server's log."""
+    LOG.error("%s failed", doing, exc_info=error)
+    ss.running = False
+    run = ss.get("run")
+    if run is not None:
+        try:
+            run.fail(doing, error, restore=restore)
+            return
+        except Exception as again:  # stepping back failed too: only a fresh model is left
+            LOG.error("stepping back after that failed too", exc_info=again)
+    ss.train_error = (f"{doing[0].upper()}{doing[1:]} failed with an error the kit did not expect "
+                      f"({describe(error)}). Press Reset for a fresh model.")
+
+
+def guarded(action, doing):
+    """A button's callback whose errors become a message (stop_on_error) instead of a traceback."""
+    def callback():
+        try:
+            action()
+        except Exception as error:
+            stop_on_error(doing, error)
+    return callback
 
 
 def play():
@@ -237,21 +327,40 @@ def sidebar_footer(device):
 
 
 # -- Train tab -----------------------------------------------------------------------------------
-def train_tab(run):
-    control_buttons(run.settings.pretrained_path() is not None)
-    live_every = RUN_EVERY if ss.running else None
-    st.fragment(run_every=live_every)(live_panel)()
+def live_style():
+    """While Play runs, the live views keep their full colour between two redraws. Streamlit fades an element
+    that a running script has not sent again within 0.5 s (its stale state); each live cycle sends all of
+    them first (live_cycle), but a server starved of CPU by other work can take longer, and the plots would
+    blink grey. The fade only says that a newer frame is coming: here one comes within a cycle. Always sent
+    (empty while paused), so that the elements after it keep their places when Play starts."""
+    rule = ("[data-testid='stElementContainer'][data-stale='true'] { opacity: 1 !important; "
+            "transition: none !important; }") if ss.running else ""
+    st.html(f"<style>{rule}</style>")
+
+
+def train_tab(run, opening_view=None):
+    """The Train tab: the buttons, then the numbers and plots in a fragment that redraws itself while Play
+    runs. A new session shows the shipped model's ``opening_view`` in the same fragment, so that when Play
+    starts the live plots take the opening ones' places, updated in place rather than drawn anew."""
+    live_style()
+    control_buttons(opening_view is not None or run.settings.pretrained_path() is not None)
+    st.fragment(run_every=TRAIN_CYCLE / 2 if ss.running else None)(train_live)(opening_view)
 
 
 def opening_tab(view):
     """The Train tab of a new session from the shipped model's :class:`funnelkit.live.Opening`. The
     session's LiveRun is built only when a button or another tab needs it: the first in a server
     process takes a second or two (torch's optimiser machinery loads), and the page is drawn before."""
-    control_buttons(True)
+    train_tab(None, view)
+
+
+def show_opening(view):
     note = SHIPPED_NOTE.format(lr=view.lr) if view.lr == live.SHIPPED_CONTINUE_LR else ""
+    loss = iv.loss_curve(view.steps, view.losses, view.reference, max_points=LOSS_POINTS, height=PLOT_HEIGHT,
+                         title="Training loss")
     show_panel(view.iteration, view.last_loss, view.reference, None, caption_line(view.source, note),
                f"{view.parameters:,} parameters on {fk.pick_device(ss.device_choice)}; learning rate {view.lr:g}.",
-               train_figures(view.key, view.pictures), view.steps, view.losses)
+               (*train_figures(view.key, view.pictures), loss))
 
 
 def opening(settings):
@@ -274,47 +383,175 @@ def caption_line(source, note):
 
 def control_buttons(has_pretrained):
     cols = st.columns([1, 1, 1, 1, 1.5, 3])
-    cols[0].button("Play", key="play", on_click=play, disabled=ss.running, type="primary", width="stretch",
-                   icon=":material/play_arrow:")
+    cols[0].button("Play", key="play", on_click=guarded(play, "starting training"), disabled=ss.running,
+                   type="primary", width="stretch", icon=":material/play_arrow:")
     cols[1].button("Pause", key="pause", on_click=pause, disabled=not ss.running, width="stretch",
                    icon=":material/pause:")
-    cols[2].button("Step", key="step", on_click=step, disabled=ss.running, width="stretch",
+    cols[2].button("Step", key="step", on_click=guarded(step, "the step"), disabled=ss.running, width="stretch",
                    icon=":material/skip_next:",
                    help="One training iteration (one Adam step on a fresh batch).")
-    cols[3].button("Reset", key="reset", on_click=reset, width="stretch", help="A fresh, untrained model.",
-                   icon=":material/restart_alt:")
+    cols[3].button("Reset", key="reset", on_click=guarded(reset, "the reset"), width="stretch",
+                   help="A fresh, untrained model.", icon=":material/restart_alt:")
     if has_pretrained:
-        cols[4].button("Load pretrained", key="load_pretrained", on_click=load_pretrained, width="stretch",
-                       help="The model shipped in data/checkpoints, trained with the quick preset.")
+        cols[4].button("Load pretrained", key="load_pretrained", on_click=guarded(load_pretrained, "loading"),
+                       width="stretch", help="The model shipped in data/checkpoints, trained with the quick preset.")
 
 
-def live_panel():
-    """Redrawn on every tick while playing; trains about TICK_SECONDS first."""
+def live_cycle(name, what, show, views, cycle):
+    """One redraw of a live tab, in a fragment that reruns while Play runs; it lasts about ``cycle`` seconds.
+
+    First ``show()`` what is ready (while playing: the views the last cycle made), at once: every element
+    of the fragment is sent again within a few hundredths of a second, so none waits, stale, while the
+    run trains. Then, while playing, train for the rest of the cycle and make the next cycle's views
+    (``views(paced=True, make_due=True)``). Any error becomes a message with a way back (stop_on_error):
+    never a traceback. ``name`` keys the cycle's state; ``what`` names its views in messages.
+    """
+    keep_collections_short()
     run = ss.run
+    playing = ss.running
+    started = time.perf_counter()
+    try:
+        ready = views(paced=playing, make_due=False)  # while playing: what the last cycle made
+    except Exception as error:  # the first view of this state failed: say so where it would be
+        stop_on_error(f"drawing {what}", error, restore=False)
+        ready = None
+    show(ready)
+    if not playing:
+        return
+    classroom.ACTIVITY.beat(ss.setdefault("training_id", f"session-{time.time_ns()}"))  # for the shared line
+    shared = classroom.shared_line(classroom.ACTIVITY.count())
+    if shared:
+        st.caption(shared)
     if ss.running:
-        run.tick(TICK_SECONDS)
-    # Drawing can find a breakdown too; either way the run steps back to a good model and pauses.
-    pictures = run.pictures(GRID, N_SAMPLES, refresh_every="auto" if ss.running else 0.0)
-    if ss.running and run.paused:
+        # The rest of the cycle, and the time the browser left idle before this one (its timer runs late on a
+        # busy machine): what would otherwise be lost to training, at most a cycle more.
+        spent = time.perf_counter() - started + ss.get(f"{name}_refresh_s", 0.0)
+        idle = ss.get(f"{name}_idle_s", 0.0)
+        if ss.get(f"{name}_ended") is not None:
+            idle = 0.8 * idle + 0.2 * min(started - ss[f"{name}_ended"], cycle)
+        ss[f"{name}_idle_s"] = idle
+        try:
+            run.tick(max(MIN_TICK, cycle - spent) + idle)  # a breakdown does not raise: the run steps back, pauses
+        except Exception as error:
+            stop_on_error("training", error)
+    if ss.running and not run.paused:
+        start = time.perf_counter()
+        try:
+            views(paced=True, make_due=True)  # the next cycle's, made now, while nothing on the page is stale
+        except Exception as error:
+            stop_on_error(f"drawing {what}", error, restore=False)
+        cost = time.perf_counter() - start
+        ss[f"{name}_refresh_s"] = 0.8 * ss.get(f"{name}_refresh_s", cost) + 0.2 * cost
+    ss[f"{name}_ended"] = time.perf_counter() if ss.running else None
+    if run.paused or not ss.running:
         ss.running = False
-        st.rerun()  # the whole page, so that the timer stops and Play comes back
-    show_run_message(run)
+        st.rerun()  # the whole page, so that the timer stops and Play comes back, with the message
+
+
+def train_live(opening_view=None):
+    """The Train tab's numbers and plots, redrawn in place 5 times a second while Play runs."""
+    if opening_view is not None and ss.get("run") is None:
+        show_opening(opening_view)
+        return
+    run = ss.run
+    live_cycle("train", "the Train tab's plots", lambda views: show_train(run, views),
+               lambda **when: train_views(run, **when), TRAIN_CYCLE)
+
+
+def show_train(run, views):
     note = ""
     if run.source.startswith("shipped") and run.lr == live.SHIPPED_CONTINUE_LR:
         note = SHIPPED_NOTE.format(lr=run.lr)
     help_line = (f"{run.model.num_parameters():,} parameters on {run.device}; learning rate {run.lr:g}. A shipped "
                  "model was trained with a cosine schedule that ends at 0: it goes on at a small rate until you "
                  "set one in the sidebar (at 0.003 its loss would first rise from 2.90 to about 3.0).")
-    if ss.get("figures", (None,))[0] is not pictures:  # build plotly figures only for new pictures
-        key = live.opening_key(run) if live.is_opening(run, pictures) else None
-        ss.figures = (pictures, *train_figures(key, pictures))
-    history = run.trainer.history
     show_panel(run.iteration, run.last_loss, run.reference_nll(), run.steps_per_second,
-               caption_line(run.source, note), help_line, ss.figures[1:], history["step"], history["loss"])
+               caption_line(run.source, note), help_line, views, run)
 
 
-def show_panel(iteration, last_loss, reference, speed, caption, caption_help, figures, steps, losses):
-    """The numbers, the one-line state of the run, and the three plots with what to look at in each."""
+def train_views(run, paced, make_due):
+    """(density, samples, loss) figures of the run. The density and samples are made again only when
+    live.Paced says so while playing (``paced``, ``make_due``); the loss chart is updated in place every time."""
+    pictures = ss.setdefault("train_paced", live.Paced(share=TRAIN_DRAW_SHARE))
+    density, samples = pictures.get((id(run), run.generation), run.iteration, lambda: picture_figures(run), paced,
+                                    make_due)
+    return density, samples, loss_figure(run)
+
+
+def picture_figures(run):
+    """The density and samples figures of the run now. A shipped model's opening ones are shared by all
+    sessions; after that the session has its own pair, updated in place: the density's colours and the
+    samples' points replaced as iv.density_heatmap and iv.samples_scatter draw them (new figures cost about
+    0.1 s of CPU, this a millisecond)."""
+    pictures = run.pictures(GRID, N_SAMPLES)  # a breakdown here: the run steps back and pauses itself
+    if live.is_opening(run, pictures):
+        return train_figures(live.opening_key(run), pictures)
+    key = (run.settings.dataset, pictures.axis.size, len(pictures.data))  # what the figures' frames show
+    own = ss.get("own_picture_figures")
+    if own is None or own[0] != key:
+        own = (key, *train_figures(None, pictures))
+    else:
+        density, samples = own[1:]
+        colours, top = density_colours(pictures.log_density)
+        with density.batch_update():
+            density.data[0].z = colours
+            density.data[0].zmax = top
+        with samples.batch_update():
+            samples.data[-1].x, samples.data[-1].y = pictures.samples[:, 0], pictures.samples[:, 1]
+    ss.own_picture_figures = own
+    return own[1:]
+
+
+DENSITY_FLOOR = -12.0  # iv.density_heatmap's lowest log p coloured
+
+
+def density_colours(log_density):
+    """The heatmap's values and top colour for a log-density grid, as iv.density_heatmap makes them: p, with
+    non-finite log p at the floor, and the top 0.5 % saturated (None: plotly's own top)."""
+    finite = np.where(np.isfinite(log_density), log_density, DENSITY_FLOOR)
+    values = np.exp(np.clip(finite, DENSITY_FLOOR, 50))
+    top = float(np.percentile(values, 99.5))
+    return values, (top if top > 0.0 else None)
+
+
+LOSS_WINDOW = 50  # steps in the running mean of the loss chart (iv.loss_curve's default)
+
+
+def loss_figure(run):
+    """The session's loss chart for the run's history. Made by iv.loss_curve, then updated in place: its two
+    lines and its y range replaced as iv.loss_curve would draw them (a new figure costs 50-100 ms; this under
+    1 ms). A new one while the running mean has fewer than LOSS_WINDOW steps (its legend names the count)."""
+    history = run.trainer.history
+    losses = np.asarray(history["loss"], dtype=np.float64)
+    reference = run.reference_nll()
+    key = (id(run), run.generation, run.iteration, losses.size)
+    kept = ss.get("loss_view")
+    if kept is not None and kept["key"] == key:
+        return kept["figure"]
+    steps = np.asarray(history["step"], dtype=np.float64)
+    if kept is None or kept["reference"] != reference or losses.size < LOSS_WINDOW or len(kept["figure"].data) != 2:
+        figure = iv.loss_curve(steps, losses, reference, window=LOSS_WINDOW, max_points=LOSS_POINTS,
+                               height=PLOT_HEIGHT, title="Training loss")
+    else:
+        figure = kept["figure"]
+        shown_at = np.unique(np.linspace(0, losses.size - 1, min(LOSS_POINTS, losses.size)).round().astype(int))
+        mean = iv.running_mean(losses, LOSS_WINDOW)
+        low = min(np.percentile(losses, 1), reference if reference is not None else np.inf)
+        high = np.percentile(losses[losses.size // 10:], 99)
+        span = max(high - low, 1e-3)
+        with figure.batch_update():
+            figure.data[0].x, figure.data[0].y = steps[shown_at], losses[shown_at]
+            figure.data[1].x, figure.data[1].y = steps[shown_at], mean[shown_at]
+            figure.layout.yaxis.range = [low - 0.05 * span, high + 0.1 * span]
+    ss.loss_view = {"key": key, "reference": reference, "figure": figure}
+    return figure
+
+
+def show_panel(iteration, last_loss, reference, speed, caption, caption_help, figures, run=None):
+    """The run's messages, numbers and one-line state, and the three plots with what to look at in each.
+    ``figures`` is None when they could not be made (the message says why). Every element is always sent,
+    in the same places, so that the plots are updated in place."""
+    show_run_message(run)
     m = st.columns(4)
     m[0].metric("iteration", f"{iteration:,}")
     m[1].metric("loss (−log p, nats)", "–" if last_loss is None else f"{last_loss:.3f}",
@@ -326,10 +563,11 @@ def show_panel(iteration, last_loss, reference, speed, caption, caption_help, fi
                 help="Training speed: steps per second of training time (drawing excluded).")
     st.caption(caption, help=caption_help)
     c = st.columns([1.7, 1.0, 1.0])
-    c[0].plotly_chart(figures[0], key="density", config=PLOT_CONFIG)
-    c[1].plotly_chart(figures[1], key="samples", config=PLOT_CONFIG)
-    c[2].plotly_chart(iv.loss_curve(steps, losses, reference, height=PLOT_HEIGHT, title="Training loss"), key="loss",
-                      config=PLOT_CONFIG)
+    for column, key, figure in zip(c, ("density", "samples", "loss"), figures or (None,) * 3):
+        if figure is None:
+            column.info("This plot could not be drawn: see the message above.", icon=":material/block:")
+        else:
+            column.plotly_chart(figure, key=key, config=PLOT_CONFIG)
     for column, caption in zip(c, TRAIN_CAPTIONS):
         column.caption(caption)
 
@@ -352,38 +590,70 @@ def train_figures(opening_key, pictures):
 
 
 def show_run_message(run):
-    """Why the run paused itself (a divergence it stepped back from), and any error of a button."""
-    if run.message:
-        st.warning(run.message, icon=":material/warning:")
-    if ss.train_error:
-        st.error(ss.train_error)
+    """Why the run paused itself (a divergence it stepped back from, an error), and any error of a button;
+    in a container that is always there, so that the elements after it keep their places."""
+    with st.container():
+        if run is not None and run.message:
+            st.warning(run.message, icon=":material/warning:")
+        if ss.train_error:
+            st.error(ss.train_error)
 
 
 # -- Latents tab ---------------------------------------------------------------------------------
 def latents_tab(run):
+    live_style()
+    st.fragment(run_every=SLOW_CYCLE / 2 if ss.running else None)(latents_live)()
+
+
+def latents_live():
+    """The Latents tab, live while Play runs: the views follow the model as it trains (live_cycle)."""
+    run = ss.run
+    live_cycle("latents", "the Latents tab's views", lambda views: show_latents(run, views),
+               lambda **when: latent_views(run, **when), SLOW_CYCLE)
+
+
+def latent_views(run, paced, make_due):
+    """The Latents tab's figures of the run (made again when live.Paced says so while playing)."""
+    paced_views = ss.setdefault("latents_paced", live.Paced())
+    return paced_views.get((id(run), run.generation), run.iteration, lambda: make_latent_views(run), paced, make_due)
+
+
+def make_latent_views(run):
+    view = run.latents(2000)  # encoding can find a breakdown too: the run steps back and pauses itself
+    stages = run.stages(600)
+    inside = run.funnel(800, 80)
+    funnel_stage = next((s for s in stages if s.log_p_dropped is not None), None)
+    return {
+        "step": run.iteration, "ks": view.ks, "histogram": iv.latent_histogram(view.z, view.ks),
+        "stages": iv.layer_small_multiples(stages),
+        "funnel": None if inside is None else iv.funnel_conditional(inside.z_axis, inside.x_minus_axis, inside.log_p,
+                                                                    inside.z, inside.x_minus),
+        "log_p_dropped": None if funnel_stage is None else funnel_stage.log_p_dropped,
+    }
+
+
+def show_latents(run, views):
+    show_run_message(run)
+    if views is None:
+        return
+    live_note = " They follow the training live (Pause is on the Train tab)." if ss.running else ""
     st.markdown(f"A flow maps data to a {term('latent')} that should be **N(0, 1)**. "
-                f"Here the data are pushed through the model at iteration {run.iteration:,}.",
+                f"Here the data are pushed through the model at iteration {views['step']:,}.{live_note}",
                 unsafe_allow_html=True)
-    view = run.latents(2000)
-    if run.message:  # encoding can find a divergence too (then the run stepped back)
-        st.warning(run.message, icon=":material/warning:")
     left, right = st.columns([2, 1])
-    left.plotly_chart(iv.latent_histogram(view.z, view.ks), key="latent_hist")
+    left.plotly_chart(views["histogram"], key="latent_hist")
     with right:
-        for i, ks in enumerate(view.ks):
-            label = "KS distance to N(0, 1)" + (f", z{i + 1}" if len(view.ks) > 1 else "")
+        for i, ks in enumerate(views["ks"]):
+            label = "KS distance to N(0, 1)" + (f", z{i + 1}" if len(views["ks"]) > 1 else "")
             st.metric(label, f"{ks:.3f}")
         st.caption("The Kolmogorov–Smirnov distance: the largest gap between the encoded data's "
                    "cumulative distribution and N(0, 1)'s. With 2,000 points, about 0.03 is noise.")
     st.subheader("What each layer does")
     st.caption("The same points after each layer, coloured by their angle in the data, so you can "
                "follow them. A funnel's output is one-dimensional: drawn as a strip (height is jitter).")
-    stages = run.stages(600)
-    st.plotly_chart(iv.layer_small_multiples(stages), key="stages")
-    funnel_stage = next((s for s in stages if s.log_p_dropped is not None), None)
+    st.plotly_chart(views["stages"], key="stages")
     st.subheader("Inside the funnel")
-    view = run.funnel(800, 80)
-    if view is None:
+    if views["funnel"] is None:
         st.info("NSF keeps both dimensions, so it has no funnel. Choose F-NSF in the sidebar to see one.")
         return
     st.markdown(
@@ -391,10 +661,34 @@ def latents_tab(run):
         "F⁻¹ maps x₊ (given x₋) to **z**. Below, each data point at (z, x₋), over the learned "
         "decoder **p_φ(x₋ | z)**: where the points sit in bright regions, the funnel can put back what it dropped."
     )
-    if funnel_stage is not None:
-        st.caption(f"Mean log p_φ(x₋ | z) over the data: {funnel_stage.log_p_dropped:.3f} nats.")
-    st.plotly_chart(iv.funnel_conditional(view.z_axis, view.x_minus_axis, view.log_p, view.z, view.x_minus),
-                    key="funnel")
+    if views["log_p_dropped"] is not None:
+        st.caption(f"Mean log p_φ(x₋ | z) over the data: {views['log_p_dropped']:.3f} nats.")
+    st.plotly_chart(views["funnel"], key="funnel")
+
+
+# -- Watch it move tab ---------------------------------------------------------------------------
+FLOW_POINTS = 400  # points in the animation: smooth in a browser, about 0.05 s to compute
+
+
+def watch_tab(run):
+    """Points travel from N(0, 1) through each layer to the data and back (funnelkit.viz.flow_path);
+    the browser plays the frames, so watching costs the server nothing."""
+    from funnelkit.live_recovery import BREAKDOWN_ERRORS, describe
+    from funnelkit.viz.flow_animation import flow_animation_figure
+    from funnelkit.viz.flow_path import round_trip
+
+    funnel = "the funnel draws x₋ from p_φ going out and ignores it coming back."
+    bijective = "every NSF layer is a bijection, so the way back retraces the way out."
+    st.caption("Play, or drag the slider, and follow a colour from N(0, 1) to the data and back: "
+               + (funnel if run.settings.model == "f-nsf" else bijective))
+    try:
+        path = round_trip(run.model, FLOW_POINTS, seed=run.settings.seed)
+    except BREAKDOWN_ERRORS as error:  # a diverged model: say so, with a way back
+        st.warning(f"This model cannot be drawn now ({describe(error)}). Press Reset or Load pretrained on the "
+                   "Train tab.", icon=":material/warning:")
+        return
+    title = f"{MODEL_NAMES[run.settings.model]}, {DATASET_NAMES[run.settings.dataset]}, iteration {run.iteration:,}"
+    st.plotly_chart(flow_animation_figure(path, title=title), key="flow_animation", config=PLOT_CONFIG)
 
 
 # -- How it works tab ----------------------------------------------------------------------------
@@ -421,13 +715,8 @@ def how_tab(run):
         "no bound, no sampling. Sampling runs the layer backwards: x₋ ~ p_φ(· | z), then x₊ = F(z | x₋)."
     )
     st.subheader("Eq. 6 in numbers, for your model")
-    x = run.data(256)
-    rows, summed, total = run.layer_terms(x)
-    st.dataframe(rows, hide_index=True)
-    st.markdown(
-        f"Mean over 256 data points: the terms add up to **{summed:.4f}** nats; "
-        f"`model.log_prob(x)` gives **{total:.4f}**."
-    )
+    live_style()
+    st.fragment(run_every=SLOW_CYCLE / 2 if ss.running else None)(eq6_live)()
     st.subheader("Notebooks")
     st.markdown("The derivation and every experiment, step by step, in Jupyter (from the repository root):")
     for i, (path, what) in enumerate(NOTEBOOKS.items()):
@@ -437,6 +726,31 @@ def how_tab(run):
         if notebook.is_file():
             right.download_button("Download", notebook.read_bytes(), file_name=notebook.name,
                                   mime="application/x-ipynb+json", key=f"notebook_{i}", on_click="ignore")
+
+
+def eq6_live():
+    """The Eq. 6 table of the How it works tab, live while Play runs (live_cycle)."""
+    run = ss.run
+    live_cycle("eq6", "the Eq. 6 table", lambda terms: show_eq6(run, terms), lambda **when: eq6_terms(run, **when),
+               SLOW_CYCLE)
+
+
+def eq6_terms(run, paced, make_due):
+    paced_terms = ss.setdefault("eq6_paced", live.Paced())
+    return paced_terms.get((id(run), run.generation), run.iteration,
+                           lambda: (run.iteration, *run.layer_terms(run.data(256))), paced, make_due)
+
+
+def show_eq6(run, terms):
+    show_run_message(run)
+    if terms is None:
+        return
+    step, rows, summed, total = terms
+    st.dataframe(rows, hide_index=True, key="eq6_table")
+    st.markdown(
+        f"Mean over 256 data points at iteration {step:,}: the terms add up to **{summed:.4f}** nats; "
+        f"`model.log_prob(x)` gives **{total:.4f}**." + (" The table follows the training live." if ss.running else "")
+    )
 
 
 # -- Samples and Compare tabs: image models at a temperature ------------------------------------
@@ -559,11 +873,12 @@ def digit_quality_line(path, stamp, device, temperature, temper, seed, n):
     return gallery.digit_quality(model, temperature, temper, seed, n).line
 
 
-def quality_caption(run, device, where=st):
-    """Under a grid: the digit FID of the run's samples at the session's settings, and how it was trained."""
+def quality_caption(run, device, where=st, measure=True):
+    """Under a grid: the digit FID of the run's samples at the session's settings (``measure``), and
+    how it was trained."""
     s = ss.samples
     lines = []
-    if METRIC_SAMPLES > 0:
+    if measure and METRIC_SAMPLES > 0:
         if not gallery.measures_digits(run):
             lines.append(gallery.not_measured_line(run))
         else:
@@ -574,7 +889,8 @@ def quality_caption(run, device, where=st):
                 lines.append(f"No digit FID: {error}")
     if run.training_line:
         lines.append(run.training_line)
-    where.caption("  \n".join(lines))
+    if lines:
+        where.caption("  \n".join(lines))
 
 
 def found_runs():
@@ -586,7 +902,7 @@ def found_runs():
         st.error(f"A run was skipped: {problem}")
     if not found.runs:
         folders = ", ".join(f"`{f}`" for f in found.folders) or "none"
-        st.info(f"No image runs were found (searched: {folders}). The kit ships quick MNIST models in "
+        st.info(f"No image runs were found (searched: {folders}). The kit ships classroom and quick MNIST models in "
                 f"`data/runs`; to make your own, run from the repository root  \n`{gallery.MAKE_RUNS[0]}`  \n"
                 f"(MNIST 5-bit NSF, F-NSF and VAE; a few minutes on a CPU), or on a GPU with CIFAR-10  \n"
                 f"`{gallery.MAKE_RUNS[1]}`.")
@@ -628,8 +944,9 @@ def samples_tab(device):
     labels = {r.key: r.label for r in found.runs}
     mirror("image_run", run.key)
     st.selectbox("Image model", keys, key="image_run", format_func=labels.get, on_change=on_run,
-                 help="Shipped: quick models on the kit's offline MNIST. Yours: runs/ (CIFAR-10 or ImageNet64 "
-                      "once you have trained them with the command line).")
+                 help="Shipped: the classroom models (tens of CPU minutes each) and the quick ones (two minutes) "
+                      "on the kit's offline MNIST. Yours: runs/ (CIFAR-10 or ImageNet64 once you have trained them "
+                      "with the command line).")
     sample_controls()
     write_url(ss.samples)
     drawn = draw(run, device)
@@ -681,7 +998,7 @@ def compare_tab(device):
             drawn = draw(run, device)
             if drawn is not None:
                 st.image(drawn[1], width="stretch", output_format="PNG")
-                quality_caption(run, device)
+            quality_caption(run, device, measure=drawn is not None)  # how it was trained, drawn or not
             if run.bpd is not None:
                 st.caption(f"{term('bits/dim')}{bound}: {run.bpd:.3f} ± {run.bpd_2se:.3f}", unsafe_allow_html=True)
     st.subheader("Metrics, from each run's metrics.json")
@@ -707,8 +1024,263 @@ def with_terms(text):
     return text.replace("stand-in", term("stand-in"), 1)
 
 
+# -- classroom rooms: ?room=NAME, one run that every page of the room watches --------------------
+ROOM_EVERY = 0.5  # seconds between two redraws of a room's charts on every page of the room
+ROOM_WAIT_EVERY = 2.0  # a page waiting for its room to open looks again this often
+ROOM_SLOWEST = 4.0  # seconds: the longest a busy server makes a room's page wait between two redraws
+
+
+def room_pace(started):
+    """Called at the start of each redraw of a room's page: the redraw before it never finished when
+    ``ss.room_drawing`` is still set. Streamlit then stopped it for the fragment's next timer (a server too
+    busy to redraw every page within ROOM_EVERY, where each redraw would be stopped by the next and no page
+    would see anything): this page then waits twice as long between redraws, up to ROOM_SLOWEST. A page
+    that redraws quickly (within a quarter of its wait, for 10 s) goes back towards ROOM_EVERY."""
+    every = ss.get("room_every", ROOM_EVERY)
+    if ss.get("room_drawing"):
+        ss.room_drawing, ss.room_every, ss.room_paced_at = False, min(ROOM_SLOWEST, 2 * every), started
+        st.rerun(scope="app")  # the fragment's timer is set again, at the new wait
+    fast = ss.get("room_last_redraw_s", every) < every / 4 and started - ss.get("room_paced_at", 0.0) > 10
+    if every > ROOM_EVERY and fast:
+        ss.room_every, ss.room_paced_at = max(ROOM_EVERY, every / 2), started
+        st.rerun(scope="app")
+    ss.room_drawing = True
+
+
+def room_device():
+    """The device a new room trains on: FUNNELKIT_APP_DEVICE, or auto when that is not usable here."""
+    try:
+        return fk.pick_device(os.environ.get("FUNNELKIT_APP_DEVICE", "auto"))
+    except ValueError:
+        return fk.pick_device("auto")
+
+
+def open_room(name):
+    """The Open button: a new room with the link's settings; the page's link becomes the presenter link."""
+    settings, _ = live.LiveSettings.from_query(st.query_params.to_dict())
+    try:
+        room = classroom.ROOMS.open(name, settings, device=room_device(), resolution=GRID, n_samples=N_SAMPLES)
+    except (classroom.RoomError, ValueError, OSError, RuntimeError) as error:
+        ss.room_error = f"Could not open room {name}: {error}"
+        return
+    ss.room_error = None
+    st.query_params["token"] = room.token
+
+
+def room_action(name, action):
+    """A presenter button (``action``: play, pause, step, reset, load_pretrained) on room ``name``."""
+    room = classroom.ROOMS.get(name)
+    if room is None:
+        ss.room_error = f"Room {name} is no longer open."
+        return
+    try:
+        getattr(room, action)(st.query_params.get("token"))
+        ss.room_error = None
+    except (classroom.NotPresenter, classroom.RoomError, ValueError, OSError) as error:
+        ss.room_error = f"{action.replace('_', ' ').capitalize()} did not work: {error}"
+
+
+def apply_room_settings(name):
+    """The presenter's settings form: the room's run goes on with the chosen dataset, model and rate."""
+    room = classroom.ROOMS.get(name)
+    if room is None:
+        ss.room_error = f"Room {name} is no longer open."
+        return
+    try:
+        settings = replace(room.snapshot().settings, dataset=ss.room_dataset, model=ss.room_model, lr=float(ss.room_lr))
+        room.apply(st.query_params.get("token"), settings)
+        ss.room_error = None
+    except (classroom.NotPresenter, classroom.RoomError, ValueError, OSError) as error:
+        ss.room_error = f"The settings were not applied: {error}"
+
+
+def room_links(name, token):
+    """The viewer link and the presenter link, each with a copy button (the sidebar; an expander with ?present=1)."""
+    base = (st.context.url or "").split("?")[0]
+    viewer = f"{base}?room={name}"
+    where = st.expander("Links of this room") if PRESENT else st.sidebar
+    with where:
+        st.markdown("**Viewer link**: give it to the room (no controls).")
+        st.code(viewer, language=None)
+        st.markdown("**Presenter link**: yours alone; it controls the room.")
+        st.code(f"{viewer}&token={token}", language=None)
+
+
+def room_settings_form(name, settings):
+    """The presenter's sidebar: dataset, model and learning rate of the room's run."""
+    with st.sidebar.form("room_settings", border=False):
+        st.subheader("The room's run")
+        st.selectbox("Dataset", live.DATASETS, index=live.DATASETS.index(settings.dataset), key="room_dataset",
+                     format_func=DATASET_NAMES.get)
+        st.radio("Model", live.MODELS, index=live.MODELS.index(settings.model), key="room_model",
+                 format_func=MODEL_NAMES.get)
+        low, high = live.LIMITS["lr"]
+        st.number_input("Learning rate", low, high, value=settings.lr, step=1e-4, format="%.5f", key="room_lr")
+        st.form_submit_button("Apply to the room", on_click=apply_room_settings, args=(name,))
+        st.caption("A new dataset or model starts a fresh model; a new learning rate applies to the running one.")
+
+
+def room_controls(room, token):
+    """Play, Pause, Step, Reset and Load pretrained for the presenter, and the room's links and settings."""
+    snap = room.snapshot()
+    ss.room_shown_playing = snap.playing
+    cols = st.columns([1, 1, 1, 1, 1.5, 3])
+    cols[0].button("Play", key="room_play", on_click=room_action, args=(room.name, "play"), disabled=snap.playing,
+                   type="primary", width="stretch", icon=":material/play_arrow:")
+    cols[1].button("Pause", key="room_pause", on_click=room_action, args=(room.name, "pause"),
+                   disabled=not snap.playing, width="stretch", icon=":material/pause:")
+    cols[2].button("Step", key="room_step", on_click=room_action, args=(room.name, "step"), disabled=snap.playing,
+                   width="stretch", icon=":material/skip_next:", help="One training iteration for the whole room.")
+    cols[3].button("Reset", key="room_reset", on_click=room_action, args=(room.name, "reset"), width="stretch",
+                   icon=":material/restart_alt:", help="A fresh, untrained model for the whole room.")
+    if snap.settings.pretrained_path() is not None:
+        cols[4].button("Load pretrained", key="room_load_pretrained", on_click=room_action,
+                       args=(room.name, "load_pretrained"), width="stretch",
+                       help="The model shipped in data/checkpoints, trained with the quick preset.")
+    cols[5].caption(f"You present room **{room.name}**: your buttons drive the training every page of the room "
+                    "shows.")
+    room_links(room.name, token)
+    room_settings_form(room.name, snap.settings)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _room_picture_figures(room_id, drawn_version, _pictures):
+    """A room's density and samples figures, built once per drawing for all of its pages."""
+    return (iv.density_heatmap(_pictures.axis, _pictures.log_density, _pictures.data, height=PLOT_HEIGHT),
+            iv.samples_scatter(_pictures.samples, _pictures.data, title="Samples", height=PLOT_HEIGHT))
+
+
+@st.cache_resource(show_spinner=False)
+def _room_frames():
+    """The latest frame of each room (room_id -> (made at, snapshot, figures)) and the lock of building one,
+    shared by all sessions (app.py's own globals are made again on every run)."""
+    return {"frames": {}, "building": threading.Lock()}
+
+
+MAX_ROOM_FRAMES = 2 * classroom.MAX_ROOMS  # frames of rooms closed long ago are forgotten beyond this
+
+
+def room_frame(room, viewer):
+    """The snapshot of ``room`` to draw now and its three figures. One frame is built at a time, by whichever
+    page asks first once the last is older than ROOM_EVERY (while the room trains) or shows an older step
+    (while paused); the other pages meanwhile show the last frame. Building the figures costs ~0.1 s of CPU
+    (more on a busy machine), so a frame per page, or per snapshot (~10 a second), would take the server's
+    CPU for itself."""
+    shared = _room_frames()
+    snap = room.snapshot(viewer=viewer)
+    kept = shared["frames"].get(snap.room_id)
+    if kept is not None:
+        made_at, kept_snap, figures = kept
+        current = kept_snap.version == snap.version or (snap.playing and time.monotonic() - made_at < ROOM_EVERY)
+        if current or not shared["building"].acquire(blocking=False):
+            return kept_snap, figures  # current enough, or another page is building the next frame
+    else:
+        shared["building"].acquire()
+    try:
+        density, samples = _room_picture_figures(snap.room_id, snap.drawn_version, snap.pictures)
+        loss = iv.loss_curve(snap.steps, snap.losses, snap.reference, height=PLOT_HEIGHT, title="Training loss")
+        frames = shared["frames"]
+        frames[snap.room_id] = (time.monotonic(), snap, (density, samples, loss))
+        while len(frames) > MAX_ROOM_FRAMES:
+            frames.pop(min(frames, key=lambda k: frames[k][0]))
+        return snap, (density, samples, loss)
+    finally:
+        shared["building"].release()
+
+
+def room_view(name, presenter):
+    """Redrawn every ROOM_EVERY seconds on each page of the room: the latest snapshot, nothing trained here."""
+    room = classroom.ROOMS.get(name)
+    if room is None:
+        st.warning(f"Room {name} was closed (idle for {classroom.IDLE_DROP_S / 3600:g} h, or the server restarted). "
+                   "Reload the page to open it again.")
+        return
+    started = time.perf_counter()
+    room_pace(started)
+    snap, figures = room_frame(room, ss.setdefault("room_viewer", os.urandom(8).hex()))
+    if presenter and snap.playing != ss.get("room_shown_playing"):
+        ss.room_drawing = False
+        st.rerun(scope="app")  # the run paused itself (a divergence): Play comes back
+    if snap.message:
+        st.warning(snap.message, icon=":material/warning:")
+    m = st.columns(4)
+    m[0].metric("iteration", f"{snap.iteration:,}")
+    m[1].metric("loss (−log p, nats)", "–" if snap.last_loss is None else f"{snap.last_loss:.3f}")
+    if snap.reference is not None:
+        m[2].metric("best possible (true density)", f"{snap.reference:.3f}")
+    m[3].metric("steps / s", "–" if snap.steps_per_second is None else f"{snap.steps_per_second:.1f}")
+    state = "Training…" if snap.playing else "Paused."
+    s = snap.settings
+    lines = [f"{state} {DATASET_NAMES.get(s.dataset, s.dataset)}, {MODEL_NAMES.get(s.model, s.model)}; model: "
+             f"{snap.source}; learning rate {snap.lr:g}; {room.watching():,} page(s) watching."]
+    shared = classroom.shared_line(classroom.ACTIVITY.count())
+    if shared:
+        lines.append(shared)
+    if ss.get("room_every", ROOM_EVERY) > ROOM_EVERY:
+        lines.append(f"The server is busy: this page redraws every {ss.room_every:g} s.")
+    st.caption("  \n".join(lines))
+    c = st.columns([1.7, 1.0, 1.0])
+    for column, figure, key in zip(c, figures, ("room_density", "room_samples", "room_loss")):
+        column.plotly_chart(figure, key=key, config=PLOT_CONFIG)
+    for column, caption in zip(c, TRAIN_CAPTIONS):
+        column.caption(caption)
+    ss.room_drawing, ss.room_last_redraw_s = False, time.perf_counter() - started
+
+
+def wait_for_room(name):
+    """On a page waiting for its room: show the room as soon as the presenter opens it."""
+    if classroom.ROOMS.get(name) is not None:
+        st.rerun(scope="app")
+
+
+def room_not_open(name, token):
+    if token:
+        st.warning(f"Room **{name}** is not open on this server: a room closes after "
+                   f"{classroom.IDLE_DROP_S / 3600:g} h without viewers, and a restart closes every room. Open it "
+                   "again below; you get a new presenter link.")
+    else:
+        st.info(f"Room **{name}** is not open yet. This page shows its training as soon as the presenter opens it.")
+        st.fragment(run_every=ROOM_WAIT_EVERY)(wait_for_room)(name)
+    with st.expander("Are you the presenter? Open the room", expanded=bool(token)):
+        st.caption("Opening makes a presenter link with a secret token: keep it, and give the room the viewer "
+                   "link. The dataset and model come from this link (?room=NAME&dataset=two-moons...).")
+        st.button(f"Open room {name}", key="open_room", on_click=open_room, args=(name,), type="primary")
+
+
+def room_page(raw_name):
+    """``?room=NAME``: the room's run for every page; its controls only with the presenter's ``&token=``."""
+    page_style()
+    try:
+        name = classroom.check_room_name(raw_name)
+    except classroom.RoomError as error:
+        st.error(f"This link's room cannot be shown: {error}. Remove room= from the link for a page of your own.")
+        return
+    st.markdown(f"#### Funnels, live: room {name}")
+    if ss.get("room_error"):
+        st.error(ss.room_error)
+    token = st.query_params.get("token")
+    room = classroom.ROOMS.get(name)
+    if room is None:
+        room_not_open(name, token)
+        return
+    presenter = token is not None and room.is_presenter(token)
+    if presenter:
+        room_controls(room, token)
+    else:
+        if token is not None:
+            st.error(f"This link's token is not the presenter token of room {name}, so it has no controls: you are "
+                     "watching. The presenter's link ends in &token=...; ask the presenter for it.")
+        st.caption(f"Watching room **{name}**, the presenter controls it. The charts follow the training live.")
+    st.fragment(run_every=ss.get("room_every", ROOM_EVERY))(room_view)(name, presenter)
+
+
 # -- page ----------------------------------------------------------------------------------------
 def main():
+    keep_collections_short()
+    room_name = st.query_params.get("room")
+    if room_name is not None:  # a classroom room: its own page (funnelkit.room)
+        room_page(room_name)
+        return
     init_session()
     page_style()
     sidebar()
@@ -720,14 +1292,14 @@ def main():
     try:
         settings = current_settings()
     except ValueError as error:
-        st.error(f"These settings cannot be used: {error}")
+        settings_failed(error)
         st.stop()
     write_url(settings)
     device = fk.pick_device(ss.device_choice)
     sidebar_footer(device)
     tabs = st.tabs(TABS, key="tab", bind="query-params")
     renders = {"Train": train_tab, "Latents": latents_tab, "Samples": samples_tab, "Compare": compare_tab,
-               "How it works": how_tab}
+               "How it works": how_tab, "Watch it move": watch_tab}
     for label, tab in zip(TABS, tabs):
         if not tab.open:
             continue  # lazy tabs: the 2-D run and the image models are made only where they are shown
@@ -738,8 +1310,8 @@ def main():
             elif label in LIVE_TABS:
                 try:
                     run = current_run(settings)
-                except ValueError as error:
-                    st.error(f"These settings cannot be used: {error}")
+                except Exception as error:  # a model that cannot be built: a message and a way back
+                    settings_failed(error)
                     st.stop()
                 renders[label](run)
             else:

@@ -42,7 +42,15 @@ def _parser():
                                      "an existing run is resumed")
     train.add_argument("--device", default="auto",
                        help="auto, cpu, cuda or mps; under torchrun each process takes cuda:LOCAL_RANK (or the cpu)")
-    train.add_argument("--amp", action="store_true", help="bfloat16 mixed precision for training (CUDA only)")
+    train.add_argument("--amp", "--bf16", dest="amp", action="store_true",
+                       help="bfloat16 autocast of the training forward pass (CUDA only; validation, test numbers and "
+                            "sampling stay float32: funnelkit.train.training_autocast)")
+    train.add_argument("--compile", action="store_true",
+                       help="torch.compile the training loss (for a GPU: the first steps take the compilation; "
+                            "make gpu-check measures whether it pays)")
+    train.add_argument("--workers", type=int, default=0,
+                       help="0 (default): the training loop draws each batch; 1: a DataLoader worker draws them "
+                            "ahead, into pinned memory on CUDA (the same batches, the same run)")
     train.add_argument("--threads", type=int, default=1,
                        help="CPU threads for torch (default 1: the fastest for these small 2-D models)")
     train.add_argument("--dataset", help="tabular: power (default), gas, hepmass, miniboone, bsds300; images: mnist "
@@ -65,7 +73,12 @@ def _parser():
 
     sample = commands.add_parser("sample", help="draw samples from a run at a temperature and save a picture")
     sample.add_argument("run", help="a run folder or checkpoint file")
-    sample.add_argument("--temperature", type=float, default=1.0, help="scale of the base noise (paper Fig. 4)")
+    sample.add_argument("--temperature", type=float, default=1.0,
+                        help="T, a finite number >= 0: the scale of the base noise, z ~ N(0, T^2 I) (paper Fig. 4)")
+    sample.add_argument("--temper", default="base",
+                        help="what T scales: base (default, the paper's: the base noise only; funnel and VAE "
+                             "decoders sample at T = 1), all (the decoders' noise too), mean (the decoders give "
+                             "their noise-free means)")
     sample.add_argument("--n", type=int, help="number of samples (default: four-circles 20,000, images 64, "
                                               "tabular 5,000)")
     sample.add_argument("--seed", type=int, default=0)
@@ -105,8 +118,10 @@ def _parser():
     reproduce.add_argument("--steps", type=int, help="training steps of every model (default: the preset's)")
     reproduce.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's)")
     reproduce.add_argument("--shipped", action="store_true",
-                           help="quick preset: first copy the kit's shipped runs (data/runs) into RUNS where missing, "
-                                "so Tables 1, 2, 4 and what reuses them load instead of training")
+                           help="first copy the kit's shipped runs (data/runs) into RUNS where missing, so the result "
+                                "loads them instead of training: quick preset (Tables 1, 2, 4 and what reuses them) "
+                                "or classroom (table2, fig3, table3, fig4: the MNIST models of data/runs/"
+                                "images-classroom)")
 
     ship = commands.add_parser(
         "ship", help="copy finished runs into data/runs without their optimiser state (the kit's shipped runs)",
@@ -154,6 +169,7 @@ def _train(args):
 
     from . import distributed
     from .experiments import commands
+    from .train import Speed, speed_settings
 
     if args.experiment not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {args.experiment!r}; expected one of {', '.join(EXPERIMENTS)}")
@@ -164,15 +180,16 @@ def _train(args):
     spec = commands.make_spec(args.experiment, args.model, args.preset, args.dataset, args.bits, args.latent_size,
                               args.root, args.download, args.steps, args.seed)
     out = Path(args.out) if args.out else commands.default_out(spec)
-    if args.experiment != "four-circles":
-        if distributed.launched_by_torchrun():
-            raise ValueError(f"only four-circles trains under torchrun; run {args.experiment} as one process")
-        torch.set_num_threads(args.threads)
-        run, data = commands.train(spec, out, device=args.device, progress=True, amp=args.amp, extend=args.extend)
-        print(commands.format_train(run, data, spec))
-        return
+    try:
+        speed = Speed(compile=args.compile, workers=args.workers)  # how fast, not which run: not stored
+    except ValueError as error:
+        raise ValueError(f"--{error}") from None
+    if args.experiment != "four-circles" and distributed.launched_by_torchrun():
+        raise ValueError(f"only four-circles trains under torchrun; run {args.experiment} as one process (the image "
+                         "flows' ActNorm would initialise from each rank's own slice of the first batch, and their "
+                         "batch norm would see one rank's slice: not the one-process run)")
     torch.set_num_threads(args.threads)
-    with distributed.session(args.device) as device:  # one process, or one rank of torchrun's
+    with speed_settings(speed), distributed.session(args.device) as device:  # one process, or a rank of torchrun's
         main = distributed.is_main()
         if main and distributed.world_size() > 1:
             print(f"training on {distributed.world_size()} processes ({device.type}); rank 0 writes")
@@ -238,35 +255,54 @@ def _eval_experiment(args):
     print(commands.format_numbers(spec, numbers, getattr(model, "exact", True), how))
 
 
+#: How ``funnelkit sample`` says what the temperature scaled (keys: funnelkit.models.tempering.TEMPER_MODES).
+TEMPERED = {"base": "the base noise only", "all": "the base and the decoders' noise",
+            "mean": "the base noise; decoder means"}
+
+
 def _sample(args):
     import torch
 
+    from .models.tempering import check_sampling_temperature, check_temper
+
+    # checked before anything is loaded or written: a bad mode or temperature ends as one line, exit 2
+    temperature = _option(check_sampling_temperature, args.temperature, "--temperature")
+    temper = _option(check_temper, args.temper, "--temper")
     if _experiment_of_run(args.run) != "four-circles":
-        return _sample_experiment(args)
+        return _sample_experiment(args, temperature, temper)
     from .checkpoints import load
     from .viz.figures import data_figure
 
     n = 20_000 if args.n is None else args.n
-    model = load(args.run)
-    torch.manual_seed(args.seed)
-    with torch.no_grad():
-        samples = model.sample(n, temperature=args.temperature)
     out = Path(args.out)
     if out.suffix.lower() != ".png":
         raise ValueError(f"--out must name a .png file, got {out}")
+    model = load(args.run)
+    torch.manual_seed(args.seed)
+    with torch.no_grad():
+        samples = model.sample(n, temperature=temperature, temper=temper)
     out.parent.mkdir(parents=True, exist_ok=True)
-    data_figure(samples, title=f"{n:,} samples, temperature {args.temperature:g}").savefig(out, dpi=110)
-    print(f"wrote {out}")
+    data_figure(samples, title=f"{n:,} samples, temperature {temperature:g} ({TEMPERED[temper]})").savefig(out, dpi=110)
+    print(f"wrote {out}: {n:,} samples, temperature {temperature:g} ({TEMPERED[temper]})")
 
 
-def _sample_experiment(args):
+def _option(check, value, option):
+    """``check(value)``, its error message naming the command-line ``option``."""
+    try:
+        return check(value)
+    except ValueError as error:
+        raise ValueError(f"{option}: {error}") from None
+
+
+def _sample_experiment(args, temperature, temper):
     from .device import pick_device
     from .experiments import commands
 
-    out, n, spec = commands.sample_run(args.run, args.out, args.temperature, args.n, args.seed,
-                                       device=pick_device(args.device))
+    out, n, spec = commands.sample_run(args.run, args.out, temperature, args.n, args.seed,
+                                       device=pick_device(args.device), temper=temper)
     what = "a corner plot of" if spec.experiment == "tabular" else "a grid of"
-    print(f"wrote {out}: {what} {n:,} samples of {spec.model} ({spec.experiment}), temperature {args.temperature:g}")
+    print(f"wrote {out}: {what} {n:,} samples of {spec.model} ({spec.experiment}), temperature {temperature:g} "
+          f"({TEMPERED[temper]})")
 
 
 def _models(args):
@@ -300,8 +336,8 @@ def _reproduce(args):
         raise ValueError(f"--steps must be at least 1, got {args.steps}")
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads must be at least 1, got {args.threads}")
-    if args.shipped and (args.preset != "quick" or args.steps is not None):
-        raise ValueError("--shipped gives the quick preset's runs: use it with --preset quick and without --steps")
+    if args.shipped:
+        _check_shipped(args.result, args.preset, args.steps)
     entry = RESULTS[args.result]
     options = {"root": args.root, "runs": args.runs, "inception_weights": args.inception_weights,
                "steps": args.steps, "download": args.download or None}
@@ -325,6 +361,41 @@ def _reproduce(args):
     out = Path(args.out)
     print((out / f"{args.result}.md").read_text())
     print(f"wrote {out / args.result}.json and {out / args.result}.md")
+
+
+def _shipped_group(result, preset):
+    """The folder of ``data/runs`` holding the runs ``reproduce RESULT --preset PRESET`` uses
+    (``images-classroom`` for Table 2, Fig. 3, Table 3 and Fig. 4), or None for a result without runs."""
+    from .experiments import table1, table2, table4
+
+    name = {"table1": table1.NAME, "table2": table2.RUNS_NAME, "fig3": table2.RUNS_NAME, "table3": table2.RUNS_NAME,
+            "fig4": table2.RUNS_NAME, "table4": table4.NAME}.get(result)
+    return None if name is None else f"{name}-{preset}"
+
+
+def _check_shipped(result, preset, steps):
+    """Refuse ``--shipped`` where no shipped runs are the runs asked for: with ``--steps``, with the
+    paper preset, or with a preset of which ``data/runs`` holds no runs for ``result``."""
+    if steps is not None:
+        raise ValueError("--shipped loads the shipped runs at their own steps: use it without --steps")
+    if preset == "quick" or _shipped_group(result, preset) in _shipped_groups():
+        return
+    offers = []
+    for other in sorted({name.rsplit("-", 1)[1] for name in _shipped_groups()}):
+        results = [r for r in _SHIPPED_RESULTS if _shipped_group(r, other) in _shipped_groups()]
+        offers.append(f"--preset {other} ({', '.join(results)})")
+    raise ValueError(f"--shipped: the kit ships no {preset}-preset runs of {result}; --shipped works with "
+                     f"{' and '.join(offers) or 'none: data/runs holds no runs'}")
+
+
+_SHIPPED_RESULTS = ("table1", "table2", "fig3", "table3", "fig4", "table4")
+
+
+def _shipped_groups():
+    """The folders of shipped runs in ``data/runs`` ("images-quick", "images-classroom", ...)."""
+    from .experiments.shipped import SHIPPED_RUNS
+
+    return {p.name for p in SHIPPED_RUNS.glob("*-*") if p.is_dir()}
 
 
 def _ship(args):

@@ -9,6 +9,11 @@ that DDP averages over the ranks is exactly the mean gradient of the single-proc
 Rank 0 alone prints and writes checkpoints.
 
 Outside ``torchrun`` every function here is a no-op: rank 0 of a world of one.
+
+The image flows are not yet the single-process run under DDP: their ActNorm layers initialise
+themselves from the first batch they see (each rank's own slice), and their batch norm normalises
+each rank's slice (torch's SyncBatchNorm is CUDA-only), so ``funnelkit train`` refuses every
+experiment but four circles under ``torchrun``.
 """
 
 import os

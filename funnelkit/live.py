@@ -19,7 +19,10 @@ checkpoint shipped in ``data/checkpoints`` when there is one, so a trained model
 A run never raises into the page when its maths break down (a learning rate of 0.3 or more can
 make the splines so steep within a few dozen steps that drawing samples fails inside nflows, or the
 loss turns NaN): it steps back to its last good state (:mod:`funnelkit.live_recovery`), pauses, and
-says so in :attr:`LiveRun.message`; :meth:`LiveRun.play` lets it train again.
+says so in :attr:`LiveRun.message`; :meth:`LiveRun.play` lets it train again. An error nobody
+expected (a bug, memory running out) is the page's to catch: :meth:`LiveRun.fail` then steps back and
+pauses the same way, with a message. :class:`Paced` decides when a page makes its slow pictures again
+while the run trains.
 """
 
 import copy
@@ -215,6 +218,44 @@ class FunnelView:
     log_p: np.ndarray
 
 
+class Paced:
+    """A slow view of a run that trains (pictures, and the figures made from them), made again only
+    when it is due, so that drawing takes at most about ``share`` of the time and training the rest.
+
+    While the run trains, :meth:`get` gives the last view until it is older than
+    ``cost * (1 / share - 1)`` (its making time ``cost``: three times that for the default quarter);
+    a view of another model (``identity`` differs: a new, loaded or restored one) or any view when not
+    ``paced`` (the run is paused: show exactly what it is) is made at once. With ``make_due=False`` a
+    view that is due is not made either (a page shows what it has first, and makes the next view after).
+    """
+
+    def __init__(self, share=0.25):
+        if not 0 < share <= 1:
+            raise ValueError(f"share must be in (0, 1], got {share!r}")
+        self.share = share
+        self.key = None  # (identity, step) of the view kept
+        self.value = None
+        self.made_at = -math.inf
+        self.cost = 0.0  # seconds the last making took
+
+    def due(self, identity, step, paced=True, make_due=True):
+        """Whether the view for ``(identity, step)`` must be made now (see the class)."""
+        if self.key is None or self.key[0] != identity or not paced:
+            return self.key != (identity, step)
+        if self.key[1] == step or not make_due:
+            return False
+        return time.monotonic() - self.made_at >= self.cost * (1 / self.share - 1)
+
+    def get(self, identity, step, make, paced=True, make_due=True):
+        """The view for ``(identity, step)``: ``make()``'s value when due, else the one kept."""
+        if self.due(identity, step, paced, make_due):
+            start = time.monotonic()
+            value = make()
+            self.made_at = time.monotonic()
+            self.key, self.value, self.cost = (identity, step), value, self.made_at - start
+        return self.value
+
+
 class LiveRun:
     """One model, its Trainer and the pictures of it, for one dashboard session.
 
@@ -228,6 +269,7 @@ class LiveRun:
         self.device = pick_device(device)
         self.source = "fresh"
         self._cache = {}
+        self.generation = 0  # see state_key
         self._tick_steps = 0
         self._tick_seconds = 0.0
         self.message = None  # why the run paused itself (a breakdown it recovered from), or None
@@ -243,24 +285,38 @@ class LiveRun:
             run.load_pretrained()
         return run
 
-    def _build(self):
-        s = self.settings
+    def _build(self, settings=None, device=None):
+        """A fresh model and Trainer for ``settings`` on ``device`` (by default the run's own). All or
+        nothing: if building raises, the run keeps its settings, model and training."""
+        s = self.settings if settings is None else settings
+        device = self.device if device is None else device
         torch.manual_seed(s.seed)  # the model's initial weights follow the seed
-        model = plane_model(s.model, preset=PRESET, **s.plane_overrides())
-        self.model = model.to(self.device)
-        self.model.config["data"] = s.dataset
+        model = plane_model(s.model, preset=PRESET, **s.plane_overrides()).to(device)
+        model.config["data"] = s.dataset
         dataset = s.dataset
 
         def sample_batch(n, generator):
             return toy(dataset, n, generator=generator)
 
         config = TrainConfig(steps=OPEN_ENDED_STEPS, batch_size=s.batch, lr=s.lr, schedule="constant", seed=s.seed)
-        self.trainer = Trainer(self.model, sample_batch, config)
+        trainer = Trainer(model, sample_batch, config)
+        good = GoodStates(trainer)
+        self.settings, self.device, self.model, self.trainer, self._good = s, device, model, trainer, good
         self.source = "fresh"
-        self._cache.clear()
+        self._new_weights()
         self._tick_steps, self._tick_seconds = 0, 0.0
-        self._good = GoodStates(self.trainer)
         self.play()
+
+    def _new_weights(self):
+        """The model's weights changed other than by training forward (built, loaded, restored)."""
+        self.generation += 1
+        self._cache.clear()
+
+    @property
+    def state_key(self):
+        """``(generation, iteration)``: equal keys mean the same weights, so a picture made at one key
+        shows the model at the other (a new model, a loaded one or a restored one starts a generation)."""
+        return self.generation, self.iteration
 
     def reset(self):
         """A fresh, untrained model with the same settings (the same seed gives the same start)."""
@@ -279,6 +335,7 @@ class LiveRun:
         payload = _read_shipped(path)
         self._build()
         self.model.load_state_dict(payload["state_dict"])
+        self._new_weights()
         if payload.get("trainer"):
             self.trainer.load_state_dict(payload["trainer"])  # its step, Adam's moments, its history
             self._set_lr(self.continue_lr())  # a constant rate, not the checkpoint's annealed one
@@ -313,8 +370,7 @@ class LiveRun:
         if settings == self.settings and device == self.device:
             return "same"
         if settings.architecture != self.settings.architecture or device != self.device:
-            self.settings, self.device = settings, device
-            self._build()
+            self._build(settings, device)  # if it raises, the run is as it was
             return "rebuilt"
         lr_changed = settings.lr != self.settings.lr
         self.settings = settings
@@ -384,17 +440,41 @@ class LiveRun:
         """Go back to the newest good state from before step ``before``, pause, and say why
         (``failed_at``: the step where it first broke down, by default the current one)."""
         failed_at = self.iteration if failed_at is None else failed_at
-        restored = self._good.restore(before)
-        if restored is None:  # even the starting state fails: only a fresh model is left
-            self._build()
-            restored, what = 0, "started a fresh model"
-        else:
-            what = f"restored the model from step {restored:,}"
-        self._cache.clear()
+        what = self._step_back(before)
         doing = "drawing the model failed" if drawing else "training failed"
         self.message = (f"Training diverged at learning rate {self.settings.lr:g} after {failed_at:,} steps "
                         f"({doing}: {failure}); {what}. Lower the learning rate and press Play.")
         self.paused = True
+
+    def _step_back(self, before):
+        """Restore the newest good state from before step ``before`` (a fresh model when none is left);
+        returns what was done, for a message."""
+        restored = self._good.restore(before)
+        if restored is None:  # even the starting state fails: only a fresh model is left
+            self._build()
+            return "started a fresh model"
+        self._new_weights()
+        return f"restored the model from step {restored:,}"
+
+    def fail(self, doing, error, restore=True):
+        """Pause after an ``error`` the run did not expect while ``doing`` (for example ``"training"`` or
+        ``"drawing the density"``): a bug, or memory running out, rather than a breakdown of the maths.
+
+        With ``restore`` the run first goes back to its last good state (the one kept after the last
+        good tick), since a step may have stopped half-way. Sets :attr:`message` (what failed, what was
+        done, how to go on) and returns it; nothing is raised, so a page can show it and go on.
+        """
+        if not isinstance(doing, str) or not doing:
+            raise ValueError(f"doing must name what failed, got {doing!r}")
+        if not isinstance(error, BaseException):
+            raise ValueError(f"error must be an exception, got {type(error).__name__}")
+        at = self.iteration
+        what = self._step_back(before=at + 1) if restore else "the model is unchanged"
+        self.message = (f"{doing[0].upper()}{doing[1:]} failed at step {at:,} with an error the kit did not expect "
+                        f"({describe(error)}); {what} and paused. Press Play to try again, or Reset for a "
+                        "fresh model.")
+        self.paused = True
+        return self.message
 
     def reference_nll(self):
         """The best possible loss, -E log p_true(x), where the true density is known (four circles)."""

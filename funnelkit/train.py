@@ -10,11 +10,17 @@ them, as NSF's and the authors' ``uci.py`` reload their best-validation checkpoi
 Under ``torchrun`` (see :mod:`funnelkit.distributed`) the same Trainer runs data-parallel: every
 rank draws the same full batch of ``batch_size`` and keeps its slice, DDP averages the
 gradients, and rank 0 alone writes checkpoints; the result is the single-process run's.
+
+On a GPU: ``TrainConfig(amp=True)`` trains under bfloat16 autocast (:func:`training_autocast`
+says what it covers); :class:`Speed` compiles the loss with ``torch.compile`` and lets a
+DataLoader worker draw the batches ahead into pinned memory. Speed settings change how fast a
+run computes, not which run it is, so they are no part of :class:`TrainConfig`.
 """
 
+import contextvars
 import math
 import time
-from contextlib import ExitStack, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -41,7 +47,7 @@ class TrainConfig:
     seed: int = 0
     eval_every: int = 1000
     checkpoint_every: int = 1000
-    amp: bool = False  # bfloat16 autocast of the training forward pass, CUDA only
+    amp: bool = False  # bfloat16 autocast of the training forward pass, CUDA only (training_autocast)
     keep_best: bool = False  # end fit() with the weights of the lowest validation loss (needs eval_data)
 
     def __post_init__(self):
@@ -58,6 +64,98 @@ class TrainConfig:
             raise ValueError(f"lr must be positive, got {self.lr!r}")
 
 
+@dataclass(frozen=True)
+class Speed:
+    """How fast a run computes, never which run it is: not stored in checkpoints or run folders,
+    so a run may resume with other speed settings.
+
+    Args:
+        compile: ``False`` (eager, the default), ``True`` (``torch.compile`` with its default
+            backend, inductor) or the name of a ``torch.compile`` backend (``"aot_eager"`` traces
+            the graphs without generating code). The training loss (the model's ``log_prob`` and
+            its mean, forward and backward) is compiled; validation, test numbers and sampling
+            stay eager. The first steps take the compilation (minutes for the image flows); the
+            compiled loss equals the eager one up to float32 rounding, so a compiled run is not
+            bit-identical to an eager one.
+        workers: 0 (the default): the training loop draws each batch. 1: a DataLoader worker
+            process draws the batches ahead, ``prefetch`` of them, into page-locked (pinned)
+            memory when the model is on a CUDA GPU, whose copies to the GPU then overlap the
+            computation. The worker draws from a copy of the Trainer's generator and sends its
+            state with every batch, so the batches, the checkpoints and a resumed run are exactly
+            those of ``workers=0``. One seeded stream is drawn in order, which is why more
+            workers are refused: they could not draw it faster.
+        prefetch: batches the worker keeps ready (``workers=1``).
+    """
+
+    compile: object = False
+    workers: int = 0
+    prefetch: int = 4
+
+    def __post_init__(self):
+        if not (isinstance(self.compile, bool) or (isinstance(self.compile, str) and self.compile)):
+            raise ValueError(f"compile must be True, False or the name of a torch.compile backend such as "
+                             f"'inductor', got {self.compile!r}")
+        if isinstance(self.workers, bool) or self.workers not in (0, 1):
+            raise ValueError(f"workers must be 0 (the training loop draws the batches) or 1 (a DataLoader worker "
+                             f"draws them ahead), got {self.workers!r}: one seeded stream of batches is drawn in "
+                             "order, so more workers could not draw it faster")
+        if isinstance(self.prefetch, bool) or not isinstance(self.prefetch, int) or self.prefetch < 1:
+            raise ValueError(f"prefetch must be a positive int (batches drawn ahead), got {self.prefetch!r}")
+
+    @property
+    def backend(self):
+        """The ``torch.compile`` backend, or None for eager."""
+        return None if self.compile is False else "inductor" if self.compile is True else self.compile
+
+
+_SPEED = contextvars.ContextVar("funnelkit_train_speed", default=Speed())
+
+
+@contextmanager
+def speed_settings(speed):
+    """``with speed_settings(Speed(...)):`` every :class:`Trainer` built inside without its own
+    ``speed`` uses ``speed``; how ``funnelkit train --compile --workers 1`` reaches the Trainer of
+    any experiment."""
+    if not isinstance(speed, Speed):
+        raise ValueError(f"speed must be a funnelkit.train.Speed, got {type(speed).__name__}")
+    token = _SPEED.set(speed)
+    try:
+        yield speed
+    finally:
+        _SPEED.reset(token)
+
+
+def training_autocast(device):
+    """The bfloat16 autocast of ``TrainConfig(amp=True)`` on ``device``'s type.
+
+    What it covers: the training forward pass only. torch runs every convolution and linear
+    layer in it in bfloat16: the conditioner networks, the funnels' decoder networks and the 1x1
+    convolutions, so from the first 1x1 convolution on the image flows carry their activations in
+    bfloat16 too (their splines and funnels then see bfloat16 values); torch keeps reductions such
+    as sums in float32, and the Trainer takes the batch mean of log p in float32
+    (:class:`funnelkit.distributed.NegativeLogLikelihood`). The backward pass follows the forward's
+    dtypes; parameters, gradients and Adam's state stay float32. Validation losses, test bits/dim
+    and sampling never run under it: their log-densities are exact float32.
+    """
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
+
+
+class _SeededBatches(torch.utils.data.IterableDataset):
+    """The batches of ``sample_batch`` drawn in order from a copy of a generator, each with the
+    generator's state after it (what the Trainer's generator would hold after drawing it)."""
+
+    def __init__(self, sample_batch, batch_size, generator_state):
+        super().__init__()
+        self.sample_batch, self.batch_size, self.generator_state = sample_batch, batch_size, generator_state
+
+    def __iter__(self):
+        generator = torch.Generator()
+        generator.set_state(self.generator_state)
+        while True:
+            batch = self.sample_batch(self.batch_size, generator)
+            yield batch, generator.get_state()
+
+
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the model and checkpoint hold the last good state."""
 
@@ -71,6 +169,8 @@ class Trainer:
         config: a :class:`TrainConfig`.
         eval_data: a tensor on which to report the mean negative log-likelihood (optional).
         checkpoint_path: where to write checkpoints (optional).
+        speed: a :class:`Speed` (compile, DataLoader worker); default: that of the enclosing
+            :func:`speed_settings`, else eager with batches drawn in the loop.
 
     With ``config.keep_best`` every evaluation whose loss is the lowest so far keeps a copy of the
     weights (:attr:`best_step`, :attr:`best_eval_nll`); when :meth:`fit` reaches ``config.steps``
@@ -78,7 +178,7 @@ class Trainer:
     :meth:`state_dict`, so a resumed run keeps it.
     """
 
-    def __init__(self, model, sample_batch, config=None, eval_data=None, checkpoint_path=None):
+    def __init__(self, model, sample_batch, config=None, eval_data=None, checkpoint_path=None, speed=None):
         self.model = model
         self.sample_batch = sample_batch
         self.config = config or TrainConfig()
@@ -107,7 +207,13 @@ class Trainer:
         # A world of one outside torchrun; the loss goes through DDP's forward inside it.
         self.rank, self.world_size = distributed.rank(), distributed.world_size()
         distributed.check_batch_size(self.config.batch_size, self.world_size)
+        self.speed = speed if speed is not None else _SPEED.get()
+        if not isinstance(self.speed, Speed):
+            raise ValueError(f"speed must be a funnelkit.train.Speed, got {type(self.speed).__name__}")
         self.loss_module = distributed.wrap(model)
+        if self.speed.backend is not None:  # the model itself stays eager: evaluation, sampling, checkpoints
+            self.loss_module = torch.compile(self.loss_module, backend=self.speed.backend)
+        self._batches = None  # workers=1: the DataLoader's iterator, started at the next step
 
     def add_callback(self, event, fn):
         """Call ``fn(trainer)`` on ``event``: one of ``on_step_end``, ``on_eval``, ``on_checkpoint``."""
@@ -123,11 +229,11 @@ class Trainer:
     def train_step(self):
         """One Adam step on a fresh batch; returns the loss (mean negative log-likelihood)."""
         self.model.train()
-        x = self.sample_batch(self.config.batch_size, self.generator)  # the same full batch on every rank
+        x = self._next_batch()  # the same full batch on every rank
         if self.world_size > 1:
             x = distributed.shard(x, self.rank, self.world_size)
-        x = x.to(device=self.model.device, dtype=self.model.dtype)
-        with torch.autocast("cuda", dtype=torch.bfloat16) if self.config.amp else nullcontext():
+        x = x.to(device=self.model.device, dtype=self.model.dtype, non_blocking=True)
+        with training_autocast(self.model.device) if self.config.amp else nullcontext():
             loss = self.loss_module(x)
         if self.world_size > 1:  # the full batch's loss, on every rank: all stop together on a NaN
             full = loss.detach().clone()
@@ -158,6 +264,28 @@ class Trainer:
         self._fire("on_step_end")
         return full.item()
 
+    def _next_batch(self):
+        """The next training batch; with ``speed.workers`` the DataLoader's, the generator set to
+        the state it has after that batch (as if the Trainer had drawn it)."""
+        if self.speed.workers == 0:
+            return self.sample_batch(self.config.batch_size, self.generator)
+        if self._batches is None:
+            stream = _SeededBatches(self.sample_batch, self.config.batch_size, self.generator.get_state())
+            # generator: the workers' seeds come from it, not from torch's global generator (the model's)
+            loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=self.speed.workers,
+                                                 prefetch_factor=self.speed.prefetch,
+                                                 pin_memory=self.model.device.type == "cuda",
+                                                 generator=torch.Generator().manual_seed(0))
+            self._batches = iter(loader)
+        batch, state = next(self._batches)
+        self.generator.set_state(state)
+        return batch
+
+    def close_batches(self):
+        """Stop the DataLoader worker (``speed.workers``); the next step starts a new one where the
+        generator stands."""
+        self._batches = None
+
     # -- loops ------------------------------------------------------------------------------
     def fit(self, progress=True):
         """Train until ``config.steps``, evaluating and checkpointing along the way."""
@@ -187,6 +315,7 @@ class Trainer:
         finally:
             self._seconds = self.seconds
             self._fit_started = None
+            self.close_batches()
             bar.close()
             lock.close()
         return self.history
@@ -261,6 +390,7 @@ class Trainer:
         }
 
     def load_state_dict(self, state):
+        self.close_batches()  # batches drawn ahead from the old generator state are not this run's
         self.step = state["step"]
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state["scheduler"] is not None:

@@ -55,7 +55,7 @@ def iteration(at):
 def test_train_tab_renders_with_charts_and_controls(no_shipped):
     at = start()
     assert not at.exception
-    assert [t.label for t in at.tabs] == ["Train", "Latents", "Samples", "Compare", "How it works"]
+    assert [t.label for t in at.tabs] == ["Train", "Latents", "Watch it move", "Samples", "Compare", "How it works"]
     assert iteration(at) == 0
     assert metric(at, "best possible (true density)") == "2.865"
     charts = at.get("plotly_chart")
@@ -112,14 +112,16 @@ def test_step_trains_one_iteration(no_shipped):
 
 
 def test_play_trains_on_each_run_and_pause_stops(no_shipped):
+    """A live cycle first shows the run as it is, then trains: each run shows what the one before trained."""
     at = start(hidden="16", bins="4")
     at.button(key="play").click().run()
     assert not at.exception and at.session_state.running
-    first = iteration(at)
-    assert first >= 1  # the fragment ran once, as part of the run, and trained a tick
+    run = at.session_state.run
+    trained = run.iteration
+    assert iteration(at) == 0 and trained >= 1  # the fragment ran once, as part of the run: drew, then trained
     assert at.button(key="play").disabled and not at.button(key="pause").disabled
     at.run()
-    assert iteration(at) > first
+    assert iteration(at) == trained and run.iteration > trained
     at.button(key="pause").click().run()
     assert not at.session_state.running
     paused = iteration(at)
@@ -161,7 +163,7 @@ def test_a_learning_rate_of_one_pauses_with_a_warning_not_a_traceback(button):
     assert iteration(at) == paused_at and at.warning  # a new rate alone does not train
     at.button(key="play").click().run()
     assert not at.exception and not at.warning and at.session_state.running
-    assert iteration(at) > paused_at and not run.paused and at.session_state.run is run
+    assert run.iteration > paused_at and not run.paused and at.session_state.run is run  # shown on the next run
 
 
 @pytest.mark.parametrize(
@@ -245,7 +247,7 @@ def test_real_shipped_model_shows_at_once():
 
 
 def test_the_shipped_model_says_how_it_goes_on_and_play_keeps_its_loss():
-    """The opening page names the rate Play continues at; two ticks of Play keep the loss near 2.898."""
+    """The opening page names the rate Play continues at; 20 steps of Play keep the loss near 2.898."""
     if not fk.paths.shipped_checkpoint("four-circles", "f-nsf", "quick").is_file():
         pytest.skip("data/checkpoints/four-circles-f-nsf-quick.pt is not in this checkout yet")
     at = start()
@@ -255,8 +257,11 @@ def test_the_shipped_model_says_how_it_goes_on_and_play_keeps_its_loss():
     start_iteration = iteration(at)
     assert "run" not in at.session_state  # drawn from the shipped model's opening view: built on first use
     at.button(key="play").click().run()
-    at.run()
-    assert iteration(at) > start_iteration + 20
+    for _ in range(20):  # a live cycle trains about a tenth of a second
+        at.run()
+        if iteration(at) > start_iteration + 20:
+            break
+    assert iteration(at) > start_iteration  # a tick trains for a time slice: how many steps depends on the CPU
     assert abs(float(metric(at, "loss (−log p, nats)")) - opening) < 0.03
     assert at.session_state["run"].lr == live.SHIPPED_CONTINUE_LR
 
@@ -278,6 +283,185 @@ def test_presentation_mode_hides_the_sidebar_and_keeps_the_link(no_shipped):
     assert "stSidebar" in styles and "display: none" in styles
     plain = " ".join(str(h.proto) for h in start().get("html"))
     assert "display: none" not in plain
+
+
+# -- live tabs and never a traceback (issue 13, items 2 and 8) -----------------------------------
+def shown_iteration(at, words):
+    """The iteration named in the markdown that holds ``words`` ("at iteration 1,234")."""
+    import re
+
+    (text,) = [m.value for m in at.markdown if words in m.value]
+    return int(re.search(r"at iteration ([0-9,]+)", text).group(1).replace(",", ""))
+
+
+@pytest.mark.parametrize("tab, words", [("Latents", "pushed through the model"), ("How it works", "Mean over 256")])
+def test_latents_and_the_eq6_table_follow_the_training_while_play_runs(no_shipped, tab, words):
+    at = start(tab=tab, hidden="16", bins="4")
+    run = at.session_state.run
+    assert shown_iteration(at, words) == 0
+    at.session_state.running = True  # Play, pressed on the Train tab; this tab trains and redraws itself
+    for _ in range(15):
+        at.run()
+        assert not at.exception and not at.error
+        if shown_iteration(at, words) > 0:
+            break
+    assert 0 < shown_iteration(at, words) <= run.iteration
+    if tab == "How it works":
+        numbers = [m.value for m in at.markdown if "Mean over 256" in m.value][0].split("**")[1::2]
+        assert float(numbers[0]) == pytest.approx(float(numbers[1]), abs=2e-4)  # still adds up, live
+    else:
+        assert len(at.get("plotly_chart")) == 3  # histogram, layers, inside the funnel
+
+
+def test_the_live_plots_are_updated_in_place_as_the_viz_functions_draw_them(no_shipped):
+    """The density, samples and loss figures the page updates in place equal new ones from funnelkit.viz."""
+    import math
+
+    import numpy as np
+
+    from funnelkit.viz import interactive
+
+    at = start(hidden="16", bins="4")
+    at.button(key="play").click().run()
+    for _ in range(8):
+        at.run()
+    run = at.session_state.run
+    density, samples = at.session_state.train_paced.value
+    pictures = run.pictures(40, 200, refresh_every=math.inf)  # the pictures those figures were made from
+    assert pictures.step > 0 and at.session_state.own_picture_figures[1] is density  # updated in place
+    fresh = interactive.density_heatmap(pictures.axis, pictures.log_density, pictures.data)
+    assert np.allclose(density.data[0].z, fresh.data[0].z) and density.data[0].zmax == pytest.approx(fresh.data[0].zmax)
+    assert np.array_equal(samples.data[-1].x, pictures.samples[:, 0])
+    loss = at.session_state.loss_view["figure"]
+    history = run.trainer.history
+    fresh = interactive.loss_curve(history["step"], history["loss"], run.reference_nll(), max_points=800)
+    for mine, theirs in zip(loss.data, fresh.data):
+        assert np.allclose(mine.x, theirs.x) and np.allclose(mine.y, theirs.y)
+    assert np.allclose(loss.layout.yaxis.range, fresh.layout.yaxis.range)
+
+
+def test_a_nan_loss_in_training_steps_back_and_pauses_with_a_message(no_shipped):
+    at = start(hidden="16", bins="4")
+    at.button(key="step").click().run()
+    at.button(key="step").click().run()
+    run = at.session_state.run
+    next(run.model.parameters()).data.fill_(float("nan"))  # the next loss is NaN
+    at.button(key="play").click().run()
+    at.run()
+    assert not at.exception and not at.session_state.running and run.paused
+    (warning,) = [w.value for w in at.warning]
+    assert "the loss became nan" in warning and "restored the model from step 2" in warning and "press Play" in warning
+    assert iteration(at) == 2 and all(p.isfinite().all() for p in run.model.parameters())
+    assert not at.button(key="play").disabled and at.button(key="pause").disabled  # the way back: Play
+
+
+def test_an_unexpected_error_in_a_tick_pauses_restores_and_play_goes_on(no_shipped):
+    at = start(hidden="16", bins="4")
+    at.button(key="step").click().run()
+    run = at.session_state.run
+
+    def broken(seconds, max_steps=None):
+        run.trainer.train_step()
+        raise KeyError("a bug")
+
+    run.trainer.train_for = broken
+    at.button(key="play").click().run()
+    at.run()
+    assert not at.exception and not at.session_state.running and run.paused
+    (warning,) = [w.value for w in at.warning]
+    assert warning.startswith("Training failed at step 2 with an error the kit did not expect (KeyError: 'a bug')")
+    assert "restored the model from step 1" in warning and "Press Play to try again, or Reset" in warning
+    assert iteration(at) == 1 and not at.button(key="play").disabled
+    del run.trainer.train_for  # fixed: Play goes on from step 1
+    at.button(key="play").click().run()
+    at.run()
+    assert not at.exception and not at.warning and run.iteration > 1
+
+
+@pytest.mark.parametrize("figure", ["density_heatmap", "loss_curve"])
+def test_a_figure_that_fails_shows_a_message_where_the_plot_would_be(no_shipped, monkeypatch, figure):
+    from funnelkit.viz import interactive
+
+    def broken(*args, **kwargs):
+        raise ValueError("plotly could not make it")
+
+    monkeypatch.setattr(interactive, figure, broken)
+    at = start(hidden="16", bins="4")
+    assert not at.exception
+    (warning,) = [w.value for w in at.warning]
+    assert warning.startswith("Drawing the Train tab's plots failed at step 0 with an error the kit did not expect "
+                              "(ValueError: plotly could not make it); the model is unchanged and paused.")
+    assert not at.get("plotly_chart") and len([i for i in at.info if "could not be drawn" in i.value]) == 3
+    assert iteration(at) == 0 and not at.button(key="play").disabled  # the numbers and the buttons are there
+    monkeypatch.undo()  # the way back: Play tries again
+    monkeypatch.setenv("FUNNELKIT_APP_GRID", "40")
+    monkeypatch.setenv("FUNNELKIT_APP_SAMPLES", "200")
+    monkeypatch.setenv("FUNNELKIT_APP_DEVICE", "cpu")
+    at.button(key="play").click().run()
+    assert not at.exception and not at.warning and len(at.get("plotly_chart")) == 3
+
+
+def test_a_latents_figure_that_fails_is_a_message_not_a_traceback(no_shipped, monkeypatch):
+    from funnelkit.viz import interactive
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("subplots failed")
+
+    monkeypatch.setattr(interactive, "layer_small_multiples", broken)
+    at = start(tab="Latents", hidden="16", bins="4")
+    assert not at.exception
+    (warning,) = [w.value for w in at.warning]
+    assert "Drawing the Latents tab's views failed" in warning and "RuntimeError: subplots failed" in warning
+
+
+def test_settings_that_cannot_be_built_show_a_message_and_a_way_back(no_shipped, monkeypatch):
+    at = start(hidden="16", bins="4")
+    at.button(key="step").click().run()
+    run = at.session_state.run
+    plane_model = live.plane_model
+
+    def fails_at_24(name, **kwargs):
+        if kwargs.get("hidden_features") == 24:
+            raise RuntimeError("not enough memory for 24 hidden units")
+        return plane_model(name, **kwargs)
+
+    monkeypatch.setattr(live, "plane_model", fails_at_24)
+    at.number_input(key="hidden").set_value(24).run()
+    assert not at.exception
+    (error,) = [e.value for e in at.error]
+    assert error == "These settings cannot be used: RuntimeError: not enough memory for 24 hidden units"
+    assert at.session_state.run is run and run.settings.hidden == 16 and run.iteration == 1  # kept
+    at.button(key="back_to_settings").click().run()
+    assert not at.exception and not at.error
+    assert at.number_input(key="hidden").value == 16 and iteration(at) == 1 and at.session_state.run is run
+
+
+def test_a_damaged_shipped_model_gives_a_fresh_one_and_says_why(tmp_path, monkeypatch):
+    path = tmp_path / "four-circles-f-nsf-quick.pt"
+    path.write_bytes(b"not a checkpoint")
+    monkeypatch.setattr(live, "shipped_checkpoint", lambda *args: path)
+    at = start()
+    assert not at.exception and iteration(at) == 0
+    (error,) = [e.value for e in at.error]
+    assert error.startswith("The shipped model could not be loaded (")
+    assert "is not a readable funnelkit checkpoint" in error
+    assert "Press Play to train it, or Load pretrained to try again." in error
+
+
+def test_a_button_that_fails_is_a_message_and_the_model_is_kept(no_shipped, monkeypatch):
+    at = start(hidden="16", bins="4")
+    at.button(key="step").click().run()
+    run = at.session_state.run
+
+    def broken(*args, **kwargs):
+        raise MemoryError()
+
+    monkeypatch.setattr(live, "plane_model", broken)
+    at.button(key="reset").click().run()
+    assert not at.exception and at.session_state.run is run and iteration(at) == 1
+    (warning,) = [w.value for w in at.warning]
+    assert warning.startswith("The reset failed at step 1 with an error the kit did not expect (MemoryError")
+    assert "Press Play to try again, or Reset for a fresh model" in warning
 
 
 # -- Samples and Compare tabs ----------------------------------------------------------------------
@@ -489,3 +673,33 @@ def test_samples_tab_on_the_shipped_runs(monkeypatch):
     assert at.selectbox(key="image_run").value.startswith("shipped/images-classroom/")  # the classroom F-NSF opens
     facts = " ".join(m.value for m in at.markdown)
     assert "Test <abbr title=" in facts and ">bits/dim</abbr>:" in facts  # explained on hover
+
+
+@pytest.mark.parametrize("model", ["f-nsf", "nsf"])
+def test_watch_it_move_tab_renders_an_animation_of_the_sessions_model(model):
+    at = start(tab="Watch it move", model=model)
+    assert not at.exception
+    (chart,) = at.get("plotly_chart")
+    figure = json.loads(chart.proto.spec)
+    from funnelkit.viz.flow_path import round_trip
+
+    path = round_trip(at.session_state["run"].model, 400, seed=at.session_state["run"].settings.seed)
+    assert len(figure["frames"]) == len(path.stages) == len(figure["layout"]["sliders"][0]["steps"])
+    assert [b["label"] for b in figure["layout"]["updatemenus"][0]["buttons"]] == ["▶ Play", "❚❚ Pause"]
+    assert ("draw x₁" in [s.label for s in path.stages]) == (model == "f-nsf")  # the funnel's draw from p_φ
+    assert "follow a colour" in at.caption[0].value
+    assert not [m for m in at.metric if m.label == "iteration"]  # lazy tabs: Train did not run
+
+
+def test_a_playing_page_says_when_other_trainings_share_the_machine():
+    from funnelkit import room
+
+    at = start()
+    at.button(key="play").click().run()
+    assert not any("This machine is shared" in c.value for c in at.caption)  # only this page trains
+    room.ACTIVITY.beat("another page")
+    try:
+        at.run()
+        assert any("This machine is shared: 2 trainings" in c.value for c in at.caption)
+    finally:
+        room.ACTIVITY.done("another page")

@@ -163,6 +163,34 @@ def _wait_until(predicate, timeout_s, what):
     pytest.fail(f"timed out after {timeout_s} s waiting for {what() if callable(what) else what}")
 
 
+_FRAMES = """async (ms) => {
+    // Every painted frame for `ms` ms: is each Train plot drawn (Plotly's svg and its data) and at full
+    // colour (no stale fade: CSS opacity over the plot and its ancestors at least 0.95)? As in
+    // benchmarks/bench_dashboard_frames.py.
+    const drawn = {density: '.hm image', samples: 'path.point', loss: 'path.js-line'};
+    const bad = [];
+    let frames = 0;
+    const start = performance.now();
+    await new Promise((done) => {
+        const frame = (now) => {
+            frames += 1;
+            for (const [key, data] of Object.entries(drawn)) {
+                const box = document.querySelector('.st-key-' + key);
+                if (!box || !box.querySelector('.main-svg') || !box.querySelector(data)) bad.push(key + ' missing');
+                let o = 1;
+                for (let e = box; e && e !== document.documentElement; e = e.parentElement) {
+                    o *= parseFloat(getComputedStyle(e).opacity);
+                }
+                if (box && o < 0.95) bad.push(key + ' greyed');
+            }
+            if (now - start < ms) requestAnimationFrame(frame); else done();
+        };
+        requestAnimationFrame(frame);
+    });
+    return {frames, bad: bad.slice(0, 20)};
+}"""
+
+
 def test_play_trains_live_and_pause_stops(page, server, tmp_path):
     start = time.monotonic()
     page.goto(server)
@@ -181,6 +209,8 @@ def test_play_trains_live_and_pause_stops(page, server, tmp_path):
     # More than one tick: the fragment keeps rerunning by itself, without any click.
     seen = _iteration(page)
     _wait_until(lambda: _iteration(page) > seen, 60, "a further tick")
+    frames = page.evaluate(_FRAMES, 3000)  # the plots are updated in place: never missing, never greyed
+    assert frames["frames"] > 0 and not frames["bad"], frames
     play_seconds = time.monotonic() - played
     steps_while_playing = _iteration(page) - before
 
@@ -195,7 +225,8 @@ def test_play_trains_live_and_pause_stops(page, server, tmp_path):
     page.screenshot(path=str(tmp_path / "app.png"), full_page=True)
     print(
         f"\nfirst render {first_render:.1f} s; {steps_while_playing} steps in {play_seconds:.1f} s of play "
-        f"({steps_while_playing / play_seconds:.1f} steps/s including drawing)"
+        f"({steps_while_playing / play_seconds:.1f} steps/s including drawing); {frames['frames']} frames in 3 s "
+        "with every plot drawn at full colour"
     )
 
 
@@ -300,3 +331,45 @@ def test_the_train_tab_fits_a_1366x768_screen(page, server, query, tmp_path):
         assert density["width"] >= 280
     else:
         assert density["width"] >= 300 and density["height"] >= 300, density
+
+
+_ANIMATION = """() => {
+    const gd = [...document.querySelectorAll('.js-plotly-plot')].find(g => g.layout && g.layout.sliders);
+    if (!gd || !gd._fullData || !gd._fullData[0]) return null;
+    const box = gd.getBoundingClientRect();
+    const play = [...gd.querySelectorAll('.updatemenu-button')].find(b => b.textContent.includes('Play'));
+    const labels = [...gd.querySelectorAll('.slider-label')].map(l => {
+        const r = l.getBoundingClientRect(); return {text: l.textContent, x: r.x + r.width / 2, y: r.y}; });
+    const rail = gd.querySelector('.slider-rail-rect');
+    const x = gd._fullData[0].x;
+    return {frames: (gd._transitionData && gd._transitionData._frames || []).length,
+            active: gd._fullLayout.sliders[0].active, first: Number(x[0]), last: Number(x[x.length - 1]),
+            play: play ? play.getBoundingClientRect().bottom : null, labels,
+            rail: rail ? rail.getBoundingClientRect().y + rail.getBoundingClientRect().height / 2 : null,
+            bottom: box.bottom, right: box.right};
+}"""
+
+
+def test_watch_it_move_has_a_slider_and_play_and_the_slider_moves_the_points(page, server, tmp_path):
+    """The animation on a 1366x768 screen: its slider and Play button are there and on screen, and moving the
+    slider to another stage moves the points (plotly runs the frames in the browser)."""
+    small = page.context.browser.new_page(viewport={"width": 1366, "height": 768})
+    try:
+        small.goto(server + "/?tab=Watch+it+move")
+        _settle(small)
+        _wait_until(lambda: (small.evaluate(_ANIMATION) or {}).get("frames", 0) > 1, 60, "the animation's frames")
+        before = small.evaluate(_ANIMATION)
+        small.screenshot(path=str(tmp_path / "watch-it-move-1366x768.png"))
+        target = before["labels"][len(before["labels"]) // 2]  # a stage in the middle: the data
+        small.mouse.click(target["x"], before["rail"])
+        _wait_until(lambda: small.evaluate(_ANIMATION)["active"] != before["active"], 10, "the slider to move")
+        small.wait_for_timeout(1500)  # the points glide to the new stage
+        after = small.evaluate(_ANIMATION)
+        small.screenshot(path=str(tmp_path / "watch-it-move-data.png"))
+    finally:
+        small.close()
+    assert before["frames"] == len(before["labels"]) >= 5
+    assert before["play"] is not None and before["play"] <= 768
+    assert before["bottom"] <= 768 and before["right"] <= 1366, before
+    assert after["active"] == len(before["labels"]) // 2
+    assert (after["first"], after["last"]) != (before["first"], before["last"])

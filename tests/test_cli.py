@@ -43,6 +43,17 @@ def test_sample_writes_a_png(run_dir, tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_sample_tempers_the_four_circles_funnels_decoder_on_request(run_dir, tmp_path):
+    for temper, said in (("all", "the base and the decoders' noise"), ("mean", "the base noise; decoder means")):
+        out = tmp_path / f"{temper}.png"
+        result = funnelkit("sample", run_dir, "--temperature", "0.5", "--temper", temper, "--n", "500", "--out", out)
+        assert result.returncode == 0, result.stderr
+        assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"temperature 0.5 ({said})" in result.stdout
+    result = funnelkit("sample", run_dir, "--temper", "warm", "--out", tmp_path / "bad.png")
+    assert result.returncode == 2 and "--temper: unknown temper 'warm'" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "bad.png").exists()
+
+
 def test_resume_continues_an_existing_run(run_dir, tmp_path):
     import shutil
 

@@ -105,6 +105,69 @@ def test_sample_writes_a_grid_of_n_images(image_run, tmp_path, capsys):
         assert picture.mode == "L" and picture.size == (4 * 30 + 2, 3 * 30 + 2)
 
 
+def _tiles(path, n, size=28, padding=2):
+    """The ``n`` images of a grid PNG written by ``funnelkit sample`` (ceil(sqrt(n)) per row), as uint8 tensors."""
+    import math
+
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as picture:
+        pixels = torch.from_numpy(np.array(picture))
+    columns = math.ceil(math.sqrt(n))
+    tops = [padding + (i // columns) * (size + padding) for i in range(n)]
+    lefts = [padding + (i % columns) * (size + padding) for i in range(n)]
+    return [pixels[top:top + size, left:left + size] for top, left in zip(tops, lefts)]
+
+
+def test_sample_temper_mean_at_zero_draws_one_picture_and_base_keeps_the_decoder_noise(image_run, tmp_path, capsys):
+    # T = 0 with the decoders' means: z = 0 and no noise anywhere, so every sample is the same picture;
+    # with the paper's base-only tempering the funnel's decoder still draws noise, so they differ
+    for temper, same in (("mean", True), ("base", False)):
+        out = tmp_path / f"{temper}.png"
+        assert main(["sample", str(image_run), "--temperature", "0", "--temper", temper, "--n", "4", "--out", str(out),
+                     "--device", "cpu"]) == 0
+        tiles = _tiles(out, 4)
+        assert all(torch.equal(tiles[0], tile) for tile in tiles[1:]) is same, temper
+    assert "temperature 0 (the base noise; decoder means)" in capsys.readouterr().out
+
+
+def test_sample_temper_all_gives_the_librarys_draw_and_base_is_the_default(image_run, tmp_path, capsys):
+    from funnelkit.gallery import sample_images
+
+    model = load(image_run)
+    for temper in ("all", "base"):
+        out = tmp_path / f"{temper}.png"
+        extra = ["--temper", temper] if temper != "base" else []  # base: the default, not given
+        assert main(["sample", str(image_run), "--temperature", "0.5", "--n", "4", "--seed", "3", *extra,
+                     "--out", str(out), "--device", "cpu"]) == 0
+        expected = sample_images(model, 4, 0.5, 3, temper=temper)[:, 0]
+        assert all(torch.equal(tile, image) for tile, image in zip(_tiles(out, 4), expected)), temper
+    printed = capsys.readouterr().out
+    assert "(the base and the decoders' noise)" in printed and "(the base noise only)" in printed
+    assert not torch.equal(sample_images(model, 4, 0.5, 3, temper="all"), sample_images(model, 4, 0.5, 3))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--temper", "hot"], "--temper: unknown temper 'hot'; expected one of 'base', 'all', 'mean'"),
+    (["--temper", "BASE"], "--temper: unknown temper 'BASE'"),
+    (["--temperature", "-0.5"], "--temperature: temperature must be a finite number >= 0, got -0.5"),
+    (["--temperature", "nan"], "--temperature: temperature must be a finite number >= 0, got nan"),
+    (["--temperature", "inf", "--temper", "all"], "--temperature: temperature must be a finite number >= 0, got inf"),
+])
+def test_sample_refuses_an_unknown_temper_or_a_bad_temperature_and_writes_nothing(image_run, tmp_path, capsys,
+                                                                                  args, message):
+    from funnelkit.paths import shipped_checkpoint
+
+    before = files_in(image_run)
+    for run in (image_run, shipped_checkpoint("four-circles", "f-nsf", "quick")):  # an image run and four circles
+        assert main(["sample", str(run), *args, "--out", str(tmp_path / "x.png"), "--device", "cpu"]) == 2
+        error = capsys.readouterr().err
+        assert message in error and "Traceback" not in error and len(error.strip().splitlines()) == 1
+        assert files_in(tmp_path) == []
+    assert files_in(image_run) == before
+
+
 def test_train_again_loads_the_finished_run_and_other_settings_are_refused(image_run, capsys):
     before = (image_run / "checkpoint.pt").stat().st_mtime_ns
     args = ["train", "images", "--dataset", "mnist", "--preset", "quick", "--out", str(image_run)]

@@ -136,3 +136,34 @@ def test_the_command_line_under_torchrun_prints_and_writes_once(tmp_path):
     assert done.stdout.count("wrote ") == 1
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "metrics.json"]
     assert fk.load(out).metrics["steps"] == 4
+
+
+def test_the_command_line_takes_workers_and_refuses_more_workers(tmp_path, capsys, monkeypatch):
+    from funnelkit.cli import main
+    from funnelkit.train import Trainer
+
+    used = []  # the workers setting of every batch the Trainer drew
+    draw = Trainer._next_batch
+    monkeypatch.setattr(Trainer, "_next_batch", lambda self: used.append(self.speed.workers) or draw(self))
+    for workers in ("0", "1"):
+        assert main(["train", "four-circles", "--steps", "3", "--device", "cpu", "--workers", workers,
+                     "--out", str(tmp_path / workers)]) == 0
+    assert used == [0, 0, 0, 1, 1, 1]
+    assert torch.equal(parameters(fk.load(tmp_path / "0")), parameters(fk.load(tmp_path / "1")))
+    capsys.readouterr()
+    assert main(["train", "four-circles", "--steps", "3", "--device", "cpu", "--workers", "2",
+                 "--out", str(tmp_path / "2")]) == 2
+    assert "--workers must be 0" in capsys.readouterr().err
+    assert not (tmp_path / "2").exists()
+
+
+def test_other_experiments_under_torchrun_are_refused_with_the_reason(tmp_path, capsys, monkeypatch):
+    from funnelkit.cli import main
+
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["train", "images", "--steps", "2", "--device", "cpu", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "only four-circles trains under torchrun" in err and "ActNorm" in err
+    assert not (tmp_path / "run").exists()

@@ -141,7 +141,7 @@ def test_the_shipped_runs_are_found_with_their_stored_numbers():
     found = g.find_image_runs([SHIPPED_RUNS])
     assert not found.problems
     assert all(r.source == "shipped" and r.key.startswith("shipped/") for r in found.runs)
-    assert {r.group for r in found.runs} <= {"images-quick", "table4-quick", "images-classroom"}  # not table1-quick
+    assert {r.group for r in found.runs} <= {"images-quick", "table4-quick", "images-classroom", "table4-classroom"}  # not table1-quick
     images = [r for r in found.runs if r.group == "images-quick"]
     assert sorted(r.model for r in images) == ["f-nsf", "nsf", "vae"]
     for run in images:
@@ -277,6 +277,26 @@ def test_which_runs_the_digit_metric_measures_and_how_they_were_trained(runs_roo
                                                                      "config": {"batch_size": 64}}})
     assert configured.training_line == "Trained 12,000 steps of batch 64 in 40 minutes on MNIST test."
     assert replace(run, metrics={}).training_line is None
+    staged = replace(run, metrics={**run.metrics, "training": {
+        "steps": 9000, "train_seconds": 2406, "config": {"batch_size": 64},
+        "extensions": [{"from_step": 1000, "to_step": 3000}, {"from_step": 3000, "to_step": 9000}]}})
+    assert staged.training_line == "Trained 9,000 steps of batch 64 (3 stages) in 40 minutes on MNIST test."
+
+
+def test_the_shipped_classroom_runs_say_how_they_were_trained():
+    from funnelkit.experiments.shipped import SHIPPED_RUNS
+
+    runs = {r.model: r for r in g.find_image_runs([SHIPPED_RUNS]).runs if r.group == "images-classroom"}
+    if not runs:
+        pytest.skip("data/runs/images-classroom is not in this checkout")
+    for model, run in runs.items():  # steps, stages, minutes and data, from each run's own metrics.json
+        training = run.metrics["training"]
+        minutes = training["train_seconds"] / 60
+        stages = f" ({len(training['extensions']) + 1} stages)" if training["extensions"] else ""
+        took = f"{minutes:.1f}" if minutes < 10 else f"{minutes:,.0f}"
+        assert run.training_line == (f"Trained {training['steps']:,} steps of batch 64{stages} in {took} minutes on "
+                                     "MNIST first 10,000 of train (offline subset), a stand-in."), model
+    assert "(4 stages) in 40 minutes" in runs["f-nsf"].training_line
 
 
 def test_sample_grid_of_an_anomaly_model_uses_8_bits():

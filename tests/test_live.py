@@ -496,3 +496,101 @@ def test_the_run_keeps_a_bounded_number_of_good_states(run):
         run.step(1)
     kept = [state.step for state in run._good.recent]
     assert kept == [8, 9, 10] and run._good.origin.step == 0
+
+
+# -- errors nobody expected, all-or-nothing settings, the paced views of a live page --------------
+def test_an_unexpected_error_in_a_tick_restores_the_last_good_state_and_says_how_to_go_on(run):
+    run.tick(10, max_steps=3)
+    record = _copy(run.trainer)
+    _failing_after(run, 3, lambda trainer, step: step() + {}["missing"])  # a step, then a bug: KeyError
+    with pytest.raises(KeyError):
+        run.tick(10, max_steps=2)  # not a breakdown of the maths: the run lets it through
+    assert run.iteration == 4  # half a tick taken
+    message = run.fail("training", KeyError("missing"))
+    assert message == run.message and run.paused
+    assert run.iteration == 3 and _equal(run.trainer, record)
+    assert message.startswith("Training failed at step 4 with an error the kit did not expect (KeyError: 'missing')")
+    assert "restored the model from step 3 and paused. Press Play to try again, or Reset" in message
+    assert run.tick(0.05) == 0  # paused
+    del run.trainer.train_step  # the bug is gone
+    run.play()
+    assert run.message is None and run.tick(10, max_steps=2) == 2 and run.iteration == 5
+
+
+def test_fail_without_restore_keeps_the_model_and_checks_its_arguments(run):
+    run.step(2)
+    record, key = _copy(run.trainer), run.state_key
+    message = run.fail("drawing the density", ValueError("bad figure"), restore=False)
+    assert "Drawing the density failed at step 2" in message and "the model is unchanged and paused" in message
+    assert _equal(run.trainer, record) and run.state_key == key and run.paused
+    with pytest.raises(ValueError, match="doing must name what failed"):
+        run.fail("", ValueError("x"))
+    with pytest.raises(ValueError, match="error must be an exception"):
+        run.fail("training", "not an exception")
+
+
+def test_state_key_changes_with_training_and_with_new_weights(run):
+    first = run.state_key
+    run.step(1)
+    assert run.state_key == (first[0], first[1] + 1)
+    run.reset()
+    assert run.state_key[0] > first[0] and run.iteration == 0
+    generation = run.generation
+    run.step(2)
+    _failing_after(run, 2, _raise_assertion)
+    run.step(1)  # fails: the run steps back to its state at step 2, a new generation
+    assert run.iteration == 2 and run.generation > generation  # pictures made before it are made again
+
+
+def test_settings_that_cannot_be_built_leave_the_run_as_it_was(run, monkeypatch):
+    run.step(3)
+    record, settings, model = _copy(run.trainer), run.settings, run.model
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(live, "plane_model", broken)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        run.apply(LiveSettings(dataset="two-moons", hidden=16, bins=4, batch=64))
+    assert run.settings == settings and run.model is model and run.iteration == 3 and _equal(run.trainer, record)
+    with pytest.raises(RuntimeError):
+        run.reset()
+    assert run.model is model and run.iteration == 3
+
+
+def test_paced_views_are_made_when_due_and_at_once_for_another_model(monkeypatch):
+    clock = [100.0]
+    monkeypatch.setattr(live.time, "monotonic", lambda: clock[0])
+    made = []
+
+    def make(cost):
+        def view():
+            clock[0] += cost
+            made.append(cost)
+            return len(made)
+        return view
+
+    paced = live.Paced(share=0.25)
+    assert paced.get("a", 0, make(1.0)) == 1  # nothing kept: made, taking 1 s
+    assert paced.get("a", 0, make(1.0)) == 1  # same step: kept
+    clock[0] += 2.9
+    assert paced.get("a", 5, make(1.0)) == 1  # another step, but only 2.9 s since: three times its cost is 3 s
+    assert paced.get("a", 5, make(1.0), paced=False) == 2  # paused: exactly the run now
+    clock[0] += 5
+    assert paced.get("a", 9, make(1.0), make_due=False) == 2  # due, but the page shows what it has first
+    assert paced.get("a", 9, make(1.0)) == 3
+    assert paced.get("b", 9, make(1.0), make_due=False) == 4  # another model: at once, whatever the pacing
+    with pytest.raises(ValueError, match="share must be in"):
+        live.Paced(share=0)
+
+
+def test_a_paced_view_that_fails_keeps_the_last_good_one():
+    paced = live.Paced()
+    assert paced.get("a", 0, lambda: "good") == "good"
+
+    def broken():
+        raise ValueError("figure failed")
+
+    with pytest.raises(ValueError):
+        paced.get("a", 1, broken, paced=False)
+    assert paced.value == "good" and paced.key == ("a", 0)

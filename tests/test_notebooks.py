@@ -16,8 +16,11 @@ nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-NAMES = ["00_derivation_eq6.ipynb", "02_four_circles.ipynb", "03_layers.ipynb", "04_tabular.ipynb", "05_images.ipynb",
-         "06_temperature_and_quality.ipynb", "07_anomaly_detection.ipynb"]
+#: The teaching track (00-07), the appendix of checks, and the reproduction track (reproduce/).
+NAMES = ["00_derivation_eq6.ipynb", "01_build_a_funnel.ipynb", "02_four_circles.ipynb", "03_layers.ipynb",
+         "04_tabular.ipynb", "05_images.ipynb", "06_temperature_and_quality.ipynb", "07_anomaly_detection.ipynb",
+         "appendix_checks.ipynb", "reproduce/fig2_table8.ipynb", "reproduce/table1.ipynb",
+         "reproduce/table2_fig3.ipynb", "reproduce/table3_fig4.ipynb", "reproduce/table4.ipynb"]
 
 
 def _read(name):

@@ -25,7 +25,8 @@ reproduce entries, whose loaders are reused here:
   training images (a stand-in, labelled as one; the same on every machine, also where the full
   MNIST is there). Bits/dim on the test images. ``classroom`` (MNIST and Fashion-MNIST only):
   Table 2's classroom settings (the classroom models of :mod:`funnelkit.models.anomaly`, sized for a
-  2-core laptop CPU) on the same data and split as quick.
+  2-core laptop CPU; the steps of the shipped classroom runs: F-NSF 9,000, NSF 6,000, VAE 20,000) on
+  the same data and split as quick.
 * ``anomaly`` (Table 4, A.9): MNIST at 8 bits and the Fashion-MNIST test set,
   :func:`funnelkit.experiments.table4.load_data` and Table 4's settings for the preset; bits/dim
   on both sets, their ratio and the AUROC (``classroom``: Table 4's classroom settings).
@@ -210,7 +211,8 @@ def training_settings(spec):
     else:  # images quick/classroom (Table 2's), MNIST-like images paper (A.9, as Table 4), anomaly (Table 4's)
         source = (table2.PRESETS[spec.preset] if spec.experiment == "images" and spec.preset != "paper"
                   else table4.PRESETS[spec.preset if spec.experiment == "anomaly" else "paper"])
-        steps = source.vae_steps if spec.model == "vae" and source.vae_steps else source.steps
+        steps = (table2.steps_of(source, spec.model) if isinstance(source, table2.ImageSettings)
+                 else source.vae_steps if spec.model == "vae" and source.vae_steps else source.steps)
         settings = {"steps": steps, "batch_size": source.batch_size, "lr": source.lr}
     if spec.steps:
         settings["steps"] = spec.steps
@@ -533,12 +535,16 @@ def format_train(run, data, spec):
     ])
 
 
-def sample_run(run, out, temperature=1.0, n=None, seed=0, device="cpu"):
+def sample_run(run, out, temperature=1.0, n=None, seed=0, device="cpu", temper="base"):
     """Save ``n`` samples of a tabular, image or anomaly run at ``temperature`` as a PNG:
     a grid of images, or a corner plot of the first (up to 4) dimensions of tabular data.
-    Returns ``(path, n, spec)``."""
+    ``temper`` says what the temperature scales (:mod:`funnelkit.models.tempering`): "base" (the
+    paper's), "all" or "mean". A bad temperature or mode is refused before anything is loaded or
+    written. Returns ``(path, n, spec)``."""
+    from ..models.tempering import check_sampling_temperature, check_temper
     from .table2 import samples_uint8
 
+    temperature, temper = check_sampling_temperature(temperature), check_temper(temper)
     out = Path(out)
     if out.suffix.lower() != ".png":
         raise ValueError(f"--out must name a .png file, got {out}")
@@ -550,11 +556,12 @@ def sample_run(run, out, temperature=1.0, n=None, seed=0, device="cpu"):
     if spec.experiment == "tabular":
         torch.manual_seed(seed)
         with torch.no_grad():
-            samples = model.sample(n, temperature=temperature).cpu()
-        title = f"{n:,} samples of {spec.model} ({spec.dataset}), temperature {temperature:g}"
+            samples = model.sample(n, temperature=temperature, temper=temper).cpu()
+        tempered = "" if temper == "base" else f", temper {temper}"
+        title = f"{n:,} samples of {spec.model} ({spec.dataset}), temperature {temperature:g}{tempered}"
         save_figure(corner_figure(samples, title), out)
     else:
-        images = samples_uint8(model, n, bits_of(spec), temperature=temperature, seed=seed)
+        images = samples_uint8(model, n, bits_of(spec), temperature=temperature, seed=seed, temper=temper)
         save_image_grid(images, out, nrow=math.ceil(math.sqrt(n)))
     return out, n, spec
 

@@ -29,9 +29,8 @@ from ..digits import METRIC_NAME, digit_metric_applies, digit_scores, load_class
 from ..digits import NOT_APPLICABLE as DIGIT_METRIC_NOT_APPLICABLE
 from . import paper_numbers as paper
 from .results import data_line, image_grid, pm, save_figure, table, write_result
-from .runs import choose_settings
 from .table2 import PRESETS as IMAGE_PRESETS
-from .table2 import ImageSettings, samples_uint8, single_column, train_image_models
+from .table2 import ImageSettings, choose_image_settings, samples_uint8, single_column, train_image_models
 
 NAME = "fig4"
 ROWS = ("f-nsf", "vae", "nsf")  # the paper's order, top to bottom
@@ -87,7 +86,7 @@ def figure(panels, temperatures, title, scores=None):
 
 def reproduce_fig4(preset="quick", out="results", device="cpu", progress=True, root=None, runs=None, **overrides):
     """Sample the Table 2 models at each temperature; write ``fig4.png``, ``fig4.json`` and ``fig4.md``."""
-    settings = choose_settings(PRESETS, preset, overrides, NAME)
+    settings = choose_image_settings(PRESETS, preset, overrides, NAME)
     column = single_column(settings, root, "Fig. 4")
     device = pick_device(device)
     started = time.perf_counter()

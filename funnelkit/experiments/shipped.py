@@ -78,12 +78,13 @@ def ship(folder, to=SHIPPED_RUNS):
     return written
 
 
-def trained(group, model, latent_size=None, device="cpu", shipped=SHIPPED_RUNS):
+def trained(group, model, latent_size=None, dataset=None, device="cpu", shipped=SHIPPED_RUNS):
     """A shipped, finished model of ``data/runs/<group>``, loaded and ready: ``fk.trained("images-classroom", "f-nsf")``.
 
     The teaching notebooks' one way to a trained model, with no run folder in sight. ``model``:
     the model's name as in its run folder ("f-nsf", "nsf", "vae", "f-mlp", ...); ``latent_size``
-    picks among runs of one model that differ only in it (Table 4's latent 4 and 16). The returned
+    and ``dataset`` pick among runs of one model that differ in them (Table 4's latent 4 and 16,
+    Table 1's "power" and "gas"). The returned
     model carries ``.run``, its :class:`funnelkit.runs.RunDescription` (steps, data, test numbers),
     and ``.trained_line``, one sentence saying how it was trained.
     """
@@ -94,13 +95,15 @@ def trained(group, model, latent_size=None, device="cpu", shipped=SHIPPED_RUNS):
         available = sorted(p.name for p in Path(shipped).iterdir() if p.is_dir()) if Path(shipped).is_dir() else []
         raise ValueError(f"no shipped runs {group!r} in {shipped}; expected one of {available}")
     descriptions = [folders.describe_run(run) for run in finished_runs(folder)]
-    matches = [d for d in descriptions if d.model == model
-               and (latent_size is None or d.latent_size == latent_size)]
+    matches = [d for d in descriptions if d.model == model and latent_size in (None, d.latent_size)
+               and dataset in (None, d.dataset)]
     if len(matches) != 1:
-        offered = ", ".join(sorted(f"{d.model} (latent {d.latent_size})" for d in descriptions))
+        offered = ", ".join(sorted(f"{d.model} ({d.dataset}, latent {d.latent_size})" for d in descriptions))
+        asked = "".join(f" with {name} {value!r}" for name, value in (("dataset", dataset), ("latent", latent_size))
+                        if value is not None)
         what = "no" if not matches else f"{len(matches)}"
-        raise ValueError(f"{what} shipped runs of {model!r}" + (f" with latent {latent_size}" if latent_size else "")
-                         + f" in {folder}; expected one of: {offered}" + ("; pass latent_size" if matches else ""))
+        raise ValueError(f"{what} shipped runs of {model!r}{asked} in {folder}; expected one of: {offered}"
+                         + ("; pass latent_size or dataset" if matches else ""))
     run = matches[0]
     loaded = load(run.path, device=device)
     loaded.run = run

@@ -23,11 +23,14 @@ Presets:
   the paper's numbers; the table says so.
 * ``"classroom"``: the same stand-in data and split, with the classroom MNIST models
   (``image_model(name, "mnist", 5, "classroom")``, sized by measurement for a 2-core laptop CPU:
-  ``benchmarks/results/classroom_sweep.md``), ``CLASSROOM_STEPS`` steps of batch 64 at 2e-3
-  (cosine) for the flows and ``CLASSROOM_VAE_STEPS`` for the VAE: about 25-30 minutes a flow on
-  one free CPU thread (0.16-0.2 s a step). Runs made here in stages with ``--extend`` are shipped
-  in ``data/runs/images-classroom`` (``data/runs/README.md``); copy them into
-  ``runs/images-classroom`` to have this entry load them.
+  ``benchmarks/results/classroom_sweep.md``), batches of 64 at 2e-3 (cosine): the F-NSF
+  ``CLASSROOM_STEPS`` steps, the NSF ``CLASSROOM_NSF_STEPS`` (its steps cost about twice an
+  F-NSF's, so both had about 35-40 CPU minutes) and the VAE ``CLASSROOM_VAE_STEPS``: the steps of
+  the runs shipped in ``data/runs/images-classroom`` (``data/runs/README.md``), so
+  ``funnelkit reproduce table2 --preset classroom --shipped`` (or :func:`use_shipped` into the runs
+  folder) loads them instead of training. Those runs were made in stages with ``--extend`` (each
+  stage a fresh cosine schedule; ``metrics.json`` lists the stages, and the table says so); trained
+  here from scratch, the preset runs one cosine schedule over all its steps instead.
 
 Every model is trained by :func:`funnelkit.experiments.runs.train_or_load` in
 ``<runs>/images-<preset>/<data>-<model>``; Table 3 and Fig. 4 use the same runs (so they load
@@ -41,7 +44,7 @@ Fig. 3 is a grid of F-NSF samples at temperature 1 (``fig3.png``), pixels floor(
 
 import time
 import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -59,7 +62,8 @@ NAME = "table2"
 RUNS_NAME = "images"  # the run folders Table 2, Table 3 and Fig. 4 share
 SPLIT_SEED = 656_693_568  # the authors' image seed (NSF's configs), for the held-out/validation cut
 SAMPLE_SEED = 0
-CLASSROOM_STEPS = 9_000  # the classroom preset's flows and VAE: see the module docstring
+CLASSROOM_STEPS = 9_000  # the classroom preset's F-NSF (and any other flow): see the module docstring
+CLASSROOM_NSF_STEPS = 6_000  # its NSF: the shipped run's steps, about the F-NSF's CPU minutes
 CLASSROOM_VAE_STEPS = 20_000
 PAPER_COLUMNS = (("cifar10", 5), ("cifar10", 8), ("imagenet64", 5), ("imagenet64", 8))
 
@@ -74,6 +78,7 @@ class ImageSettings:
     quick_standin: bool = False  # quick: MNIST stands in for CIFAR-10 5-bit
     steps: int = None
     vae_steps: int = None  # the VAE's steps (None: ``steps``); quick: its steps cost a fraction of a flow's
+    model_steps: dict = field(default_factory=dict)  # steps of named models, over steps and vae_steps
     batch_size: int = None
     lr: float = None
     held_out: int = 1000  # quick: MNIST training images held out for testing
@@ -92,8 +97,29 @@ PRESETS = {
                            vae_steps=4000, batch_size=64, lr=1e-3),
     # the classroom models (funnelkit.models.anomaly, sized for a 2-core laptop CPU) on the quick preset's data
     "classroom": ImageSettings(columns=(("mnist", 5),), model_preset="classroom", quick_standin=True,
-                               steps=CLASSROOM_STEPS, vae_steps=CLASSROOM_VAE_STEPS, batch_size=64, lr=2e-3),
+                               steps=CLASSROOM_STEPS, vae_steps=CLASSROOM_VAE_STEPS,
+                               model_steps={"nsf": CLASSROOM_NSF_STEPS}, batch_size=64, lr=2e-3),
 }
+
+
+def choose_image_settings(presets, preset, overrides, result):
+    """``presets[preset]`` with ``overrides``, as :func:`funnelkit.experiments.runs.choose_settings`;
+    giving ``steps`` alone sets the steps of every model, so a preset's ``model_steps`` are then
+    dropped too (give ``model_steps`` as well to keep some)."""
+    settings = choose_settings(presets, preset, overrides, result)
+    if overrides.get("steps") is not None and overrides.get("model_steps") is None:
+        settings = replace(settings, model_steps={})
+    return settings
+
+
+def steps_of(settings, name, flow_steps=None):
+    """The training steps of model ``name`` under ``settings``: its entry in ``model_steps``, else
+    ``vae_steps`` for the VAE (when set), else ``flow_steps`` (default ``settings.steps``)."""
+    if name in settings.model_steps:
+        return settings.model_steps[name]
+    if name == "vae" and settings.vae_steps:
+        return settings.vae_steps
+    return settings.steps if flow_steps is None else flow_steps
 
 
 # --------------------------------------------------------------------------------------------
@@ -204,7 +230,7 @@ def train_image_models(column, settings, preset, device, progress=True, runs=Non
     test_label = [r for r in column.records if r.get("role") != "training"][0]["name"]
     out = {}
     for name in models or settings.models:
-        steps = settings.vae_steps if name == "vae" and settings.vae_steps else flow_steps
+        steps = steps_of(settings, name, flow_steps)
         seed_everything(0)
         model = image_model(name, column.dataset, column.bits, preset=settings.model_preset,
                             **settings.model_overrides).to(device)
@@ -258,7 +284,7 @@ def reproduce_table2(preset="quick", out="results", device="cpu", progress=True,
     ``overrides`` change :class:`ImageSettings` fields (``steps``, ``batch_size``, ``lr``,
     ``held_out``, ``test_max``, ``model_overrides``, ...).
     """
-    settings = choose_settings(PRESETS, preset, overrides, NAME)
+    settings = choose_image_settings(PRESETS, preset, overrides, NAME)
     columns = load_columns(settings, root)  # raises before anything is written when a file is missing
     device = pick_device(device)
     started = time.perf_counter()
@@ -266,10 +292,7 @@ def reproduce_table2(preset="quick", out="results", device="cpu", progress=True,
     for column in columns:
         column_runs = train_image_models(column, settings, preset, device, progress, runs)
         key = f"{column.dataset}-{column.bits}"
-        ours[key] = {name: {**run.metrics["evaluation"], "latent_dim": run.metrics["latent_dim"],
-                            "parameters": run.metrics["parameters"], "exact": run.metrics["exact"],
-                            "steps": run.metrics["training"]["steps"], "status": run.status, "run": str(run.out)}
-                     for name, run in column_runs.items()}
+        ours[key] = {name: run_row(run) for name, run in column_runs.items()}
         records += column.records
         if "f-nsf" in column_runs:
             path = f"fig3_{key}.png" if len(columns) > 1 else "fig3.png"
@@ -294,9 +317,21 @@ def reproduce_table2(preset="quick", out="results", device="cpu", progress=True,
     return result
 
 
+def run_row(run):
+    """What Table 2 reports of one run: its test numbers, sizes, steps, training seconds (the
+    Trainer's clock), the stages it was trained in (``[first, ..., steps]``: one entry unless
+    extended with ``--extend``), how it was got (trained, loaded, ...) and its folder."""
+    training = run.metrics["training"]
+    extensions = training.get("extensions") or []
+    stages = [extensions[0]["from_step"], *[e["to_step"] for e in extensions]] if extensions else [training["steps"]]
+    return {**run.metrics["evaluation"], "latent_dim": run.metrics["latent_dim"],
+            "parameters": run.metrics["parameters"], "exact": run.metrics["exact"], "steps": training["steps"], "train_seconds": training.get("train_seconds"),
+            "stages": stages, "status": run.status, "run": str(run.out)}
+
+
 def reproduce_fig3(preset="quick", out="results", device="cpu", progress=True, root=None, runs=None, **overrides):
     """Fig. 3: a grid of F-NSF samples at temperature 1 per column (trains or loads only the F-NSF)."""
-    settings = choose_settings(PRESETS, preset, overrides, "fig3")
+    settings = choose_image_settings(PRESETS, preset, overrides, "fig3")
     columns = load_columns(settings, root)
     device = pick_device(device)
     figures, rows = [], {}
@@ -319,6 +354,10 @@ def reproduce_fig3(preset="quick", out="results", device="cpu", progress=True, r
                for f, k in zip(figures, rows)], ""]
     write_result(out, "fig3", result, "\n".join(lines))
     return result
+
+
+def _minutes(seconds):
+    return "-" if seconds is None else f"{seconds / 60:.1f}"
 
 
 def _path(out, name):
@@ -368,15 +407,25 @@ def markdown(result):
                          pm(mine["bpd"], mine["bpd_2se"], 3) if mine else "-",
                          count(mine["latent_dim"]) if mine else "-",
                          count(mine["parameters"]) if mine else "-",
-                         count(mine["steps"]) if mine else "-"])
+                         count(mine["steps"]) if mine else "-",
+                         _minutes(mine.get("train_seconds")) if mine else "-"])
         lines += [table(["model", "BPD paper", "LS paper", "BPD ours (+- 2 s.e.)", "LS ours", "parameters ours",
-                         "steps ours"], rows, "lrrrrrr"), ""]
+                         "steps ours", "training min ours"], rows, "lrrrrrrr"), ""]
         if "nsf" in ours and "f-nsf" in ours:
             gap = ours["f-nsf"]["bpd"] - ours["nsf"]["bpd"]
-            lines.append(f"Here the F-NSF is {abs(gap):.3f} bits/dim {'above' if gap > 0 else 'below'} NSF with a latent "
+            steps = ("" if ours["f-nsf"]["steps"] == ours["nsf"]["steps"] else
+                     f" (after {ours['f-nsf']['steps']:,} steps of the F-NSF and {ours['nsf']['steps']:,} of NSF)")
+            where = "above" if gap > 0 else "below"
+            lines.append(f"Here the F-NSF is {abs(gap):.3f} bits/dim {where} NSF{steps} with a latent "
                          f"{ours['nsf']['latent_dim'] / ours['f-nsf']['latent_dim']:.0f} times smaller "
                          f"(paper: {paper.TABLE2['f-nsf'][theirs][0] - paper.TABLE2['nsf'][theirs][0]:+.2f}, 16 times smaller).")
             lines.append("")
+        staged = [f"{_SHOWN[m].split(' ')[0]} {' -> '.join(f'{s:,}' for s in row['stages'])}"
+                  for m, row in ours.items() if len(row.get("stages") or ()) > 1]
+        if staged:
+            lines += ["Trained in stages with `--extend` (each stage a fresh cosine learning-rate schedule over its "
+                      f"steps, recorded in the run's metrics.json): {'; '.join(staged)} steps. Training minutes: the "
+                      "Trainer's clock of the training steps, all stages.", ""]
     lines += ["Rows without a number of ours (BASELINE, GLOW*) are the paper's references; the kit does not train them "
               "(BASELINE, the paper's 'baseline flow with affine transformations', is described no further).",
               "* GLOW: taken by the paper from van den Oord et al. and Kingma et al.", ""]
@@ -385,5 +434,6 @@ def markdown(result):
     return "\n".join(lines)
 
 
-__all__ = ["ImageSettings", "ImageSplits", "PRESETS", "load_columns", "single_column", "markdown", "reproduce_fig3",
-           "reproduce_table2", "samples_uint8", "train_image_models", "training_settings"]
+__all__ = ["ImageSettings", "ImageSplits", "PRESETS", "choose_image_settings", "load_columns", "single_column",
+           "markdown", "reproduce_fig3", "reproduce_table2", "run_row", "samples_uint8", "steps_of", "train_image_models",
+           "training_settings"]

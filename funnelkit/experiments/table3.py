@@ -39,9 +39,8 @@ from ..digits import NOT_APPLICABLE as DIGIT_METRIC_NOT_APPLICABLE
 from ..fidelity import INCEPTION_WEIGHTS_FILE, check_weights_path, fid_and_inception_score
 from . import paper_numbers as paper
 from .results import data_line, pm, save_image_grid, table, write_result
-from .runs import choose_settings
 from .table2 import PRESETS as IMAGE_PRESETS
-from .table2 import ImageSettings, samples_uint8, single_column, train_image_models
+from .table2 import ImageSettings, choose_image_settings, samples_uint8, single_column, train_image_models
 
 NAME = "table3"
 OFFICIAL_SHA256_PREFIX = INCEPTION_WEIGHTS_FILE.rsplit("-", 1)[1].split(".")[0]  # "6726825d"
@@ -80,7 +79,7 @@ def _rgb(images):
 def reproduce_table3(preset="quick", out="results", device="cpu", progress=True, root=None, runs=None,
                      inception_weights=None, **overrides):
     """Sample the Table 2 models at T = 1, score them (with weights), write ``table3.{json,md}`` and grids."""
-    settings = choose_settings(PRESETS, preset, overrides, NAME)
+    settings = choose_image_settings(PRESETS, preset, overrides, NAME)
     weights = weights_record(inception_weights) if inception_weights is not None else None
     column = single_column(settings, root, "Table 3")
     device = pick_device(device)

@@ -225,12 +225,18 @@ def score(model, test_in, test_out, settings, progress):
 # The verdict
 # --------------------------------------------------------------------------------------------
 
-def verdict(rows, where="here"):
+def verdict(rows, where=None):
     """Whether every funnel row (F-NSF, F-MLP) has a larger ratio than every baseline row (NSF, VAE).
 
     ``rows``: ``{key: {"model", "ratio"[, "ratio_2se", "auroc"]}}``. Returns ``{"holds": True |
-    False | "partly", "sentence": ...}``, computed from the numbers.
+    False | "partly", "sentence": ...}``, computed from the numbers. ``where`` names whose numbers
+    these are (e.g. "in the paper's own numbers"); None means this kit's runs, one training seed
+    per model, and the sentence says that one seed cannot support a claim about the architectures
+    (the two-standard-error bars cover the test images, not the training).
     """
+    if where is None:
+        where = ("in these runs (one training seed per model: the error bars cover the test images, not the "
+                 "training, so this is not yet a claim about the architectures; that needs at least three seeds)")
     funnels = {k: r for k, r in rows.items() if r["model"] in paper.TABLE4_FUNNELS}
     baselines = {k: r for k, r in rows.items() if r["model"] in paper.TABLE4_BASELINES}
     if not funnels or not baselines:
@@ -335,7 +341,7 @@ def markdown(result):
                      "ratio paper", "ratio ours", "AUROC ours", "parameters ours", "steps ours"], rows,
                     "lrrrrrrrrrr"), ""]
     v = result["verdict"]
-    lines += ["## Does the paper's finding hold here?", "", f"Paper: {paper.TABLE4_FINDING}. "
+    lines += ["## The paper's finding beside these runs (one seed each)", "", f"Paper: {paper.TABLE4_FINDING}. "
               f"{result['paper_verdict']['sentence']}", "", f"**{v['sentence']}**", ""]
     for extra in ("auroc_sentence", "f_mlp_vs_vae"):
         if extra in v:

@@ -112,16 +112,20 @@ class ImageRun:
 
     @property
     def training_line(self):
-        """One line of how the model was trained: steps (and batch), minutes, data; None without a record."""
+        """One line of how the model was trained: steps (and batch; the stages of a run extended with
+        ``--extend``), minutes (the Trainer's clock, all stages), data; None without a record."""
         training = self.training
         steps = training.get("steps")
         if not steps:
             return None
         batch = (training.get("config") or {}).get("batch_size")
+        extensions = training.get("extensions") or []
+        stages = f" ({len(extensions) + 1} stages)" if extensions else ""
         seconds = training.get("train_seconds")
         minutes = None if not seconds else seconds / 60
         took = "" if minutes is None else f" in {minutes:.1f} minutes" if minutes < 10 else f" in {minutes:,.0f} minutes"
-        return f"Trained {steps:,} steps" + (f" of batch {batch}" if batch else "") + f"{took} on {self.data_note}."
+        return (f"Trained {steps:,} steps" + (f" of batch {batch}" if batch else "") + stages + f"{took} on "
+                f"{self.data_note}.")
 
     @property
     def label(self):

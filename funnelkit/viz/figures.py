@@ -13,8 +13,10 @@ STYLE = {"figure.facecolor": "white", "axes.facecolor": "white", "savefig.faceco
 
 
 def _panel_hist2d(ax, x, title, bins=200):
+    """A 2-D histogram of points on ``ax`` with a colourbar of how many points fall in each bin."""
     x = np.asarray(x)
-    ax.hist2d(x[:, 0], x[:, 1], bins=bins, range=[BOUNDS, BOUNDS], cmap="viridis")
+    *_, image = ax.hist2d(x[:, 0], x[:, 1], bins=bins, range=[BOUNDS, BOUNDS], cmap="viridis")
+    ax.figure.colorbar(image, ax=ax, label="points per bin")
     ax.set_aspect("equal")
     ax.set_title(title)
     ax.set_xlabel("$x_1$")
@@ -37,7 +39,7 @@ def latent_histogram(ax, z, title="Encoded data"):
     ax.plot(t, np.exp(-t**2 / 2) / math.sqrt(2 * math.pi), color="black", label="N(0, 1)")
     ax.set_title(title)
     ax.set_xlabel("z")
-    ax.legend(loc="upper right", fontsize=8)
+    ax.legend(loc="upper right", fontsize=9)
 
 
 @torch.no_grad()
@@ -58,7 +60,7 @@ def fig2(model, x, n_samples=100_000, resolution=300, seed=0):
                 axes[0].hist(z[:, i].numpy(), bins=100, range=(-4, 4), density=True, alpha=0.5, label=f"$z_{i + 1}$")
             t = np.linspace(-4, 4, 400)
             axes[0].plot(t, np.exp(-t**2 / 2) / math.sqrt(2 * math.pi), color="black", label="N(0, 1)")
-            axes[0].legend(fontsize=8)
+            axes[0].legend(fontsize=9)
             axes[0].set_title("Encoded data")
         _panel_hist2d(axes[1], samples.numpy(), "Samples")
         image = axes[2].imshow(

@@ -1,6 +1,7 @@
 """The classroom preset of the MNIST image models (issue 11): its sizes, its settings, one short run
 end to end on the offline digits, and clean refusals where it is not defined."""
 
+import json
 from dataclasses import replace
 
 import pytest
@@ -64,8 +65,10 @@ def test_classroom_training_settings_are_table2s_and_table4s():
     vae = commands.training_settings(commands.make_spec("images", "vae", "classroom", bits=8))
     anomaly = commands.training_settings(commands.make_spec("anomaly", "f-mlp", "classroom", latent_size=4))
     c2, c4 = table2.PRESETS["classroom"], table4.PRESETS["classroom"]
+    nsf = commands.training_settings(commands.make_spec("images", "nsf", "classroom"))
     assert images == {"steps": c2.steps, "batch_size": c2.batch_size, "lr": c2.lr}
     assert vae["steps"] == c2.vae_steps
+    assert nsf["steps"] == table2.steps_of(c2, "nsf") == table2.CLASSROOM_NSF_STEPS == 6_000
     assert anomaly == {"steps": c4.steps, "batch_size": c4.batch_size, "lr": c4.lr}
     assert c2.model_preset == c4.model_preset == "classroom"
 
@@ -147,3 +150,78 @@ def test_the_gallery_lists_the_classroom_runs_and_opens_on_them():
     assert all(r.preset == "classroom" and r.training_line for r in classroom)
     assert found.default().group == "images-classroom" and found.default().model == "f-nsf"  # the Samples tab
     assert found.comparisons()[0].runs[0].group == "images-classroom"  # and Compare open on the classroom set
+
+
+def test_the_classroom_presets_steps_are_the_shipped_runs_so_their_folders_match():
+    settings = table2.PRESETS["classroom"]
+    column = table2.load_columns(settings)[0]
+    expected = {f"{column.tag}-s{table2.steps_of(settings, name)}-{name}" for name in settings.models}
+    assert expected == {run.name for run in _shipped_classroom_runs()}
+    for run in _shipped_classroom_runs():  # and the steps each shipped run records
+        metrics = read_metrics(run)
+        assert metrics["training"]["steps"] == table2.steps_of(settings, metrics["model"]["name"])
+    # giving steps sets every model's, as for quick
+    short = table2.choose_image_settings(table2.PRESETS, "classroom", {"steps": 5}, "table2")
+    assert {table2.steps_of(short, name) for name in short.models} == {5}
+
+
+def test_reproduce_table2_classroom_shipped_loads_the_shipped_runs_extended_ones_too(tmp_path, capsys):
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    assert main(["reproduce", "table2", "--preset", "classroom", "--shipped", "--runs", str(runs), "--out", str(out),
+                 "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert "Trained in stages with `--extend`" in printed and "| F-NSF | 1.71 | 192 | 0.965 +- 0.013 |" in printed
+    import json
+
+    rows = json.loads((out / "table2.json").read_text())["ours"]["mnist-5"]
+    assert sorted(rows) == ["f-nsf", "nsf", "vae"]
+    for shipped in _shipped_classroom_runs():
+        metrics = read_metrics(shipped)
+        row = rows[metrics["model"]["name"]]
+        # loaded, not trained: the same weights as shipped, and the test numbers scored again equal the stored ones
+        assert row["status"] == "loaded" and row["steps"] == metrics["training"]["steps"]
+        assert row["run"] == str(runs / "images-classroom" / shipped.name)
+        assert (runs / "images-classroom" / shipped.name / "checkpoint.pt").read_bytes() == \
+            (shipped / "checkpoint.pt").read_bytes()
+        assert row["bpd"] == pytest.approx(metrics["evaluation"]["bpd"], abs=1e-9)
+        extensions = metrics["training"]["extensions"]
+        assert row["stages"] == ([extensions[0]["from_step"]] + [e["to_step"] for e in extensions] if extensions
+                                 else [metrics["training"]["steps"]])
+    assert len(rows["f-nsf"]["stages"]) > 1  # the F-NSF was extended in stages, and is loaded all the same
+
+
+def test_table3_and_fig4_classroom_load_the_shipped_runs(tmp_path):
+    from funnelkit.experiments.fig4 import reproduce_fig4
+    from funnelkit.experiments.shipped import use_shipped
+    from funnelkit.experiments.table3 import reproduce_table3
+
+    use_shipped(tmp_path / "runs", groups=["images-classroom"])
+    table3 = reproduce_table3("classroom", out=tmp_path / "out", runs=tmp_path / "runs", progress=False, samples=64)
+    fig4 = reproduce_fig4("classroom", out=tmp_path / "out", runs=tmp_path / "runs", progress=False,
+                          samples_per_panel=4, digit_samples=0)
+    assert {row["status"] for row in table3["ours"].values()} == {"loaded"}
+    assert {row["status"] for row in fig4["models"].values()} == {"loaded"}
+    assert fig4["models"]["nsf"]["run"].endswith("mnist5-first10k-h1000-s6000-nsf")
+    assert table3["ours"]["f-nsf"]["digit_metric"]["n"] == 64
+
+
+def test_shipped_is_refused_where_no_classroom_runs_are_shipped(tmp_path, capsys):
+    assert main(["reproduce", "table1", "--preset", "classroom", "--shipped", "--runs", str(tmp_path / "runs"),
+                 "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert "the kit ships no classroom-preset runs of table1" in error
+    assert "--preset classroom (table2, fig3, table3, fig4, table4)" in error
+    assert not (tmp_path / "out").exists() and not (tmp_path / "runs").exists()
+
+
+def test_table4_classroom_shipped_loads_the_seven_runs_and_their_stored_scores(tmp_path):
+    assert main(["reproduce", "table4", "--preset", "classroom", "--shipped", "--runs", str(tmp_path / "runs"),
+                 "--out", str(tmp_path / "out"), "--device", "cpu"]) == 0
+    result = json.loads((tmp_path / "out" / "table4.json").read_text())
+    shipped = {p.name: json.loads((p / "metrics.json").read_text())
+               for p in (SHIPPED_RUNS / "table4-classroom").iterdir() if p.is_dir()}
+    assert len(result["ours"]) == len(shipped) == 7
+    for key, row in result["ours"].items():
+        stored = next(m for name, m in shipped.items() if name.endswith(f"-{key}"))
+        assert row["status"] == "loaded" and row["steps"] == stored["training"]["steps"]
+        assert row["ratio"] == pytest.approx(stored["evaluation"]["ratio"], abs=1e-9)

@@ -11,6 +11,7 @@ import funnelkit as fk
 from funnelkit.checkpoints import read_checkpoint
 from funnelkit.cli import main
 from funnelkit.experiments import runs
+from funnelkit.runs import describe_run
 from funnelkit.experiments.shipped import KEPT_TRAINER_STATE, SHIPPED_RUNS, finished_runs, ship, use_shipped
 from funnelkit.train import Trainer
 
@@ -106,3 +107,25 @@ def test_a_shipped_image_run_gives_its_stored_numbers_when_evaluated_again():
     assert numbers["bpd"] == pytest.approx(stored["bpd"], abs=1e-6)
     assert numbers["bpd_2se"] == pytest.approx(stored["bpd_2se"], abs=1e-6)
     assert records[0]["stand_in"]
+
+
+def test_trained_loads_one_shipped_model_by_name_and_says_how_it_was_trained(tmp_path):
+    run(tmp_path / "runs" / "toy-quick" / "a")
+    ship(tmp_path / "runs" / "toy-quick", to=tmp_path / "shipped")
+    model = fk.trained("toy-quick", model=describe_run(tmp_path / "shipped/toy-quick/a").model,
+                       shipped=tmp_path / "shipped")
+    stored = read_checkpoint(tmp_path / "runs" / "toy-quick" / "a")
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in stored["state_dict"].items())
+    assert not model.training and model.run.finished
+    assert model.trained_line.startswith(f"{model.run.model.upper()} trained {model.run.step or model.run.steps:,} steps")
+    with pytest.raises(ValueError, match="no shipped runs 'elsewhere' .*expected one of \\['toy-quick'\\]"):
+        fk.trained("elsewhere", "f-nsf", shipped=tmp_path / "shipped")
+    with pytest.raises(ValueError, match="no shipped runs of 'glow' .* expected one of"):
+        fk.trained("toy-quick", "glow", shipped=tmp_path / "shipped")
+
+
+def test_trained_asks_for_the_latent_size_when_two_runs_share_a_model():
+    with pytest.raises(ValueError, match="2 shipped runs of 'f-nsf'.*pass latent_size"):
+        fk.trained("table4-quick", "f-nsf")
+    assert fk.trained("table4-quick", "f-nsf", latent_size=4).run.latent_size == 4
+    assert fk.trained("table1-quick", "nsf", dataset="gas").run.dataset == "gas"

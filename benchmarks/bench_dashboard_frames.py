@@ -1,0 +1,326 @@
+"""Does the Train tab update in place while Play trains? Frames of the page, read in Debian's chromium.
+
+A page at 1366x768 opens the dashboard (four circles, F-NSF, the shipped model), presses Play, lets
+it train ``--warmup`` seconds, then reads every frame the browser paints for ``--seconds`` seconds
+(a ``requestAnimationFrame`` loop in the page) and counts, for each of the three plots of the Train
+tab (found by their keys: ``density``, ``samples``, ``loss``):
+
+  missing:  the plot is not drawn in that frame: no element with its key, or the element holds no
+            Plotly ``.main-svg``, or Plotly has not drawn its data (the density: no heatmap
+            ``image``; the samples: no marker ``path.point``; the loss: no line ``path.js-line``),
+            or it is less than 50 px high;
+  greyed:   the plot is visibly faded: the product of the computed CSS ``opacity`` of the element
+            and all its ancestors is below 0.95 (Streamlit fades an element that a running script
+            has not sent again yet, its "stale" state, to opacity 0.33);
+  stale:    Streamlit has marked the element's container ``data-stale="true"`` (it fades only
+            after a delay, so this counts more frames than ``greyed``; reported, not a target).
+
+and how often each plot is redrawn with new data (Plotly's ``gd.data`` replaced by a new array:
+Streamlit calls ``Plotly.react`` with a newly parsed figure). Training speed is read from the
+page's "iteration" metric at the start and end of the window: steps per second of wall time as a
+viewer sees it, drawing included. The server runs torch on one thread (the app's default) at
+``nice 10``; its CPU time over the window is read from ``/proc``, so that on a shared machine the
+rates can also be given per CPU-second of the server: what one core of its own would give. With
+``--pin`` the server is pinned to one CPU (``taskset``) and chromium to another.
+
+    python benchmarks/bench_dashboard_frames.py --repeats 3 [--before DIR]
+
+With ``--before DIR`` another checkout of the kit (``git archive HEAD | tar -x -C DIR``) is measured
+too, window by window in turn with this one. Writes results/dashboard_frames.json and .md
+(``--render`` writes the .md again from the .json).
+"""
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from bench_common import CHROMIUM_ARGS, REPO, RESULTS, save_results
+
+CHARTS = ("density", "samples", "loss")
+TIMEOUT_S = 120
+GREYED_BELOW = 0.95  # effective opacity under which a plot counts as greyed
+
+#: Runs in the page: reads every painted frame for ``ms`` milliseconds and returns the counts.
+FRAMES_JS = """async ({ms, charts, greyedBelow}) => {
+    const drawn = {density: '.heatmaplayer image, .hm image', samples: '.scatterlayer path.point',
+                   loss: '.scatterlayer path.js-line'};
+    const counts = {};
+    const last = {};
+    for (const c of charts) counts[c] = {missing: 0, greyed: 0, stale: 0, redraws: 0, lowest_opacity: 1};
+    const iteration = () => {
+        let found = null;
+        for (const m of document.querySelectorAll("[data-testid='stMetric']")) {
+            const v = m.querySelector("[data-testid='stMetricValue']");
+            if (v && m.innerText.includes('iteration')) {
+                found = Math.max(found ?? 0, parseInt(v.innerText.replace(/[^0-9]/g, ''), 10));
+            }
+        }
+        return found;
+    };
+    const opacity = (el) => {
+        let o = 1;
+        for (let e = el; e && e !== document.documentElement; e = e.parentElement) {
+            o *= parseFloat(getComputedStyle(e).opacity);
+        }
+        return o;
+    };
+    const look = (name) => {
+        const c = counts[name];
+        const box = document.querySelector('.st-key-' + name);
+        const gd = box && box.querySelector('.js-plotly-plot');
+        const ok = gd && gd.querySelector('.main-svg') && gd.querySelector(drawn[name])
+                   && box.getBoundingClientRect().height >= 50;
+        if (!ok) c.missing += 1;
+        if (box) {
+            const o = opacity(box);
+            c.lowest_opacity = Math.min(c.lowest_opacity, o);
+            if (o < greyedBelow) c.greyed += 1;
+            const container = box.closest("[data-testid='stElementContainer']") || box;
+            if (container.getAttribute('data-stale') === 'true') c.stale += 1;
+        }
+        const data = gd && gd.data;
+        if (data && last[name] !== undefined && data !== last[name]) c.redraws += 1;
+        if (data) last[name] = data;
+    };
+    const first = iteration();
+    let frames = 0;
+    const started = performance.now();
+    await new Promise((done) => {
+        const frame = (now) => {
+            frames += 1;
+            for (const name of charts) look(name);
+            if (now - started < ms) requestAnimationFrame(frame); else done();
+        };
+        requestAnimationFrame(frame);
+    });
+    const seconds = (performance.now() - started) / 1000;
+    return {frames, seconds, first_iteration: first, last_iteration: iteration(), charts: counts};
+}"""
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch(tree, port, cpu=None):
+    """``streamlit run`` of ``tree``'s app.py at nice 10 (on CPU ``cpu`` if given), importing ``tree``'s
+    funnelkit. The process is Python itself (taskset and nice exec it): its id is the server's."""
+    env = dict(os.environ, PYTHONPATH=str(tree), FUNNELKIT_APP_DEVICE="cpu", OMP_NUM_THREADS="1")
+    prefix = ["taskset", "-c", str(cpu)] if cpu is not None and shutil.which("taskset") else []
+    return subprocess.Popen(
+        [*prefix, "nice", "-n", "10", sys.executable, "-m", "streamlit", "run", str(tree / "app.py"),
+         "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
+         "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
+        cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+
+def wait_healthy(url):
+    start = time.perf_counter()
+    while True:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                return
+        except OSError:
+            if time.perf_counter() - start > TIMEOUT_S:
+                raise RuntimeError(f"streamlit did not answer its health check in {TIMEOUT_S} s") from None
+            time.sleep(0.1)
+
+
+def iteration(page):
+    """The page's iteration metric (the largest, while a rerun briefly shows an old one beside the new)."""
+    values = page.locator("[data-testid='stMetric']").filter(has_text="iteration").locator(
+        "[data-testid='stMetricValue']")
+    values.first.wait_for(timeout=TIMEOUT_S * 1000)
+    return max(int("".join(ch for ch in text if ch.isdigit()) or 0) for text in values.all_inner_texts())
+
+
+def wait_until(predicate, timeout_s, what):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def cpu_seconds(pid):
+    """User plus system CPU seconds of process ``pid`` and its threads so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def window(browser, url, pid, seconds, warmup, screenshot=None):
+    """Open a page, press Play, wait ``warmup`` s, read ``seconds`` s of frames; returns the counts."""
+    page = browser.new_page(viewport={"width": 1366, "height": 768})
+    try:
+        page.goto(url)
+        page.wait_for_selector(".st-key-loss .js-plotly-plot .main-svg", timeout=TIMEOUT_S * 1000)
+        page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']",
+                               timeout=TIMEOUT_S * 1000)
+        start = iteration(page)
+        page.get_by_role("button", name="Play").click()
+        wait_until(lambda: iteration(page) > start, TIMEOUT_S, "training to start after Play")
+        page.wait_for_timeout(int(warmup * 1000))
+        cpu = cpu_seconds(pid)
+        counts = page.evaluate(FRAMES_JS, {"ms": seconds * 1000, "charts": list(CHARTS),
+                                           "greyedBelow": GREYED_BELOW})
+        counts["server_cpu_s"] = cpu_seconds(pid) - cpu
+        if screenshot is not None:
+            page.screenshot(path=str(screenshot))
+        errors = page.locator("[data-testid='stException']").count()
+        page.get_by_role("button", name="Pause").click()
+        page.wait_for_timeout(500)
+        counts["exceptions_on_page"] = errors
+        return counts
+    finally:
+        page.close()
+
+
+def summarise(counts):
+    frames = max(counts["frames"], 1)
+    row = {"frames": counts["frames"], "seconds": counts["seconds"], "fps": counts["frames"] / counts["seconds"]}
+    for name, c in counts["charts"].items():
+        row[f"{name}_missing_pct"] = 100 * c["missing"] / frames
+        row[f"{name}_greyed_pct"] = 100 * c["greyed"] / frames
+        row[f"{name}_stale_pct"] = 100 * c["stale"] / frames
+        row[f"{name}_redraws_per_s"] = c["redraws"] / counts["seconds"]
+        row[f"{name}_lowest_opacity"] = c["lowest_opacity"]
+    if counts["first_iteration"] is not None and counts["last_iteration"] is not None:
+        steps = counts["last_iteration"] - counts["first_iteration"]
+        row["steps_per_s"] = steps / counts["seconds"]
+        row["steps_per_server_cpu_s"] = steps / max(counts["server_cpu_s"], 1e-9)
+    row["server_cpu_share"] = counts["server_cpu_s"] / counts["seconds"]
+    row["loss_redraws_per_server_cpu_s"] = counts["charts"]["loss"]["redraws"] / max(counts["server_cpu_s"], 1e-9)
+    row["exceptions_on_page"] = counts["exceptions_on_page"]
+    return row
+
+
+def chromium_on(cpu):
+    """A chromium executable pinned to CPU ``cpu`` (a wrapper script), or chromium itself without taskset."""
+    if not shutil.which("taskset"):
+        return "/usr/bin/chromium"
+    wrapper = Path(tempfile.mkdtemp(prefix="chromium-pinned-")) / "chromium"
+    wrapper.write_text(f'#!/bin/sh\nexec taskset -c {cpu} /usr/bin/chromium "$@"\n')
+    wrapper.chmod(0o755)
+    return str(wrapper)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=3, help="windows per tree")
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of each window of frames")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds of Play before each window")
+    parser.add_argument("--before", type=Path, help="another checkout measured in turn with this one")
+    parser.add_argument("--pin", type=int, metavar="CPU", help="pin the server to this CPU, chromium to another")
+    parser.add_argument("--screenshots", type=Path, help="a folder for a screenshot at the end of each window")
+    parser.add_argument("--render", action="store_true", help="only write the .md again from the saved .json")
+    args = parser.parse_args()
+    if args.render:
+        (RESULTS / "dashboard_frames.md").write_text(markdown(json.loads((RESULTS / "dashboard_frames.json").read_text())))
+        return
+    trees = {"after": REPO}
+    if args.before is not None:
+        if not (args.before / "app.py").is_file():
+            raise FileNotFoundError(f"--before must be a checkout holding app.py; {args.before / 'app.py'} is absent")
+        trees = {"before": args.before.resolve(), "after": REPO}
+
+    from playwright.sync_api import sync_playwright
+
+    rows = {name: [] for name in trees}
+    servers = {}
+    try:
+        for name, tree in trees.items():
+            port = free_port()
+            servers[name] = (launch(tree, port, args.pin), f"http://127.0.0.1:{port}")
+        for _, url in servers.values():
+            wait_healthy(url)
+        with sync_playwright() as p:
+            chromium = "/usr/bin/chromium" if args.pin is None else chromium_on(1 if args.pin == 0 else 0)
+            browser = p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+            try:
+                for repeat in range(args.repeats):
+                    order = list(trees) if repeat % 2 == 0 else list(reversed(list(trees)))
+                    for name in order:
+                        shot = None
+                        if args.screenshots is not None:
+                            args.screenshots.mkdir(parents=True, exist_ok=True)
+                            shot = args.screenshots / f"frames-{name}-{repeat}.png"
+                        process, url = servers[name]
+                        row = summarise(window(browser, url, process.pid, args.seconds, args.warmup, shot))
+                        row["load_average_1"] = os.getloadavg()[0]
+                        rows[name].append(row)
+                        print(f"{name} #{repeat}: " + ", ".join(
+                            f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True)
+            finally:
+                browser.close()
+    finally:
+        for process, _ in servers.values():
+            process.terminate()
+            process.wait(timeout=15)
+
+    summary = {}
+    for name, rs in rows.items():
+        summary[name] = {key: {"min": min(r[key] for r in rs), "median": statistics.median(r[key] for r in rs),
+                               "max": max(r[key] for r in rs)}
+                         for key in rs[0] if isinstance(rs[0][key], (int, float))}
+    command = (f"python benchmarks/bench_dashboard_frames.py --repeats {args.repeats} --seconds {args.seconds:g}"
+               + (f" --pin {args.pin}" if args.pin is not None else "") + (" --before DIR" if args.before else ""))
+    result = {"summary": summary, "windows": rows, "seconds": args.seconds, "warmup": args.warmup,
+              "repeats": args.repeats, "greyed_below_opacity": GREYED_BELOW, "viewport": "1366x768",
+              "server": ("nice 10, torch 1 thread" + (f", taskset -c {args.pin}" if args.pin is not None else "")),
+              "load_average_1_5_15": os.getloadavg(), "cpus": os.cpu_count(), "command": command,
+              "measured_at": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+    save_results("dashboard_frames", result, markdown(result))
+
+
+def markdown(result):
+    """The results as a Markdown page (``--render`` writes it again from results/dashboard_frames.json)."""
+    load = result["load_average_1_5_15"]
+    lines = ["# Dashboard frames while Play trains (chromium, 1366x768)", "",
+             f"{result['repeats']} windows of {result['seconds']:g} s per tree (after {result['warmup']:g} s of Play), "
+             f"the trees in turn; server: {result['server']}. Load average at the end: {load[0]:.1f} on "
+             f"{result['cpus']} CPUs (other work shares the machine). Min–max over the windows:", "",
+             "| tree | frames/s | plots missing (each) | any plot greyed | any plot stale-marked | loss redraws/s | "
+             "density redraws/s | training steps/s | server CPU share | steps per server CPU-s | loss redraws per "
+             "server CPU-s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+
+    def span(s, key, unit="", digits=1):
+        return f"{s[key]['min']:.{digits}f}–{s[key]['max']:.{digits}f}{unit}"
+
+    def worst(s, what):
+        return (f"{max(s[f'{c}_{what}_pct']['min'] for c in CHARTS):.1f}–"
+                f"{max(s[f'{c}_{what}_pct']['max'] for c in CHARTS):.1f} %")
+
+    for name, s in result["summary"].items():
+        lines.append(
+            f"| {name} | {span(s, 'fps', digits=0)} | {worst(s, 'missing')} | {worst(s, 'greyed')} | "
+            f"{worst(s, 'stale')} | {span(s, 'loss_redraws_per_s')} | {span(s, 'density_redraws_per_s')} | "
+            f"{span(s, 'steps_per_s')} | {span(s, 'server_cpu_share', digits=2)} | "
+            f"{span(s, 'steps_per_server_cpu_s')} | {span(s, 'loss_redraws_per_server_cpu_s')} |")
+    lines += ["", "Plots missing: the largest share of frames, over the three plots, in which the plot's element, its "
+              "Plotly svg or its drawn data is absent, or it is under 50 px high. Any plot greyed: the same for frames "
+              "where the product of CSS opacity over the plot's element and its ancestors is below "
+              f"{result['greyed_below_opacity']} (Streamlit's stale fade); stale-marked: frames where Streamlit has "
+              "marked the plot's container `data-stale` (it fades only after 0.5 s). Redraws: Plotly's data "
+              "replaced. Steps/s: the page's iteration counter over the window. Server CPU share: the server's CPU "
+              "seconds (all its threads) per second of the window; per server CPU-s: the rate per CPU-second the "
+              "server got, what one core of its own would give.", "",
+              f"Command: `{result.get('command', 'python benchmarks/bench_dashboard_frames.py')}`", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
