@@ -285,7 +285,7 @@ def load_pretrained():
 def sidebar():
     with st.sidebar:
         st.header("Settings")
-        st.caption("The 2-D model of the Train, Latents and How it works tabs.")
+        st.caption("The 2-D model of the Train, Latents, Watch it move and How it works tabs.")
         st.selectbox("Dataset", live.DATASETS, key="dataset", format_func=DATASET_NAMES.get)
         st.radio("Model", live.MODELS, key="model", format_func=MODEL_NAMES.get,
                  help="F-NSF ends in a funnel layer (Eq. 6) that drops x₁; NSF keeps both dimensions.")

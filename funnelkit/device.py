@@ -7,6 +7,7 @@ for and what is here, instead of an error from deep inside torch.
 """
 
 import random
+from contextlib import contextmanager
 import re
 
 import numpy as np
@@ -70,3 +71,13 @@ def seed_everything(seed):
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+@contextmanager
+def seeded(seed, device="cpu"):
+    """Seed torch's global generator (and ``device``'s, on CUDA) inside a block, restoring its state afterwards:
+    the same noise every time, and nothing outside the block is disturbed."""
+    device = torch.device(device)
+    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        yield

@@ -29,7 +29,6 @@ import copy
 import functools
 import math
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
@@ -38,7 +37,7 @@ import torch
 from . import url_query
 from .checkpoints import read_checkpoint
 from .data import TOYS, four_circles_log_prob, toy
-from .device import pick_device
+from .device import pick_device, seeded
 from .grid import grid_log_prob
 from .layers.funnel import Funnel
 from .live_recovery import BREAKDOWN_ERRORS, GoodStates, describe, model_is_finite
@@ -633,7 +632,7 @@ def _draw_pictures(model, settings, step, resolution, n_samples, n_data):
         return x.to(device=model.device, dtype=model.dtype)
 
     axis, log_p = grid_log_prob(lambda p: model.log_prob(to_model(p)).cpu(), BOUNDS, resolution)
-    with _seeded(settings.seed, model.device):  # the same noise every time: samples move smoothly
+    with seeded(settings.seed, model.device):  # the same noise every time: samples move smoothly
         samples = model.sample(n_samples).cpu()
     # A spline driven to extremes can give NaN without raising: a breakdown like the others.
     _check_finite(samples, "sampling gave NaN or infinite points")
@@ -778,10 +777,3 @@ def _padded_axis(values, resolution, pad=0.15):
     return torch.linspace(low - pad * width, high + pad * width, resolution, dtype=torch.float64)
 
 
-@contextmanager
-def _seeded(seed, device):
-    """Seed torch's global generator inside a block, restoring its state afterwards."""
-    device = torch.device(device)
-    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
-        torch.manual_seed(seed)
-        yield

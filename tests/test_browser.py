@@ -60,9 +60,10 @@ def _image_runs(root):
     return root
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """A Streamlit server for the app; always terminated in the finaliser."""
+def serve_app(tmp_path_factory, **env):
+    """Start ``streamlit run app.py`` on a free local port with ``env`` added; yield its URL; always terminate it.
+
+    Skips (or fails, with FUNNELKIT_REQUIRE_BROWSER=1) where chromium or playwright is missing."""
     missing = _browser_missing()
     if missing:
         if os.environ.get("FUNNELKIT_REQUIRE_BROWSER") == "1":
@@ -70,16 +71,13 @@ def server(tmp_path_factory):
         pytest.skip(f"browser test skipped: {missing}")
     port = _free_port()
     log = tmp_path_factory.mktemp("server") / "streamlit.log"
-    runs = _image_runs(tmp_path_factory.mktemp("runs"))
-    env = dict(os.environ, FUNNELKIT_APP_GRID="50", FUNNELKIT_APP_SAMPLES="300", FUNNELKIT_APP_DEVICE="cpu",
-               FUNNELKIT_APP_RUNS=str(runs))
     command = [
         sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"),
         "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
         "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
     ]
     with open(log, "w") as out:
-        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, cwd=REPO, env=dict(os.environ, **env), stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + SERVER_START_S
@@ -103,6 +101,17 @@ def server(tmp_path_factory):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A Streamlit server for the app, its image runs made here; always terminated in the finaliser."""
+    if _browser_missing() is None:
+        runs = _image_runs(tmp_path_factory.mktemp("runs"))
+    else:
+        runs = tmp_path_factory.mktemp("runs")  # serve_app skips (or fails) before the server starts
+    yield from serve_app(tmp_path_factory, FUNNELKIT_APP_GRID="50", FUNNELKIT_APP_SAMPLES="300",
+                         FUNNELKIT_APP_DEVICE="cpu", FUNNELKIT_APP_RUNS=str(runs))
 
 
 @pytest.fixture(scope="module")

@@ -11,15 +11,12 @@ playwright is missing, unless FUNNELKIT_REQUIRE_BROWSER=1.
 """
 
 import os
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from .test_browser import CHROMIUM, CHROMIUM_ARGS, REPO, RENDER_S, SERVER_START_S, _browser_missing, _free_port
+from .test_browser import CHROMIUM, CHROMIUM_ARGS, RENDER_S, serve_app
 from .test_browser import _iteration, _settle, _wait_until
 
 pytestmark = pytest.mark.browser
@@ -31,44 +28,8 @@ SCREEN = {"width": 1366, "height": 768}
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """A Streamlit server for the app with small pictures; always terminated."""
-    missing = _browser_missing()
-    if missing:
-        if os.environ.get("FUNNELKIT_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"FUNNELKIT_REQUIRE_BROWSER=1 but the browser test cannot run: {missing}")
-        pytest.skip(f"browser test skipped: {missing}")
-    port = _free_port()
-    log = tmp_path_factory.mktemp("server") / "streamlit.log"
-    env = dict(os.environ, FUNNELKIT_APP_GRID="40", FUNNELKIT_APP_SAMPLES="200", FUNNELKIT_APP_DEVICE="cpu")
-    command = [
-        sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"),
-        "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
-        "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
-    ]
-    with open(log, "w") as out:
-        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + SERVER_START_S
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"streamlit exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                tail = log.read_text()[-3000:]
-                pytest.fail(f"streamlit did not answer /_stcore/health in {SERVER_START_S} s:\n{tail}")
-            time.sleep(0.3)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+    yield from serve_app(tmp_path_factory, FUNNELKIT_APP_GRID="40", FUNNELKIT_APP_SAMPLES="200",
+                         FUNNELKIT_APP_DEVICE="cpu")
 
 
 @pytest.fixture(scope="module")

@@ -104,14 +104,15 @@ def test_a_viewer_in_another_thread_sees_the_iteration_advance(rooms):
     thread.start()
     try:
         room.play(room.token)
-        wait_for(lambda: seen and seen[-1][1] >= 10, "a viewer seeing 10 iterations")
+        # three published iterations (a chunk of training may hold many steps on a fast CPU)
+        wait_for(lambda: len({i for _, i in list(seen)}) >= 3, "a viewer seeing three iterations")
     finally:
         stop.set()
         thread.join()
     versions = [v for v, _ in seen]
     iterations = [i for _, i in seen]
     assert versions == sorted(versions) and iterations == sorted(iterations)  # never back in time
-    assert len(set(iterations)) >= 3  # it saw the run move, not only its start and end
+    assert len(set(iterations)) >= 3 and iterations[-1] > 0  # it saw the run move, not only its start
 
 
 def test_a_wrong_or_missing_token_cannot_control_the_room(rooms):

@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from ..device import seeded
 from ..layers.decoder_noise import scaled_decoder_noise
 from ..layers.funnel import Funnel
 from ..models.tempering import check_sampling_temperature, decoder_noise_for
@@ -110,7 +111,7 @@ def flow_path(model, n=400, seed=0, direction="generate", points=None, temperatu
     decoder_scale = decoder_noise_for(temper, temperature)
     with _evaluating(model), torch.no_grad():
         if direction == "generate" or points is None:
-            with _seeded(int(seed), model.device), scaled_decoder_noise(decoder_scale):
+            with seeded(int(seed), model.device), scaled_decoder_noise(decoder_scale):
                 generated = _generate(model, n, temperature)
             if direction == "generate":
                 return FlowPath("generate", tuple(generated), _dropped_index(model))
@@ -261,13 +262,6 @@ def _evaluating(model):
             module.training = mode
 
 
-@contextmanager
-def _seeded(seed, device):
-    """Seed torch's global generator inside a block, restoring its state afterwards."""
-    device = torch.device(device)
-    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
-        torch.manual_seed(seed)
-        yield
 
 
 __all__ = ["DIRECTIONS", "FlowPath", "PathStage", "flow_path", "round_trip"]
