@@ -183,7 +183,9 @@ def test_reproduce_table2_classroom_shipped_loads_the_shipped_runs_extended_ones
         assert row["run"] == str(runs / "images-classroom" / shipped.name)
         assert (runs / "images-classroom" / shipped.name / "checkpoint.pt").read_bytes() == \
             (shipped / "checkpoint.pt").read_bytes()
-        assert row["bpd"] == pytest.approx(metrics["evaluation"]["bpd"], abs=1e-9)
+        # float32 scoring: equal on the CPU that stored it, within 1e-8 on other kernels (measured: the VAE 9e-9
+        # under ATEN_CPU_CAPABILITY=default); 1e-6 bits/dim leaves a margin far below any difference that matters
+        assert row["bpd"] == pytest.approx(metrics["evaluation"]["bpd"], abs=1e-6)
         extensions = metrics["training"]["extensions"]
         assert row["stages"] == ([extensions[0]["from_step"]] + [e["to_step"] for e in extensions] if extensions
                                  else [metrics["training"]["steps"]])
@@ -224,4 +226,5 @@ def test_table4_classroom_shipped_loads_the_seven_runs_and_their_stored_scores(t
     for key, row in result["ours"].items():
         stored = next(m for name, m in shipped.items() if name.endswith(f"-{key}"))
         assert row["status"] == "loaded" and row["steps"] == stored["training"]["steps"]
-        assert row["ratio"] == pytest.approx(stored["evaluation"]["ratio"], abs=1e-9)
+        # a ratio of means of stored float32 scores: the summation order may differ by CPU
+        assert row["ratio"] == pytest.approx(stored["evaluation"]["ratio"], abs=1e-6)
