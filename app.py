@@ -480,9 +480,9 @@ def train_views(run, paced, make_due):
 
 def picture_figures(run):
     """The density and samples figures of the run now. A shipped model's opening ones are shared by all
-    sessions; after that the session has its own pair, updated in place: the density's colours and the
-    samples' points replaced as iv.density_heatmap and iv.samples_scatter draw them (new figures cost about
-    0.1 s of CPU, this a millisecond)."""
+    sessions; after that the session has its own pair, updated in place (iv.update_density_heatmap, and the
+    samples' points replaced as iv.samples_scatter draws them): new figures cost about 0.1 s of CPU, this a
+    millisecond."""
     pictures = run.pictures(GRID, N_SAMPLES)  # a breakdown here: the run steps back and pauses itself
     if live.is_opening(run, pictures):
         return train_figures(live.opening_key(run), pictures)
@@ -492,35 +492,20 @@ def picture_figures(run):
         own = (key, *train_figures(None, pictures))
     else:
         density, samples = own[1:]
-        colours, top = density_colours(pictures.log_density)
-        with density.batch_update():
-            density.data[0].z = colours
-            density.data[0].zmax = top
+        iv.update_density_heatmap(density, pictures.log_density)
         with samples.batch_update():
             samples.data[-1].x, samples.data[-1].y = pictures.samples[:, 0], pictures.samples[:, 1]
     ss.own_picture_figures = own
     return own[1:]
 
 
-DENSITY_FLOOR = -12.0  # iv.density_heatmap's lowest log p coloured
-
-
-def density_colours(log_density):
-    """The heatmap's values and top colour for a log-density grid, as iv.density_heatmap makes them: p, with
-    non-finite log p at the floor, and the top 0.5 % saturated (None: plotly's own top)."""
-    finite = np.where(np.isfinite(log_density), log_density, DENSITY_FLOOR)
-    values = np.exp(np.clip(finite, DENSITY_FLOOR, 50))
-    top = float(np.percentile(values, 99.5))
-    return values, (top if top > 0.0 else None)
-
-
 LOSS_WINDOW = 50  # steps in the running mean of the loss chart (iv.loss_curve's default)
 
 
 def loss_figure(run):
-    """The session's loss chart for the run's history. Made by iv.loss_curve, then updated in place: its two
-    lines and its y range replaced as iv.loss_curve would draw them (a new figure costs 50-100 ms; this under
-    1 ms). A new one while the running mean has fewer than LOSS_WINDOW steps (its legend names the count)."""
+    """The session's loss chart for the run's history: made by iv.loss_curve, then redrawn in place by
+    iv.update_loss_curve (a new figure costs 50-100 ms; this under 1 ms). A new one while the running mean has
+    fewer than LOSS_WINDOW steps (its legend names the count)."""
     history = run.trainer.history
     losses = np.asarray(history["loss"], dtype=np.float64)
     reference = run.reference_nll()
@@ -534,15 +519,7 @@ def loss_figure(run):
                                height=PLOT_HEIGHT, title="Training loss")
     else:
         figure = kept["figure"]
-        shown_at = np.unique(np.linspace(0, losses.size - 1, min(LOSS_POINTS, losses.size)).round().astype(int))
-        mean = iv.running_mean(losses, LOSS_WINDOW)
-        low = min(np.percentile(losses, 1), reference if reference is not None else np.inf)
-        high = np.percentile(losses[losses.size // 10:], 99)
-        span = max(high - low, 1e-3)
-        with figure.batch_update():
-            figure.data[0].x, figure.data[0].y = steps[shown_at], losses[shown_at]
-            figure.data[1].x, figure.data[1].y = steps[shown_at], mean[shown_at]
-            figure.layout.yaxis.range = [low - 0.05 * span, high + 0.1 * span]
+        iv.update_loss_curve(figure, steps, losses, reference, window=LOSS_WINDOW, max_points=LOSS_POINTS)
     ss.loss_view = {"key": key, "reference": reference, "figure": figure}
     return figure
 

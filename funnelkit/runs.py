@@ -130,6 +130,22 @@ class RunDescription:
         return self.metrics.get("training") or {}
 
 
+def training_sentence(training, data):
+    """One line of how a model was trained, from a ``metrics.json``'s ``training`` record: steps (and batch;
+    the stages of a run extended with ``--extend``), minutes (the Trainer's clock, all stages) and ``data``
+    (words naming the training data); None without a record of steps."""
+    steps = training.get("steps")
+    if not steps:
+        return None
+    batch = (training.get("config") or {}).get("batch_size")
+    extensions = training.get("extensions") or []
+    stages = f" ({len(extensions) + 1} stages)" if extensions else ""
+    seconds = training.get("train_seconds")
+    minutes = f"{seconds / 60:.1f}" if seconds and seconds < 600 else f"{(seconds or 0) / 60:,.0f}"
+    took = f" in {minutes} minutes" if seconds else ""
+    return f"Trained {steps:,} steps" + (f" of batch {batch}" if batch else "") + f"{stages}{took} on {data}."
+
+
 def folder_of(path):
     """The run folder of a run folder or of a checkpoint file in one."""
     path = Path(path)
@@ -462,4 +478,4 @@ def extension_state(trainer, payload, from_step, number):
 __all__ = ["EVALUATION_NAME", "EXPERIMENT_OF_BUILDER", "FORMAT", "METRICS_NAME", "Plan", "RunDescription",
            "RunMismatch", "check_model", "check_training", "describe_run", "description_of", "extension_seed",
            "extension_state", "folder_of", "metrics_text", "migrate", "plan_run", "read_evaluation", "read_metrics",
-           "translate_legacy", "write_evaluation", "write_metrics"]
+           "training_sentence", "translate_legacy", "write_evaluation", "write_metrics"]

@@ -112,14 +112,9 @@ def trained(group, model, latent_size=None, dataset=None, device="cpu", shipped=
 
 
 def trained_line(run):
-    """One sentence on how a run was trained: steps, batch, minutes, data."""
-    config = run.training.get("config") or {}
-    seconds = run.training.get("train_seconds")
-    batch = config.get("batch_size")
-    data = "; ".join(record.get("name", "") for record in run.data if record.get("name")) or "its data"
-    return (f"{run.model.upper()} trained {run.step or run.steps or 0:,} steps"
-            + (f" of batch {batch}" if batch else "")
-            + (f" in {seconds / 60:.0f} CPU minutes" if seconds else "") + f" on {data}.")
+    """One sentence on how a run was trained (steps, batch, stages, minutes, data), its model named first."""
+    data = "; ".join(record["name"] for record in run.data if record.get("name")) or "its data"
+    return f"{run.model.upper()}: " + (folders.training_sentence(run.training, data) or "no record of its training.")
 
 
 def use_shipped(runs, groups=None, shipped=SHIPPED_RUNS):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..checkpoints import CHECKPOINT_NAME, CheckpointError, read_checkpoint
 from ..experiments.shipped import SHIPPED_RUNS
-from ..runs import METRICS_NAME, describe_run
+from ..runs import METRICS_NAME, describe_run, training_sentence
 from ..paths import REPO_ROOT
 from .compare import comparisons
 from .names import DATA_SHAPES, DATASET_NAMES, IMAGE_BUILDERS, MODEL_NAMES, run_order
@@ -114,18 +114,7 @@ class ImageRun:
     def training_line(self):
         """One line of how the model was trained: steps (and batch; the stages of a run extended with
         ``--extend``), minutes (the Trainer's clock, all stages), data; None without a record."""
-        training = self.training
-        steps = training.get("steps")
-        if not steps:
-            return None
-        batch = (training.get("config") or {}).get("batch_size")
-        extensions = training.get("extensions") or []
-        stages = f" ({len(extensions) + 1} stages)" if extensions else ""
-        seconds = training.get("train_seconds")
-        minutes = None if not seconds else seconds / 60
-        took = "" if minutes is None else f" in {minutes:.1f} minutes" if minutes < 10 else f" in {minutes:,.0f} minutes"
-        return (f"Trained {steps:,} steps" + (f" of batch {batch}" if batch else "") + stages + f"{took} on "
-                f"{self.data_note}.")
+        return training_sentence(self.training, self.data_note)
 
     @property
     def label(self):

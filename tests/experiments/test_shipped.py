@@ -117,7 +117,7 @@ def test_trained_loads_one_shipped_model_by_name_and_says_how_it_was_trained(tmp
     stored = read_checkpoint(tmp_path / "runs" / "toy-quick" / "a")
     assert all(torch.equal(model.state_dict()[k], v) for k, v in stored["state_dict"].items())
     assert not model.training and model.run.finished
-    assert model.trained_line.startswith(f"{model.run.model.upper()} trained {model.run.step or model.run.steps:,} steps")
+    assert model.trained_line.startswith(f"{model.run.model.upper()}: Trained {model.run.steps:,} steps")
     with pytest.raises(ValueError, match="no shipped runs 'elsewhere' .*expected one of \\['toy-quick'\\]"):
         fk.trained("elsewhere", "f-nsf", shipped=tmp_path / "shipped")
     with pytest.raises(ValueError, match="no shipped runs of 'glow' .* expected one of"):
