@@ -41,7 +41,8 @@ def _parser():
     train.add_argument("--out", help="run folder (default: runs/EXPERIMENT-[DATA-]MODEL-PRESET[-sSTEPS]); "
                                      "an existing run is resumed")
     train.add_argument("--device", default="auto",
-                       help="auto, cpu, cuda or mps; under torchrun each process takes cuda:LOCAL_RANK (or the cpu)")
+                       help="auto, cpu, cuda or mps; under torchrun each process takes cuda:LOCAL_RANK (or the cpu), "
+                            "and a model whose training pass draws random numbers (dropout, a VAE) is refused")
     train.add_argument("--amp", "--bf16", dest="amp", action="store_true",
                        help="bfloat16 autocast of the training forward pass (CUDA only; validation, test numbers and "
                             "sampling stay float32: funnelkit.train.training_autocast)")
@@ -130,6 +131,9 @@ def _parser():
                     "the dashboard load these instead of training.")
     ship.add_argument("folder", help="a run folder, or a folder of run folders")
     ship.add_argument("--to", help="where the shipped runs go (default: the kit's data/runs)")
+    ship.add_argument("--float16", action="store_true",
+                      help="store the weights in float16 (half the size) where that moves no test number by more "
+                           "than 0.005; each run is scored afresh and its copy records the new numbers")
 
     digits = commands.add_parser(
         "digits", help="the kit's digit metric: train its small MNIST classifier",
@@ -184,10 +188,8 @@ def _train(args):
         speed = Speed(compile=args.compile, workers=args.workers)  # how fast, not which run: not stored
     except ValueError as error:
         raise ValueError(f"--{error}") from None
-    if args.experiment != "four-circles" and distributed.launched_by_torchrun():
-        raise ValueError(f"only four-circles trains under torchrun; run {args.experiment} as one process (the image "
-                         "flows' ActNorm would initialise from each rank's own slice of the first batch, and their "
-                         "batch norm would see one rank's slice: not the one-process run)")
+    if args.experiment != "four-circles" and distributed.launched_by_torchrun():  # refused before anything is written
+        distributed.check_exact(commands.build_model(spec), f"{args.experiment} {spec.model} ({spec.preset})")
     torch.set_num_threads(args.threads)
     with speed_settings(speed), distributed.session(args.device) as device:  # one process, or a rank of torchrun's
         main = distributed.is_main()
@@ -401,7 +403,7 @@ def _shipped_groups():
 def _ship(args):
     from .experiments.shipped import SHIPPED_RUNS, ship
 
-    for run in ship(args.folder, args.to or SHIPPED_RUNS):
+    for run in ship(args.folder, args.to or SHIPPED_RUNS, float16=args.float16, progress=True):
         print(f"shipped {run}")
 
 

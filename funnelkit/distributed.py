@@ -8,12 +8,18 @@ same full batch from the same seeded generator and keeps its own equal slice, so
 that DDP averages over the ranks is exactly the mean gradient of the single-process batch.
 Rank 0 alone prints and writes checkpoints.
 
-Outside ``torchrun`` every function here is a no-op: rank 0 of a world of one.
+Outside ``torchrun`` the process-group functions here are no-ops: rank 0 of a world of one.
 
-The image flows are not yet the single-process run under DDP: their ActNorm layers initialise
-themselves from the first batch they see (each rank's own slice), and their batch norm normalises
-each rank's slice (torch's SyncBatchNorm is CUDA-only), so ``funnelkit train`` refuses every
-experiment but four circles under ``torchrun``.
+The image flows need two more things to be that run, both done here. Their ActNorm layers (Glow,
+Kingma and Dhariwal 2018, Sec. 3.1; one in every step of the paper's A.8 and A.9) initialise
+themselves from the first training batch they see: :func:`initialise_from_full_batch` lets them see
+the full batch (every rank holds it) before the first step is sharded. Their batch norm (in the
+couplings' conditioners) would normalise each rank's slice: :func:`wrap` swaps it for
+:class:`~funnelkit.distributed_batch_norm.DistributedBatchNorm`, whose statistics are summed over
+the ranks (on Gloo too; torch's SyncBatchNorm is CUDA-only). What stays out of reach is a training
+forward pass that draws random numbers (dropout with p > 0, a VAE's sampled latent): each rank would
+draw its own noise for its slice, not the single process's for the batch, so :func:`check_exact`
+refuses such a model under ``torchrun``.
 """
 
 import os
@@ -23,6 +29,7 @@ import torch
 import torch.distributed as dist
 
 from .device import pick_device
+from .distributed_batch_norm import convert_batch_norm, local_statistics
 
 _LAUNCH_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
 
@@ -123,10 +130,75 @@ class NegativeLogLikelihood(torch.nn.Module):
         return -log_prob.mean()
 
 
+def random_in_training(model):
+    """What in ``model``'s training forward pass draws random numbers (dropout with p > 0, a VAE's
+    sampled latent), as a list of short phrases; empty for a deterministic model."""
+    from .models.vae import VAE
+
+    found = []
+    if isinstance(model, VAE):
+        found.append("the VAE's sampled latent (its ELBO draws z)")
+    dropouts = [name for name, m in model.named_modules()
+                if isinstance(m, torch.nn.modules.dropout._DropoutNd) and m.p > 0]
+    if dropouts:
+        found.append(f"dropout with p > 0 ({len(dropouts)} layer{'s' if len(dropouts) > 1 else ''}, "
+                     f"e.g. {dropouts[0]}, p={model.get_submodule(dropouts[0]).p})")
+    return found
+
+
+def check_exact(model, name="this model"):
+    """Raise ValueError when data-parallel training of ``model`` could not be the single-process run:
+    its training forward draws random numbers (:func:`random_in_training`), which each rank would
+    draw for its own slice instead of the single process's for the whole batch."""
+    found = random_in_training(model)
+    if found:
+        raise ValueError(f"{name} cannot train under torchrun as the one-process run does: its training forward "
+                         f"pass draws random numbers ({'; '.join(found)}), and each rank would draw its own for its "
+                         "slice of the batch; train it as one process (or pick a preset without dropout)")
+
+
+def uninitialised(model):
+    """The layers of ``model`` that initialise themselves from their first training batch and have
+    not yet done so (nflows' ActNorm: an ``initialized`` buffer still False)."""
+    return [m for m in model.modules()
+            if isinstance(getattr(m, "initialized", None), torch.Tensor) and not bool(m.initialized)]
+
+
+@torch.no_grad()
+def initialise_from_full_batch(model, batch):
+    """Let every not-yet-initialised data-dependent layer (ActNorm) of ``model`` initialise from
+    the whole ``batch``, as it would in a single process; returns whether there was one.
+
+    One training-mode forward pass of ``model.log_prob(batch)`` without gradients, in which batch
+    norm takes the statistics of ``batch`` on this rank alone (every rank holds the full batch; see
+    :func:`~funnelkit.distributed_batch_norm.local_statistics`), so each ActNorm sees exactly the
+    input it sees in the single process's first step. The batch norms' running statistics are put
+    back afterwards: the first step moves them once, as in one process. The Trainer calls this
+    before it shards each batch; after the first step it finds nothing to do.
+    """
+    if not uninitialised(model):
+        return False
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    kept = [{k: v.clone() for k, v in m.named_buffers(recurse=False)} for m in norms]
+    model.train()
+    with local_statistics():
+        model.log_prob(batch.to(device=model.device, dtype=model.dtype))
+    for m, buffers in zip(norms, kept):
+        for k, v in buffers.items():
+            getattr(m, k).copy_(v)
+    return True
+
+
 def wrap(model):
-    """The loss module of ``model``, wrapped in DDP when a process group is running."""
+    """The loss module of ``model``, wrapped in DDP when a process group is running.
+
+    In a process group the model is first checked (:func:`check_exact`) and its batch norms become
+    :class:`~funnelkit.distributed_batch_norm.DistributedBatchNorm` (in place, the same parameters).
+    """
     loss = NegativeLogLikelihood(model)
     if not is_active():
         return loss
+    check_exact(model)
+    convert_batch_norm(model)
     device = model.device
     return torch.nn.parallel.DistributedDataParallel(loss, device_ids=[device] if device.type == "cuda" else None)

@@ -9,7 +9,9 @@ them, as NSF's and the authors' ``uci.py`` reload their best-validation checkpoi
 
 Under ``torchrun`` (see :mod:`funnelkit.distributed`) the same Trainer runs data-parallel: every
 rank draws the same full batch of ``batch_size`` and keeps its slice, DDP averages the
-gradients, and rank 0 alone writes checkpoints; the result is the single-process run's.
+gradients, and rank 0 alone writes checkpoints; the result is the single-process run's (ActNorm
+initialised from the full first batch, batch norm over all ranks, a model whose training pass draws
+random numbers refused).
 
 On a GPU: ``TrainConfig(amp=True)`` trains under bfloat16 autocast (:func:`training_autocast`
 says what it covers); :class:`Speed` compiles the loss with ``torch.compile`` and lets a
@@ -230,7 +232,9 @@ class Trainer:
         """One Adam step on a fresh batch; returns the loss (mean negative log-likelihood)."""
         self.model.train()
         x = self._next_batch()  # the same full batch on every rank
-        if self.world_size > 1:
+        if self.world_size > 1:  # ActNorm's first batch is the full one, as in one process
+            with training_autocast(self.model.device) if self.config.amp else nullcontext():
+                distributed.initialise_from_full_batch(self.model, x)
             x = distributed.shard(x, self.rank, self.world_size)
         x = x.to(device=self.model.device, dtype=self.model.dtype, non_blocking=True)
         with training_autocast(self.model.device) if self.config.amp else nullcontext():

@@ -156,14 +156,3 @@ def test_the_command_line_takes_workers_and_refuses_more_workers(tmp_path, capsy
     assert "--workers must be 0" in capsys.readouterr().err
     assert not (tmp_path / "2").exists()
 
-
-def test_other_experiments_under_torchrun_are_refused_with_the_reason(tmp_path, capsys, monkeypatch):
-    from funnelkit.cli import main
-
-    monkeypatch.setenv("RANK", "0")
-    monkeypatch.setenv("LOCAL_RANK", "0")
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    assert main(["train", "images", "--steps", "2", "--device", "cpu", "--out", str(tmp_path / "run")]) == 2
-    err = capsys.readouterr().err
-    assert "only four-circles trains under torchrun" in err and "ActNorm" in err
-    assert not (tmp_path / "run").exists()

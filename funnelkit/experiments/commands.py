@@ -347,7 +347,7 @@ def train(spec, out=None, device="auto", progress=True, amp=False, extend=False)
     run) and ``evaluation.pt`` (the per-example test values, where there are some) in ``out``
     (default :func:`default_out`). A folder holding a run with other settings is refused
     (:class:`funnelkit.runs.RunMismatch`) before anything is written. ``device`` may be a
-    ``torch.device`` (four circles under torchrun: each rank's).
+    ``torch.device`` (under torchrun: each rank's).
     """
     from ..device import pick_device
 

@@ -9,6 +9,13 @@ checkout are written relative to it), and writes its ``metrics.json`` in the cur
 (:mod:`funnelkit.runs`): the copy is a third of the size, and
 :func:`funnelkit.experiments.runs.train_or_load` loads it as a finished run.
 
+With ``float16=True`` (``funnelkit ship --float16``) the weights are stored in float16, half the
+size again; loading casts them back to the model's float32. The run is scored afresh with the
+rounded weights on its own test data, and the copy is made only if no test number (bits/dim, or
+nats for a tabular run) moved by more than ``FLOAT16_TOLERANCE``; the copy's ``metrics.json`` and
+``evaluation.pt`` then hold the new numbers (what the shipped weights give), and
+``metrics["shipped_weights"]`` the dtype and the float32 numbers beside them.
+
 :func:`use_shipped` copies the shipped folders into a working runs folder (only those not there
 yet), so ``reproduce_table2(runs=that)`` and the notebooks load instead of training.
 """
@@ -25,10 +32,15 @@ from ..files import write_atomically
 from ..locks import folder_lock
 from ..paths import DATA_DIR, shown_in_text
 from ..runs import EVALUATION_NAME, METRICS_NAME
+from .results import _plain
 
 SHIPPED_RUNS = DATA_DIR / "runs"
 #: Trainer state a finished run keeps when shipped; the rest only serves a resumed training.
 KEPT_TRAINER_STATE = ("config", "step", "seconds", "history")
+#: The most a test number (bits/dim, or nats) may move when the weights are stored in float16.
+FLOAT16_TOLERANCE = 0.005
+#: The test numbers of the experiments compared: images, anomaly (both sets) and tabular.
+_SCORES = ("bpd", "mnist", "f_mnist", "ll")
 
 
 def finished_runs(folder):
@@ -52,30 +64,69 @@ def _finished(folder):
         return False
 
 
-def ship(folder, to=SHIPPED_RUNS):
-    """Copy the finished runs of ``folder`` to ``to/<folder name>/<run>``, without resume-only state.
+def ship(folder, to=SHIPPED_RUNS, float16=False, progress=False):
+    """Copy the finished runs of ``folder`` to ``to/<folder name>/<run>``, without resume-only state
+    (with ``float16``, its weights in float16 where that moves no test number by more than
+    ``FLOAT16_TOLERANCE``; the module docstring says how).
 
-    Returns the written run folders. Everything is read and checked before anything is written.
+    Returns the written run folders. Everything is read, checked (and, with ``float16``, scored)
+    before anything is written.
     """
     folder = Path(folder)
     runs = finished_runs(folder)
     payloads = [read_checkpoint(run) for run in runs]  # a damaged checkpoint fails here, before writing
+    copies = [_float16_copy(run, payload, progress) if float16 else _copy(run, payload)
+              for run, payload in zip(runs, payloads)]
     group = Path(to) / (folder.parent.name if runs == [folder] else folder.name)
     written = []
-    for run, payload in zip(runs, payloads):
+    for run, (payload, metrics, arrays) in zip(runs, copies):
         trainer = payload.get("trainer") or {}
         slim = {**payload, "trainer": {k: trainer[k] for k in KEPT_TRAINER_STATE if k in trainer}}
         out = group / run.name
         # the data descriptions name files by absolute path: this checkout's paths mean nothing elsewhere
-        metrics = json.loads(shown_in_text(folders.metrics_text(folders.read_metrics(run))))
+        metrics = json.loads(shown_in_text(folders.metrics_text(metrics)))
         with folder_lock(out):
             write_atomically(out / CHECKPOINT_NAME, lambda file, slim=slim: torch.save(slim, file))
-            if (run / EVALUATION_NAME).is_file():
-                write_atomically(out / EVALUATION_NAME,
-                                 lambda file, source=run / EVALUATION_NAME: file.write(source.read_bytes()))
+            if arrays:
+                write_atomically(out / EVALUATION_NAME, lambda file, arrays=arrays: torch.save(arrays, file))
             folders.write_metrics(out, metrics)
         written.append(out)
     return written
+
+
+def _copy(run, payload):
+    """``(payload, metrics, per-example arrays)`` of ``run`` as they are."""
+    return payload, folders.read_metrics(run), folders.read_evaluation(run)
+
+
+def _float16_copy(run, payload, progress):
+    """``(payload, metrics, arrays)`` with the weights in float16 and the test numbers they give;
+    ``run`` as it is when a number would move by more than ``FLOAT16_TOLERANCE``."""
+    from . import commands
+
+    state = {k: v.half() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
+    model = commands.load_run(run)
+    model.load_state_dict(state)  # cast back to the model's dtype, as loading the copy will
+    model.eval()
+    description = folders.describe_run(run)
+    spec = commands.spec_of(model, run, None, description)
+    numbers, arrays = commands.evaluate(spec, model, commands.load_data(spec), progress)
+    stored = description.evaluation
+    moved = {k: abs(numbers[k] - stored[k]) for k in _SCORES if k in stored}
+    counts = [k for k in ("n", "n_in", "n_out") if k in stored and stored[k] != numbers.get(k)]
+    if not moved or counts:
+        raise ValueError(f"{run}: its stored test numbers ({', '.join(sorted(stored)) or 'none'}) are not the ones "
+                         "`funnelkit eval` recomputes; ship it without --float16")
+    if max(moved.values()) > FLOAT16_TOLERANCE:
+        print(f"{run.name}: kept in float32 (float16 moves {max(moved, key=moved.get)} by "
+              f"{max(moved.values()):.4f}, more than {FLOAT16_TOLERANCE})")
+        return _copy(run, payload)
+    metrics = folders.read_metrics(run)
+    metrics = {**metrics, "evaluation": _plain(numbers),
+               "shipped_weights": {"dtype": "float16", "tolerance": FLOAT16_TOLERANCE,
+                                   "evaluation_in_float32": stored}}
+    arrays = {k: torch.as_tensor(v).detach().cpu() for k, v in (arrays or {}).items()}
+    return {**payload, "state_dict": state}, metrics, arrays
 
 
 def trained(group, model, latent_size=None, dataset=None, device="cpu", shipped=SHIPPED_RUNS):

@@ -99,7 +99,7 @@ def test_train_images_classroom_runs_end_to_end_on_the_offline_digits(tmp_path, 
 @pytest.mark.parametrize("argv, expected", [
     (["train", "images", "--dataset", "cifar10", "--preset", "classroom"], "defined for --dataset mnist"),
     (["train", "tabular", "--preset", "classroom"], "defined for the experiments images, anomaly"),
-    (["reproduce", "table1", "--preset", "classroom"], "preset"),
+    (["reproduce", "table8", "--preset", "classroom"], "preset"),
 ])
 def test_classroom_is_refused_where_it_is_not_defined(argv, expected, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)

@@ -109,6 +109,43 @@ def test_a_shipped_image_run_gives_its_stored_numbers_when_evaluated_again():
     assert records[0]["stand_in"]
 
 
+def test_a_float16_copy_is_half_the_size_and_records_the_numbers_its_weights_give(tmp_path):
+    from funnelkit.experiments.commands import evaluate_run
+    from funnelkit.experiments.shipped import FLOAT16_TOLERANCE
+
+    source = SHIPPED_RUNS / "images-quick" / "mnist5-first10k-h1000-s400-f-nsf"
+    [copy] = ship(source, to=tmp_path, float16=True)
+    payload, original = read_checkpoint(copy), read_checkpoint(source)
+    assert {t.dtype for t in payload["state_dict"].values() if t.is_floating_point()} == {torch.float16}
+    weight_bytes = [sum(t.numel() * t.element_size() for t in p["state_dict"].values()) for p in (payload, original)]
+    assert weight_bytes[0] < 0.51 * weight_bytes[1]  # float32 -> float16; the rest of the file is small
+    assert (copy / "checkpoint.pt").stat().st_size < 0.75 * (source / "checkpoint.pt").stat().st_size
+    metrics = json.loads((copy / "metrics.json").read_text())
+    before = json.loads((source / "metrics.json").read_text())["evaluation"]
+    assert metrics["shipped_weights"]["evaluation_in_float32"] == before
+    assert 0 < abs(metrics["evaluation"]["bpd"] - before["bpd"]) <= FLOAT16_TOLERANCE  # rounded: moved, a little
+    model, _, numbers, _, _ = evaluate_run(copy)  # the copy's stored numbers are what its weights give
+    assert model.dtype == torch.float32
+    assert numbers["bpd"] == pytest.approx(metrics["evaluation"]["bpd"], abs=1e-6)
+    per_image = torch.load(copy / "evaluation.pt", weights_only=True)["bpd"]
+    assert per_image.mean().item() == pytest.approx(numbers["bpd"], abs=1e-6)
+    for name, tensor in original["state_dict"].items():
+        assert torch.equal(payload["state_dict"][name], tensor.half() if tensor.is_floating_point() else tensor)
+
+
+def test_a_run_that_float16_would_move_too_far_is_shipped_in_float32(tmp_path, monkeypatch, capsys):
+    from funnelkit.experiments import shipped
+
+    monkeypatch.setattr(shipped, "FLOAT16_TOLERANCE", 0.0)
+    source = SHIPPED_RUNS / "images-quick" / "mnist5-first10k-h1000-s400-f-nsf"
+    [copy] = ship(source, to=tmp_path, float16=True)
+    assert "kept in float32" in capsys.readouterr().out
+    for name, tensor in read_checkpoint(source)["state_dict"].items():
+        assert torch.equal(read_checkpoint(copy)["state_dict"][name], tensor)
+    assert json.loads((copy / "metrics.json").read_text())["evaluation"] == \
+        json.loads((source / "metrics.json").read_text())["evaluation"]
+
+
 def test_trained_loads_one_shipped_model_by_name_and_says_how_it_was_trained(tmp_path):
     run(tmp_path / "runs" / "toy-quick" / "a")
     ship(tmp_path / "runs" / "toy-quick", to=tmp_path / "shipped")
