@@ -105,8 +105,8 @@ def _parser():
     )
     reproduce.add_argument("result", help=f"one of: {', '.join(DESCRIPTIONS)}")
     reproduce.add_argument("--preset", default="quick", help="quick (a laptop CPU, minutes) or paper (the paper's data and settings); "
-                                                              "table2 and table4 also classroom (a laptop CPU, "
-                                                              "about 30 min a model)")
+                                                              "table1, table2 (and what reuses it) and table4 also "
+                                                              "classroom (a laptop CPU: minutes to 40 min a model)")
     reproduce.add_argument("--out", default="results", help="folder for figures and tables (default: results)")
     reproduce.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     reproduce.add_argument("--runs", help="folder of the training runs (default: runs)")
@@ -121,8 +121,8 @@ def _parser():
     reproduce.add_argument("--shipped", action="store_true",
                            help="first copy the kit's shipped runs (data/runs) into RUNS where missing, so the result "
                                 "loads them instead of training: quick preset (Tables 1, 2, 4 and what reuses them) "
-                                "or classroom (table2, fig3, table3, fig4: the MNIST models of data/runs/"
-                                "images-classroom)")
+                                "or classroom (table1: data/runs/table1-classroom; table2, fig3, table3, fig4: "
+                                "data/runs/images-classroom; table4: data/runs/table4-classroom)")
 
     ship = commands.add_parser(
         "ship", help="copy finished runs into data/runs without their optimiser state (the kit's shipped runs)",

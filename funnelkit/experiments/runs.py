@@ -81,8 +81,8 @@ class Run:
 def choose_settings(presets, preset, overrides, result):
     """``presets[preset]`` (a dataclass) with ``overrides`` applied; unknown names are a ValueError.
 
-    Giving ``steps`` alone sets the steps of every model: a preset's separate ``vae_steps`` is
-    then dropped (give both to keep them apart).
+    Giving ``steps`` alone sets the steps of every model: a preset's separate ``vae_steps`` and
+    ``model_steps`` are then dropped (give them too to keep them apart).
     """
     check_choice(preset, tuple(presets), "preset")
     known = [f.name for f in fields(presets[preset])]
@@ -93,6 +93,8 @@ def choose_settings(presets, preset, overrides, result):
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if "steps" in overrides and "vae_steps" in known and "vae_steps" not in overrides:
         overrides["vae_steps"] = None
+    if "steps" in overrides and "model_steps" in known and "model_steps" not in overrides:
+        overrides["model_steps"] = {}
     return replace(presets[preset], **overrides)
 
 

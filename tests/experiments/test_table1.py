@@ -95,3 +95,20 @@ def test_paper_preset_without_the_maf_files_names_the_file_and_writes_nothing(tm
                                 progress=False)
     assert "zenodo.org" in str(error.value)
     assert not (tmp_path / "out").exists() and not (tmp_path / "runs").exists()
+
+
+def test_model_steps_give_named_models_their_own_steps_and_steps_alone_overrides_them(tmp_path):
+    result = table1.reproduce_table1(
+        "classroom", out=tmp_path / "out", runs=tmp_path / "runs", progress=False, datasets=("power",),
+        models=("glow", "nsf"), steps=2, model_steps={"glow": 4}, standin_sizes=(200, 20, 40),
+        model_overrides={"flow_steps": 2, "hidden_features": 8, "funnel_level": 0})
+    rows = result["ours"]["power"]
+    assert (rows["glow"]["steps"], rows["nsf"]["steps"]) == (4, 2)
+    assert "-s4-glow" in Path(rows["glow"]["run"]).name and "-s2-nsf" in Path(rows["nsf"]["run"]).name
+    for name, steps in (("glow", 4), ("nsf", 2)):  # each run trained its own number of steps
+        assert torch.load(Path(rows[name]["run"]) / "checkpoint.pt", weights_only=True)["trainer"]["step"] == steps
+    # the preset's own: every model CLASSROOM_STEPS but GLOW and F-GLOW; --steps alone sets every model's
+    preset = table1.PRESETS["classroom"]
+    assert preset.steps == table1.CLASSROOM_STEPS and preset.model_steps == table1.CLASSROOM_GLOW_STEPS
+    from funnelkit.experiments.runs import choose_settings
+    assert choose_settings(table1.PRESETS, "classroom", {"steps": 7}, "table1").model_steps == {}
