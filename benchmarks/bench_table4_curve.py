@@ -68,6 +68,11 @@ def markdown(found, checked):
               "Going from 600 to 3,000 steps lowered every flow's MNIST bits/dim (the F-NSFs' and NSF's by about half) and raised its ratio; "
               "NSF's ratio rose faster than the F-NSFs' over that stretch. Two points per model do not make a "
               "curve to extrapolate: the rows say which way longer training moved each model, not where it ends.",
+              "", "What the targets would take: the paper trains each model 200,000 steps of batch 512 on all "
+              "60,000 MNIST digits (102 million images seen), 530 times what a classroom flow saw here (3,000 x 64 = "
+              "192,000). At the training rates of `images.md` (about 120-130 images/s for a classroom flow on one "
+              "CPU thread) that is 9 to 10 days per model on this machine: a GPU job (`make gpu-check` measures a "
+              "GPU's images/s). Whether the ordering returns on the way there, these two points cannot say.",
               "", "Run: `python benchmarks/bench_table4_curve.py`."]
     return "\n".join(lines) + "\n"
 
