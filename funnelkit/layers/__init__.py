@@ -1,5 +1,6 @@
 """Funnel layers: the paper's Eq. 6 and its parts, and the layers derived from it (Sec. 3, A.2-A.7)."""
 
+from .base import FunnelLayer
 from .context import join_context
 from .conv_funnel_1d import ConvFunnel1d, ConvFunnel1dStrideOne, ConvFunnel1dStrideOneBound
 from .conv_funnel_2d import ConvFunnel2d
@@ -20,6 +21,7 @@ __all__ = [
     "ConvFunnel2d",
     "CoordinateSplitter",
     "Funnel",
+    "FunnelLayer",
     "GaussianDecoder",
     "GenerativeFunnel",
     "MLPFunnel",

@@ -29,7 +29,8 @@ from torch.nn import functional as F
 
 
 class ConditionalElementwiseTransform(Transform, abc.ABC):
-    """Base class: ``theta = ResidualNet(context)`` of width ``features * params_per_feature``,
+    """Base class of a coupling funnel's F (Sec. 2; A.3, Eqs. 10-11, 14):
+    ``theta = ResidualNet(context)`` of width ``features * params_per_feature``,
     laid out as in the matching nflows coupling layer (so the two can share weights).
 
     Args:
@@ -89,7 +90,7 @@ class ConditionalElementwiseTransform(Transform, abc.ABC):
 
 
 class ConditionalRQSpline(ConditionalElementwiseTransform):
-    """z_i = RQ-spline_i(x_i; theta(c)) with ``num_bins`` bins on [-tail_bound, tail_bound] and
+    """The F of F-NSF (A.6): z_i = RQ-spline_i(x_i; theta(c)) with ``num_bins`` bins on [-tail_bound, tail_bound] and
     identity (slope 1) tails outside; 3 * num_bins - 1 parameters per feature, as in nflows'
     coupling splines (the raw widths and heights divided by sqrt(hidden_features), as nflows does)."""
 
@@ -123,7 +124,7 @@ class ConditionalRQSpline(ConditionalElementwiseTransform):
 
 
 class ConditionalAffine(ConditionalElementwiseTransform):
-    """z_i = s_i(c) x_i + t_i(c) with s = sigmoid(h + 2) + 1e-3 in (0.001, 1.001), the
+    """The F of F-GLOW (A.6): z_i = s_i(c) x_i + t_i(c) with s = sigmoid(h + 2) + 1e-3 in (0.001, 1.001), the
     parameterisation of nflows' ``AffineCouplingTransform`` (Glow-like coupling)."""
 
     params_per_feature = 2

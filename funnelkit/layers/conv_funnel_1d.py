@@ -34,13 +34,14 @@ from nflows.transforms.base import Transform
 from torch import nn
 
 from ..validation import check_positive_int
+from .base import FunnelLayer
 from .context import join_context
 from .decoders import GaussianDecoder
 from .funnel import Funnel
 
 
 class Kernel2x1(nn.Module):
-    """The kernel [a, b] and bias c, with a = sign * exp(log_abs_a) (never zero).
+    """The kernel [a, b] of Sec. 3 (Eq. 7) and a bias c, with a = sign * exp(log_abs_a) (never zero).
 
     Args:
         sign: the fixed sign of a, +1 or -1.
@@ -198,7 +199,7 @@ class ConvFunnel1dStrideOne(_CheckedFunnel):
                          dropped=(length - 1,), context_features=context_features)
 
 
-class ConvFunnel1dStrideOneBound(Transform):
+class ConvFunnel1dStrideOneBound(FunnelLayer):
     """A.7.1's fast stride-one variant: a lower *bound* on the likelihood, not a density.
 
     z_i = a x_i + b x_{i+1} + c as in :class:`ConvFunnel1dStrideOne`, but every x_i is modelled
@@ -268,10 +269,6 @@ class ConvFunnel1dStrideOneBound(Transform):
         z = self.kernel.stride_one(inputs)
         log_p = self.decoder.log_prob(inputs.reshape(-1, 1), context=self._decoder_context(z, context))
         return z, self._logabsdet(z), log_p.reshape(-1, self.length).sum(dim=1)
-
-    def forward(self, inputs, context=None):
-        z, logabsdet, log_p = self.contributions(inputs, context)
-        return z, logabsdet + log_p
 
     def inverse(self, inputs, context=None):
         name = type(self).__name__

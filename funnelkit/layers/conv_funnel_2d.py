@@ -38,14 +38,14 @@ import math
 
 import torch
 import torch.nn.functional as F
-from nflows.transforms.base import Transform
 from torch import nn
 
 from ..validation import check_choice, check_positive_int
+from .base import FunnelLayer
 from .tile_decoder import TileGaussianDecoder
 
 
-class ConvFunnel2d(Transform):
+class ConvFunnel2d(FunnelLayer):
     """A.7.1: the exact 2x2, stride-two convolutional funnel on ``(batch, C, H, W)`` images.
 
     Args:
@@ -190,10 +190,6 @@ class ConvFunnel2d(Transform):
         _, dropped = self._tile(padded)
         log_p = self.decoder.log_prob(dropped, z, mask=self.dropped_mask, context=context)
         return z, self._logabsdet(z), log_p
-
-    def forward(self, inputs, context=None):
-        z, logabsdet, log_p = self.contributions(inputs, context)
-        return z, logabsdet + log_p
 
     def inverse_given_dropped(self, z, dropped):
         """Eq. 21: the image whose dropped values are ``dropped`` (``(batch, tiles, 3C)``) and whose

@@ -25,7 +25,8 @@ from .splines import rq_autoregressive_stack
 
 
 class GaussianDecoder(Distribution):
-    """p(x | c) = N(x; mu(c), diag sigma(c)^2), with [mu, log sigma] = MLP(c).
+    """The Gaussian ansatz for p_phi of Eq. 6 (A.6, A.7.1): p(x | c) = N(x; mu(c), diag sigma(c)^2),
+    with [mu, log sigma] = MLP(c).
 
     Args:
         features: width of x (the dropped part x_-).
@@ -74,7 +75,7 @@ class GaussianDecoder(Distribution):
 
 
 class ScaledStandardNormal(StandardNormal):
-    """The N(0, I) base of a :func:`flow_decoder`: draws ``s * eps`` inside
+    """The N(0, I) base of a :func:`flow_decoder` (p_phi as a flow, A.5): draws ``s * eps`` inside
     :func:`~funnelkit.layers.decoder_noise.scaled_decoder_noise` (log_prob is N(0, I)'s, unchanged)."""
 
     def _sample(self, num_samples, context):

@@ -18,14 +18,18 @@ true one minus 2 log p_phi; docs/errata.md.) The draw of x_- is the decoder's ow
 temper="all" | "mean")`` sets) it is tempered or noise-free, and -V(x) is still exact.
 """
 
-from nflows.transforms.base import Transform
-
+from .base import FunnelLayer
 from .context import join_context
 from .splitters import CoordinateSplitter
 
 
-class Funnel(Transform):
-    """Eq. 6: a dimension-reducing, exact surjective layer.
+class Funnel(FunnelLayer):
+    r"""Eq. 6: a dimension-reducing, exact surjective layer.
+
+    .. math::
+
+        z = F^{-1}_{\theta(x_-, x_+)}(x_+), \qquad
+        \mathcal{V}(x) = \log\left|\det \frac{\partial z}{\partial x_+}\right| + \log p_\phi(x_- \mid z)
 
     Args:
         features: the width n of x.
@@ -65,10 +69,6 @@ class Funnel(Transform):
         z, logabsdet = self.bijection(x_plus, context=join_context(x_minus, context))
         log_p_dropped = self.decoder.log_prob(x_minus, context=join_context(z, context))
         return z, logabsdet, log_p_dropped
-
-    def forward(self, inputs, context=None):
-        z, logabsdet, log_p_dropped = self.contributions(inputs, context)
-        return z, logabsdet + log_p_dropped
 
     def inverse(self, inputs, context=None):
         z = inputs

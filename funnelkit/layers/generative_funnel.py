@@ -16,14 +16,13 @@ many draws (importance weighting) converges to p(x). The layer is not exact (``e
 """
 
 import torch
-from nflows.transforms.base import Transform
-
+from .base import FunnelLayer
 from .context import join_context
 from .decoders import GaussianDecoder
 from .splines import rq_autoregressive
 
 
-class GenerativeFunnel(Transform):
+class GenerativeFunnel(FunnelLayer):
     """A.2, Eq. 9: x (n) -> (z_main, z_extra) (n + m); forward gives a stochastic lower BOUND.
 
     Args:
@@ -76,10 +75,6 @@ class GenerativeFunnel(Transform):
             log_q = self.encoder.log_prob(z_extra, context=encoder_context)
         z_main, logabsdet = self.bijection(x, context=join_context(z_extra, context))
         return torch.cat([z_main, z_extra], dim=1), logabsdet, -log_q
-
-    def forward(self, inputs, context=None):
-        z, logabsdet, minus_log_q = self.contributions(inputs, context)
-        return z, logabsdet + minus_log_q
 
     def inverse(self, inputs, context=None):
         """x = G(z_main | z_extra), deterministic; returns minus the bound term V(x, z_extra)."""

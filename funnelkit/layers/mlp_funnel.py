@@ -31,6 +31,7 @@ from nflows.transforms.permutations import Permutation
 from torch import nn
 
 from .._compat import LULinear
+from .base import FunnelLayer
 from .context import join_context
 from .decoders import GaussianDecoder
 from .funnel import Funnel
@@ -39,7 +40,8 @@ PARAMETERISATIONS = ("lu", "qr")
 
 
 class QRLinear(Transform):
-    """y = Q U x + b with Q = exp(A - A^T) orthogonal and U upper triangular, diag U = exp(s).
+    """R of the MLP funnel in its QR form (Sec. 3): y = Q U x + b with Q = exp(A - A^T) orthogonal
+    and U upper triangular, diag U = exp(s).
 
     log |det dy/dx| = sum(s). Starts at the identity (A = 0, U = I, b = 0).
     """
@@ -98,7 +100,7 @@ def seeded_permutation(features, seed):
 
 
 class ConditionalLinear(Transform):
-    """F^{-1}(x_+ | c) = R x_+ + W' c + b: affine and invertible in x_+ for every context c.
+    """The MLP funnel's F (Sec. 3, Eq. 6): F^{-1}(x_+ | c) = R x_+ + W' c + b, invertible in x_+ for every c.
 
     ``linear`` holds R and b (an :func:`invertible_linear`); ``mixing`` is W' (no bias), acting on
     the context c = [x_-, outer context].
@@ -131,7 +133,7 @@ def _check_widths(features_in, features_out, context_features, strictly_reducing
                          f"got {features_in} -> {features_out}")
 
 
-class _PermutedLayer(Transform):
+class _PermutedLayer(FunnelLayer):
     """Shared plumbing: the fixed permutation in front, widths as attributes."""
 
     def __init__(self, features_in, features_out, permutation_seed):
@@ -149,10 +151,6 @@ class _PermutedLayer(Transform):
 
     def _unpermute(self, x):
         return x if self.permutation is None else self.permutation.inverse(x)[0]
-
-    def forward(self, inputs, context=None):
-        z, logabsdet, log_p_dropped = self.contributions(inputs, context)
-        return z, logabsdet + log_p_dropped
 
 
 class MLPFunnel(_PermutedLayer):

@@ -26,7 +26,8 @@ from torch import nn
 
 
 class SplineActivation(Transform):
-    """An elementwise monotone RQ spline with linear tails: a bijection of R^features.
+    """The F-MLP's activation (A.6, A.9): an elementwise monotone RQ spline with linear tails,
+    a bijection of R^features.
 
     Args:
         features: width of the input (batch, features).

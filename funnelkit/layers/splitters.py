@@ -10,7 +10,7 @@ from torch import nn
 
 
 class CoordinateSplitter(nn.Module):
-    """Split the features of a ``(batch, features)`` tensor into dropped and kept coordinates.
+    """Split the features of a ``(batch, features)`` tensor into the dropped x_- and the kept x_+ (Sec. 2, Eq. 2).
 
     Args:
         features: the width of the input vector.

@@ -110,7 +110,7 @@ def tabular_f_mlp(data_dim, latent_dim, preset="paper", **overrides):
 
 
 class Flatten(Transform):
-    """(batch, *shape) -> (batch, prod(shape)); a reshape, log-det 0."""
+    """(batch, *shape) -> (batch, prod(shape)); a reshape, log-det 0 (A.9: the F-MLP first flattens the image)."""
 
     def __init__(self, shape):
         super().__init__()

@@ -14,6 +14,7 @@ from nflows.flows.base import Flow
 from nflows.transforms.base import CompositeTransform
 
 from .._compat import StandardNormal
+from ..layers.base import FunnelLayer
 from ..layers.decoder_noise import scaled_decoder_noise
 from ..validation import check_batch, check_positive_int
 from .tempering import check_sampling_temperature, decoder_noise_for
@@ -21,7 +22,7 @@ from .tempering import check_sampling_temperature, decoder_noise_for
 
 @dataclass
 class LayerContribution:
-    """One layer's share of log p(x): ``logabsdet + log_p_dropped`` (zero for a bijection)."""
+    """One layer's share of log p(x), its V of Eq. 6: ``logabsdet + log_p_dropped`` (zero for a bijection)."""
 
     name: str
     features_in: int
@@ -32,7 +33,10 @@ class LayerContribution:
 
 
 class FunnelFlow(Flow):
-    """A normalizing flow built from nflows transforms and funnel layers, with a N(0, I) base.
+    """A normalizing flow built from nflows transforms and funnel layers, with a N(0, I) base (Sec. 2).
+
+    log p(x) = log N(z_L; 0, I) + sum_l V_l, with V_l a bijection's log|det J| or a funnel layer's
+    Eq. 6 (:class:`~funnelkit.layers.FunnelLayer`).
 
     Args:
         layers: nflows transforms, applied in order from data to latent.
@@ -73,8 +77,9 @@ class FunnelFlow(Flow):
 
     @property
     def exact(self):
-        """True when log_prob is an exact log density; False when a layer only gives a bound."""
-        return all(getattr(module, "exact", True) for module in self.modules() if module is not self)
+        """True when log_prob is an exact log density: every funnel layer in it (a
+        :class:`~funnelkit.layers.FunnelLayer`, at any depth) is exact; the other layers are bijections."""
+        return all(module.exact for module in self.modules() if isinstance(module, FunnelLayer))
 
     # -- checked public edges ---------------------------------------------------------------
     def _check(self, x, context):
@@ -149,9 +154,9 @@ class FunnelFlow(Flow):
         self._check(inputs, context)
         out, x = [], inputs
         for layer in self.layers:
-            if hasattr(layer, "contributions"):  # a funnel: Eq. 6 in its two terms
+            if isinstance(layer, FunnelLayer):  # Eq. 6 in its two terms
                 z, logabsdet, log_p_dropped = layer.contributions(x, context)
-            else:
+            else:  # a bijection: log|det J| only
                 z, logabsdet = layer(x, context=context)
                 log_p_dropped = torch.zeros_like(logabsdet)
             out.append(LayerContribution(type(layer).__name__, math.prod(x.shape[1:]), math.prod(z.shape[1:]),

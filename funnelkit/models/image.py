@@ -53,7 +53,7 @@ BITS = (5, 8)
 
 @dataclass(frozen=True)
 class ImageConfig(StepConfig):
-    """Sizes of the CIFAR-10 / ImageNet64 models; defaults: CIFAR-10 5-bit of Table 7."""
+    """Sizes of the CIFAR-10 / ImageNet64 models (A.8); defaults: CIFAR-10 5-bit of Table 7."""
 
     levels: int = 3
     steps_per_level: int = 7

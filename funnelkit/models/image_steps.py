@@ -59,9 +59,9 @@ class StepConfig:
 
 
 class ActNorm(_NflowsActNorm):
-    """Glow's ActNorm (nflows), whose data-dependent initialisation waits for a training batch with at
-    least two values per channel: from a single value nflows would set log_scale to NaN for good
-    (a batch of 1 at a 1 x 1 level)."""
+    """Glow's ActNorm (nflows), the first part of each step (A.8), whose data-dependent initialisation
+    waits for a training batch with at least two values per channel: from a single value nflows
+    would set log_scale to NaN for good (a batch of 1 at a 1 x 1 level)."""
 
     def _initialize(self, inputs):
         if inputs.numel() // inputs.shape[1] >= 2:
@@ -69,7 +69,7 @@ class ActNorm(_NflowsActNorm):
 
 
 class Preprocess(PointwiseAffineTransform):
-    """x' = x 2^-b - 1/2: dequantised values in [0, 2^b) to [-1/2, 1/2); log|det| = D log 2^-b."""
+    """x' = x 2^-b - 1/2: dequantised values in [0, 2^b) to [-1/2, 1/2); log|det| = D log 2^-b (A.8, as NSF)."""
 
     def __init__(self, bits):
         if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= 16:
@@ -106,7 +106,7 @@ def glow_step(channels, config):
 
 
 class CheckerboardRQCoupling(Transform):
-    """An RQ coupling with a checkerboard SPATIAL mask, exact for any C, H, W (one channel, odd sizes).
+    """An RQ coupling with a checkerboard SPATIAL mask, exact for any C, H, W (one channel, odd sizes; A.9).
 
     Pixels (i, j) with (i + j) % 2 == ``parity`` are kept; every channel of every other pixel goes
     through its own RQ spline (linear tails), whose parameters come from a convolutional residual
@@ -174,7 +174,7 @@ def checkerboard_step(channels, height, width, parity, config):
 
 
 class Level(CompositeTransform):
-    """A composite of image transforms that knows its input and output shapes (C, H, W)."""
+    """A level of the multi-scale architecture (A.8), a composite that knows its input and output shapes (C, H, W)."""
 
     def __init__(self, transforms, input_shape, output_shape):
         super().__init__(transforms)
@@ -182,7 +182,7 @@ class Level(CompositeTransform):
 
 
 class Unsqueeze(InverseTransform):
-    """(4C, H, W) -> (C, 2H, 2W), the inverse of nflows' ``SqueezeTransform``; log-det 0."""
+    """(4C, H, W) -> (C, 2H, 2W), the inverse of nflows' ``SqueezeTransform``; log-det 0 (A.9's F-NSF levels)."""
 
     def __init__(self):
         super().__init__(SqueezeTransform())
@@ -220,7 +220,7 @@ def glow_level(shape, num_steps, config, squeeze=True, unsqueeze=False, final_co
 
 
 class MultiscaleLevels(MultiscaleCompositeTransform):
-    """nflows' multi-scale composite that records its input shape and its flat output width."""
+    """nflows' multi-scale composite (A.8, ImageNet64) that records its input shape and its flat output width."""
 
     def __init__(self, num_transforms, input_shape):
         super().__init__(num_transforms, split_dim=1)

@@ -42,7 +42,8 @@ class _EncoderBlock(nn.Module):
 
 
 class ResizeConv2d(nn.Module):
-    """Upsampling by nearest-neighbour interpolation, then a 3x3 convolution."""
+    """Upsampling by nearest-neighbour interpolation, then a 3x3 convolution
+    (A.8: "convolutional kernels for the upsampling")."""
 
     def __init__(self, in_channels, out_channels, scale_factor=2):
         super().__init__()
@@ -86,7 +87,8 @@ def _check_size(height, width):
 
 
 class ResNetEncoder(nn.Module):
-    """x' (batch, C, H, W) -> (batch, 2 * latent_dim): [mean, log-variance] of q(z | x)."""
+    """The VAE's ResNet18 encoder (A.8): x' (batch, C, H, W) -> (batch, 2 * latent_dim),
+    [mean, log-variance] of q(z | x)."""
 
     def __init__(self, channels, latent_dim, base_channels=64, blocks=(2, 2, 2, 2)):
         super().__init__()
@@ -108,7 +110,8 @@ class ResNetEncoder(nn.Module):
 
 
 class ResNetDecoder(nn.Module):
-    """z (batch, latent_dim) -> (mean in [0, 1] of shape (batch, C, H, W), log_std of shape (1, C, 1, 1))."""
+    """The VAE's decoder (A.8, Eq. 17): z (batch, latent_dim) -> (mean in [0, 1] of shape (batch, C, H, W),
+    log_std of shape (1, C, 1, 1))."""
 
     def __init__(self, latent_dim, data_shape, base_channels=64, blocks=(2, 2, 2, 2)):
         super().__init__()

@@ -15,6 +15,8 @@ FAMILIES = ("plane", "tabular", "image", "anomaly")
 
 @dataclass(frozen=True)
 class ModelRow:
+    """One model of the paper (A.5, A.6, A.8, A.9): its size, data and latent widths, exact or bound."""
+
     family: str
     name: str
     setting: str  # dataset, bits or latent size

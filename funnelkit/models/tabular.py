@@ -60,7 +60,7 @@ REDUCED_MODELS = ("f-glow", "f-nsf", "vae", "f-mlp")  # latent D - dim_reduction
 
 @dataclass(frozen=True)
 class TabularConfig:
-    """Table 5 for one dataset, plus the choices the paper leaves to NSF's code or to us."""
+    """Table 5 (A.6) for one dataset, plus the choices the paper leaves to NSF's code or to us."""
 
     dimension: int
     data_points: int  # training points (Table 5, for reference)

@@ -141,7 +141,7 @@ def _no_context(context):
 
 
 class MLP(nn.Sequential):
-    """A ReLU multilayer perceptron ``in -> width x depth -> out`` (the VAE's encoder and decoder nets)."""
+    """A ReLU multilayer perceptron ``in -> width x depth -> out`` (the VAE's nets, A.6, A.9)."""
 
     def __init__(self, in_features, out_features, width, depth):
         layers, features = [], in_features
@@ -153,9 +153,9 @@ class MLP(nn.Sequential):
 
 
 class GaussianMLPDecoder(nn.Module):
-    """z -> (mean, log_std) of p(x | z): an MLP for the mean and either an MLP head for the
-    log standard deviation (``log_std="head"``, the tabular VAE of the authors' code) or one
-    learnable scalar (``log_std="scalar"``, their MNIST VAE)."""
+    """z -> (mean, log_std) of p(x | z), the Gaussian of Eq. 17 (A.4): an MLP for the mean and
+    either an MLP head for the log standard deviation (``log_std="head"``, the tabular VAE of the
+    authors' code) or one learnable scalar (``log_std="scalar"``, their MNIST VAE)."""
 
     def __init__(self, latent_dim, data_shape, width, depth, log_std="head"):
         super().__init__()

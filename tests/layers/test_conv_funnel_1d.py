@@ -86,14 +86,18 @@ def test_logabsdet_matches_autograd(cls, length):
 
 
 @pytest.mark.parametrize("cls, length", [(ConvFunnel1d, 6), (ConvFunnel1dStrideOne, 5)])
-def test_contribution_is_logabsdet_plus_decoder_log_prob(cls, length):
+def test_contribution_is_the_kernels_log_determinant_plus_a_normal_log_density(cls, length):
+    """V(x) by hand: log|det(a I)| over the kept values, and log p_phi of the paper's dropped values
+    ({x_2i} for stride two, x_n for stride one) from torch.distributions."""
     layer = make(cls, length)
     x = torch.randn(4, length, dtype=torch.float64)
     z, v = layer(x)
-    x_minus, _ = layer.splitter.split(x)
-    _, logabsdet, log_p = layer.contributions(x)
-    assert torch.allclose(log_p, layer.decoder.log_prob(x_minus, context=z), atol=1e-12)
-    assert torch.allclose(v, logabsdet + log_p, atol=1e-12)
+    dropped = x[:, 1::2] if cls is ConvFunnel1d else x[:, -1:]
+    kept = length - dropped.shape[1]
+    mean, log_std = layer.decoder.mean_and_log_std(z)
+    log_p = torch.distributions.Normal(mean, log_std.exp()).log_prob(dropped).sum(1)
+    log_det = torch.linalg.slogdet(layer.kernel.a * torch.eye(kept, dtype=torch.float64)).logabsdet
+    assert torch.allclose(v, log_det + log_p, atol=1e-12)
 
 
 def test_stride_two_drops_the_even_coordinates():

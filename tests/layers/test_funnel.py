@@ -38,13 +38,19 @@ def test_logabsdet_of_the_kept_part_matches_autograd(decoder):
         assert torch.allclose(logabsdet[i], torch.linalg.slogdet(jacobian).logabsdet, atol=1e-10)
 
 
-def test_contribution_is_logabsdet_plus_decoder_log_prob():
-    funnel = make_funnel()
+def test_contribution_is_the_autograd_log_determinant_plus_a_normal_log_density():
+    """Eq. 6 computed a second way: log|det dz/dx_+| from autograd, log p_phi(x_- | z) from torch.distributions."""
+    funnel = make_funnel(features=3, dropped=(1,), decoder="gaussian")
     x = torch.randn(6, 3, dtype=torch.float64)
     z, contribution = funnel(x)
-    x_minus, _ = funnel.splitter.split(x)
-    _, logabsdet, _ = funnel.contributions(x)
-    assert torch.allclose(contribution, logabsdet + funnel.decoder.log_prob(x_minus, context=z), atol=1e-12)
+    mean, log_std = funnel.decoder.mean_and_log_std(z)
+    log_p_dropped = torch.distributions.Normal(mean, log_std.exp()).log_prob(x[:, [1]]).sum(1)
+    for i in range(6):
+        def z_of_kept(kept, i=i):
+            return funnel(torch.stack([kept[0], x[i, 1], kept[1]])[None])[0][0]
+        jacobian = torch.autograd.functional.jacobian(z_of_kept, x[i, [0, 2]])
+        expected = torch.linalg.slogdet(jacobian).logabsdet + log_p_dropped[i]
+        assert torch.allclose(contribution[i], expected, atol=1e-10)
 
 
 def test_forward_then_inverse_with_the_true_dropped_part_returns_x():
@@ -114,3 +120,28 @@ def test_splitter_merges_what_it_splits_and_refuses_bad_indices():
         fk.layers.CoordinateSplitter(2, dropped=(0, 1))
     with pytest.raises(ValueError, match="needs a context"):
         GaussianDecoder(1, 0)
+
+
+def test_the_dropped_part_conditions_every_residual_block_of_an_autoregressive_f():
+    """A.3, Eq. 15: theta(x_-, x_+) = theta_1(x_-, theta_0(x_-, x_+)). In ``rq_autoregressive`` x_- enters the
+    conditioner's first layer and every residual block: with the first entry cut, z still depends on x_-
+    (Eq. 14 would lose it); with every entry cut, it no longer does."""
+    bijection = rq_autoregressive(2, context_features=1, hidden_features=8, num_bins=5, tail_bound=3.0)
+    bijection = perturb(bijection.double())
+    net = bijection.autoregressive_net
+    x_plus = torch.randn(5, 2, dtype=torch.float64)
+    x_minus = torch.randn(5, 1, dtype=torch.float64)
+
+    def moves_with_x_minus():
+        return not torch.allclose(bijection(x_plus, context=x_minus)[0], bijection(x_plus, context=x_minus + 1.0)[0])
+
+    assert moves_with_x_minus()
+    with torch.no_grad():
+        net.context_layer.weight.zero_()
+        net.context_layer.bias.zero_()
+    assert moves_with_x_minus()
+    with torch.no_grad():
+        for block in net.blocks:
+            block.context_layer.weight.zero_()
+            block.context_layer.bias.zero_()
+    assert not moves_with_x_minus()
