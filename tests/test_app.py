@@ -141,8 +141,7 @@ def test_reset_starts_a_fresh_model(no_shipped):
 def test_a_learning_rate_of_one_pauses_with_a_warning_not_a_traceback(button):
     """The shipped NSF at lr 1.0: before, drawing it raised nflows' AssertionError into the page on the
     first Play tick (24 steps) or the third Step; now the page warns and pauses, and Play comes back."""
-    if not fk.paths.shipped_checkpoint("four-circles", "nsf", "quick").is_file():
-        pytest.skip("data/checkpoints/four-circles-nsf-quick.pt is not in this checkout")
+    assert fk.paths.shipped_checkpoint("four-circles", "nsf", "quick").is_file(), "a tracked checkpoint is missing"
     at = start(model="nsf", lr="1.0")
     start_step = iteration(at)
     for i in range(20):
@@ -239,8 +238,7 @@ def test_first_open_shows_the_shipped_model(tmp_path, monkeypatch):
 
 
 def test_real_shipped_model_shows_at_once():
-    if not fk.paths.shipped_checkpoint("four-circles", "f-nsf", "quick").is_file():
-        pytest.skip("data/checkpoints/four-circles-f-nsf-quick.pt is not in this checkout yet")
+    assert fk.paths.shipped_checkpoint("four-circles", "f-nsf", "quick").is_file(), "a tracked checkpoint is missing"
     at = start()
     assert not at.exception and iteration(at) > 0
     assert float(metric(at, "loss (−log p, nats)")) < 3.5
@@ -248,8 +246,7 @@ def test_real_shipped_model_shows_at_once():
 
 def test_the_shipped_model_says_how_it_goes_on_and_play_keeps_its_loss():
     """The opening page names the rate Play continues at; 20 steps of Play keep the loss near 2.898."""
-    if not fk.paths.shipped_checkpoint("four-circles", "f-nsf", "quick").is_file():
-        pytest.skip("data/checkpoints/four-circles-f-nsf-quick.pt is not in this checkout yet")
+    assert fk.paths.shipped_checkpoint("four-circles", "f-nsf", "quick").is_file(), "a tracked checkpoint is missing"
     at = start()
     opening = float(metric(at, "loss (−log p, nats)"))
     line = f"Play goes on at learning rate {live.SHIPPED_CONTINUE_LR:g}, where its cosine schedule ended"
@@ -665,8 +662,7 @@ def test_the_digit_metric_and_the_training_sit_under_every_grid(image_runs, monk
 
 
 def test_samples_tab_on_the_shipped_runs(monkeypatch):
-    if not (SHIPPED_RUNS / "images-quick").is_dir():
-        pytest.skip("data/runs/images-quick is not in this checkout")
+    assert (SHIPPED_RUNS / "images-quick").is_dir(), "the tracked runs data/runs/images-quick are missing"
     monkeypatch.setenv(gallery.RUNS_ENV, str(SHIPPED_RUNS))
     at = start(tab="Samples", temperature="0.5")
     assert not at.exception and not at.error and len(at.image) == 1

@@ -2,7 +2,7 @@
 comparisons, the digit metric under a grid.
 
 Run folders are made here from small untrained models (the reader is checked against the format
-``train_or_load`` writes by one test on the shipped runs, skipped where a checkout has none).
+``train_or_load`` writes by one test on the shipped runs, which fails when they are missing).
 """
 
 import io
@@ -136,8 +136,7 @@ def test_a_copy_is_listed_once_and_a_run_without_metrics_is_read_from_its_checkp
 
 def test_the_shipped_runs_are_found_with_their_stored_numbers():
     folder = SHIPPED_RUNS / "images-quick"
-    if not folder.is_dir():
-        pytest.skip("data/runs/images-quick is not in this checkout")
+    assert folder.is_dir(), "the tracked runs data/runs/images-quick are missing"
     found = g.find_image_runs([SHIPPED_RUNS])
     assert not found.problems
     assert all(r.source == "shipped" and r.key.startswith("shipped/") for r in found.runs)
@@ -287,8 +286,7 @@ def test_the_shipped_classroom_runs_say_how_they_were_trained():
     from funnelkit.experiments.shipped import SHIPPED_RUNS
 
     runs = {r.model: r for r in g.find_image_runs([SHIPPED_RUNS]).runs if r.group == "images-classroom"}
-    if not runs:
-        pytest.skip("data/runs/images-classroom is not in this checkout")
+    assert set(runs) == {"f-nsf", "nsf", "vae"}, "the tracked runs data/runs/images-classroom are incomplete"
     for model, run in runs.items():  # steps, stages, minutes and data, from each run's own metrics.json
         training = run.metrics["training"]
         minutes = training["train_seconds"] / 60

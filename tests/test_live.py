@@ -272,8 +272,7 @@ def test_load_pretrained_without_a_checkpoint_says_where_it_looked(run):
 
 def test_real_shipped_checkpoint_loads_when_present():
     path = fk.paths.shipped_checkpoint("four-circles", "f-nsf", "quick")
-    if not path.is_file():
-        pytest.skip(f"{path} is not in this checkout yet")
+    assert path.is_file(), f"the tracked checkpoint {path} is missing"
     run = LiveRun.create(LiveSettings(), device="cpu")
     assert run.iteration > 0 and run.source.startswith("shipped")
     assert run.last_loss < 3.5
@@ -281,8 +280,7 @@ def test_real_shipped_checkpoint_loads_when_present():
 
 def _shipped_four_circles():
     path = fk.paths.shipped_checkpoint("four-circles", "f-nsf", "quick")
-    if not path.is_file():
-        pytest.skip(f"{path} is not in this checkout yet")
+    assert path.is_file(), f"the tracked checkpoint {path} is missing"
     return path
 
 
@@ -386,8 +384,7 @@ def test_a_high_learning_rate_pauses_with_a_message_and_the_last_good_model(lr):
     """The shipped NSF at lr >= 0.3, drawn after every step as the page draws it: before this was
     handled, drawing raised nflows' AssertionError (discriminant >= 0) within 3-18 steps."""
     path = fk.paths.shipped_checkpoint("four-circles", "nsf", "quick")
-    if not path.is_file():
-        pytest.skip(f"{path} is not in this checkout")
+    assert path.is_file(), f"the tracked checkpoint {path} is missing"
     run = LiveRun.create(LiveSettings(model="nsf", lr=lr), device="cpu")
     start = run.iteration
     records = {start: _copy(run.trainer)}
