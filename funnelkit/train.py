@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from . import distributed
 from .checkpoints import read_checkpoint, save_checkpoint
 from .locks import folder_lock
+from .validation import check_positive_int
 
 EVENTS = ("on_step_end", "on_eval", "on_checkpoint")
 
@@ -56,9 +57,7 @@ class TrainConfig:
         if self.schedule not in ("cosine", "constant"):
             raise ValueError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
         for name in ("steps", "batch_size", "eval_every", "checkpoint_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            setattr(self, name, check_positive_int(getattr(self, name), name))  # a Python int: stored in checkpoints
         for name in ("amp", "keep_best"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
@@ -101,8 +100,7 @@ class Speed:
             raise ValueError(f"workers must be 0 (the training loop draws the batches) or 1 (a DataLoader worker "
                              f"draws them ahead), got {self.workers!r}: one seeded stream of batches is drawn in "
                              "order, so more workers could not draw it faster")
-        if isinstance(self.prefetch, bool) or not isinstance(self.prefetch, int) or self.prefetch < 1:
-            raise ValueError(f"prefetch must be a positive int (batches drawn ahead), got {self.prefetch!r}")
+        object.__setattr__(self, "prefetch", check_positive_int(self.prefetch, "prefetch"))  # batches drawn ahead
 
     @property
     def backend(self):

@@ -61,6 +61,8 @@ from ..paths import shown
 logger = logging.getLogger(__name__)
 
 IMAGE_DATASETS = ("mnist", "fashion-mnist", "cifar10", "imagenet64", "imagenet64-chrabaszcz")
+#: How text names the image sets the models are built for (the CLI, result tables and the gallery).
+DATASET_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10", "imagenet64": "ImageNet64"}
 SPLITS = ("train", "test")
 _ALIASES = {"fashion_mnist": "fashion-mnist", "fashionmnist": "fashion-mnist",
             "cifar-10": "cifar10", "imagenet64-small": "imagenet64",

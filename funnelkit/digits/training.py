@@ -52,7 +52,7 @@ def mnist_digits_split():
     results cut it (9,000 for training, the 1,000 held out, Table 2's split seed); uint8 (N, 1, 28, 28)."""
     from ..data.images import OfflineDataWarning, image_dataset
     from ..experiments.runs import held_out_split
-    from ..experiments.table2 import SPLIT_SEED
+    from ..experiments.image_runs import SPLIT_SEED
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", OfflineDataWarning)  # asked for: the same data on every machine

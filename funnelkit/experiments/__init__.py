@@ -3,6 +3,11 @@
 ``RESULTS[name](preset=..., out=..., device=...)`` trains (or loads) what the result needs,
 evaluates it and writes ``out/<name>.json`` and ``out/<name>.md`` (the paper's numbers beside
 ours, the data named, stand-ins labelled) and its figures. ``DESCRIPTIONS`` says what each is.
+
+Each result module (``fig2``, ``table1`` ... ``table4``, ``table8``, ``fig4``) imports only shared
+parts, never another result: ``runs`` (training runs), ``results`` (result files),
+``paper_numbers``, ``four_circles`` (Fig. 2's models), ``image_runs`` (the image models of Table 2,
+Table 3 and Fig. 4) and ``anomaly_runs`` (the anomaly models of Tables 4 and 8).
 """
 
 from . import four_circles

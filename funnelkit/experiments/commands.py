@@ -16,7 +16,7 @@ reproduce entries, whose loaders are reused here:
   (:func:`funnelkit.models.tabular.tabular_config`; the VAE its own column's rate), gradient norm
   clipped at 5; the test split in nats.
 * ``images`` (Table 2, A.8, Table 7): ``paper``: the full train split (1% cut off for
-  validation) and the test split (:func:`funnelkit.experiments.table2.load_columns`), Table 7's
+  validation) and the test split (:func:`funnelkit.experiments.image_runs.load_columns`), Table 7's
   batch, rate and steps for CIFAR-10 and ImageNet64; for MNIST and Fashion-MNIST, which Table 7
   does not cover and for which the paper gives no steps, batch or rate, the authors'
   ``AD_config.json`` (batch 512, 5e-4, 200,000 steps). ``quick``: Table 2's quick settings (400
@@ -28,7 +28,7 @@ reproduce entries, whose loaders are reused here:
   2-core laptop CPU; the steps of the shipped classroom runs: F-NSF 9,000, NSF 6,000, VAE 20,000) on
   the same data and split as quick.
 * ``anomaly`` (Table 4, A.9): MNIST at 8 bits and the Fashion-MNIST test set,
-  :func:`funnelkit.experiments.table4.load_data` and Table 4's settings for the preset; bits/dim
+  :func:`funnelkit.experiments.anomaly_runs.load_data` and Table 4's settings for the preset; bits/dim
   on both sets, their ratio and the AUROC (``classroom``: Table 4's classroom settings).
 
 ``eval`` rebuilds the same test data from the model's own config (any checkpoint or run folder
@@ -46,8 +46,9 @@ import torch
 
 from .. import runs as folders
 from ..checkpoints import CHECKPOINT_NAME, load, read_checkpoint
-from ..data.images import OfflineDataWarning, image_dataset
+from ..data.images import DATASET_NAMES, OfflineDataWarning, image_dataset
 from ..validation import check_choice, check_positive_int
+from . import anomaly_runs, image_runs
 from .results import data_line, data_record, save_figure, save_image_grid
 from .runs import (EVALUATION_NAME, METRICS_NAME, bpd_summary, dequantised, held_out_split, image_batches, nats,
                    per_example_bpd, row_batches, train_config, train_or_load)
@@ -68,7 +69,7 @@ DEFAULT_DATASET = {"tabular": "power", "images": "mnist"}
 DEFAULT_BITS = 5  # Table 2's first column and its quick preset
 DEFAULT_LATENT_SIZE = 16
 LATENT_SIZES = (4, 16)  # Table 4
-IMAGE_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10", "imagenet64": "ImageNet64"}
+IMAGE_NAMES = DATASET_NAMES  # the image sets' names in text
 _EXPERIMENT_OF_BUILDER = folders.EXPERIMENT_OF_BUILDER
 #: Builders whose config names no experiment's data (so eval cannot rebuild the test set), and
 #: the experiment builder that makes the same model with its data named.
@@ -189,8 +190,6 @@ def command(spec, out=None):
 
 def training_settings(spec):
     """``{"steps", "batch_size", "lr"[, "grad_clip_norm"]}`` of a run (``--steps`` wins)."""
-    from . import table2, table4
-
     if spec.experiment == "four-circles":
         from .four_circles import train_config as four_circles_config
 
@@ -209,9 +208,9 @@ def training_settings(spec):
         paper = TRAINING[spec.dataset, spec.bits]
         settings = {"steps": paper["num_steps"], "batch_size": paper["batch_size"], "lr": paper["learning_rate"]}
     else:  # images quick/classroom (Table 2's), MNIST-like images paper (A.9, as Table 4), anomaly (Table 4's)
-        source = (table2.PRESETS[spec.preset] if spec.experiment == "images" and spec.preset != "paper"
-                  else table4.PRESETS[spec.preset if spec.experiment == "anomaly" else "paper"])
-        steps = (table2.steps_of(source, spec.model) if isinstance(source, table2.ImageSettings)
+        source = (image_runs.PRESETS[spec.preset] if spec.experiment == "images" and spec.preset != "paper"
+                  else anomaly_runs.PRESETS[spec.preset if spec.experiment == "anomaly" else "paper"])
+        steps = (image_runs.steps_of(source, spec.model) if isinstance(source, image_runs.ImageSettings)
                  else source.vae_steps if spec.model == "vae" and source.vae_steps else source.steps)
         settings = {"steps": steps, "batch_size": source.batch_size, "lr": source.lr}
     if spec.steps:
@@ -282,21 +281,19 @@ def _tabular_data(spec, test_max):
 
 
 def _image_data(spec, test_max):
-    from . import table2
-
     if spec.preset == "paper":
-        settings = replace(table2.PRESETS["paper"], columns=((spec.dataset, spec.bits),), download=spec.download,
+        settings = replace(image_runs.PRESETS["paper"], columns=((spec.dataset, spec.bits),), download=spec.download,
                            test_max=test_max)
-        column = table2.load_columns(settings, spec.root)[0]
+        column = image_runs.load_columns(settings, spec.root)[0]
         return RunData(image_batches(column.images, spec.bits, column.train_index),
                        dequantised(column.validation, spec.bits, seed=1), column.test, column.records)
-    quick = table2.PRESETS[spec.preset]  # quick or classroom: the same data and split
+    quick = image_runs.PRESETS[spec.preset]  # quick or classroom: the same data and split
     data = image_dataset(spec.dataset, "train", root=spec.root, download=spec.download, prefer_offline=True)
-    train_index, test_index = held_out_split(len(data), quick.held_out, table2.SPLIT_SEED)
+    train_index, test_index = held_out_split(len(data), quick.held_out, image_runs.SPLIT_SEED)
     shown = IMAGE_NAMES[spec.dataset]
     name = f"{shown} first {len(data):,} of train (offline subset)" if data.is_stand_in else f"{shown} train"
     source = (f"{data.source}; {len(train_index):,} images for training and {len(test_index):,} held out "
-              f"(seed {table2.SPLIT_SEED}) as the test, reduced to {spec.bits} bits")
+              f"(seed {image_runs.SPLIT_SEED}) as the test, reduced to {spec.bits} bits")
     record = data_record(name, source, data.is_stand_in, role="training and held-out test")
     validation = data.images[train_index[: quick.validation_max]]
     return RunData(image_batches(data.images, spec.bits, train_index), dequantised(validation, spec.bits, seed=1),
@@ -304,26 +301,23 @@ def _image_data(spec, test_max):
 
 
 def _anomaly_data(spec, test_max):
-    from . import table4
-
-    settings = replace(table4.PRESETS[spec.preset], download=spec.download, in_max=test_max, out_max=test_max)
-    train, validation, test_in, test_out, records, _ = table4.load_data(settings, spec.root)
-    return RunData(image_batches(train, table4.BITS), dequantised(validation, table4.BITS, seed=1), test_in, records,
-                   test_out)
+    settings = replace(anomaly_runs.PRESETS[spec.preset], download=spec.download, in_max=test_max, out_max=test_max)
+    train, validation, test_in, test_out, records, _ = anomaly_runs.load_data(settings, spec.root)
+    bits = anomaly_runs.BITS
+    return RunData(image_batches(train, bits), dequantised(validation, bits, seed=1), test_in, records, test_out)
 
 
 def evaluate(spec, model, data, progress=False):
     """``(numbers, arrays)`` on the test data: nats (tabular), bits/dim (images), bits/dim on
     both sets, ratio and AUROC (anomaly)."""
-    from . import table2, table4
-
     if spec.experiment == "tabular":
         return nats(model, data.test, progress=progress), None
     if spec.experiment == "images":
-        values = per_example_bpd(model, data.test, spec.bits, batch_size=table2.PRESETS[spec.preset].eval_batch_size,
-                                 progress=progress, desc="test bits/dim")
+        batch_size = image_runs.PRESETS[spec.preset].eval_batch_size
+        values = per_example_bpd(model, data.test, spec.bits, batch_size=batch_size, progress=progress,
+                                 desc="test bits/dim")
         return bpd_summary(values), {"bpd": values}
-    return table4.score(model, data.test, data.test_out, table4.PRESETS[spec.preset], progress)
+    return anomaly_runs.score(model, data.test, data.test_out, anomaly_runs.PRESETS[spec.preset], progress)
 
 
 def _evaluation_key(spec, data):
@@ -542,7 +536,6 @@ def sample_run(run, out, temperature=1.0, n=None, seed=0, device="cpu", temper="
     paper's), "all" or "mean". A bad temperature or mode is refused before anything is loaded or
     written. Returns ``(path, n, spec)``."""
     from ..models.tempering import check_sampling_temperature, check_temper
-    from .table2 import samples_uint8
 
     temperature, temper = check_sampling_temperature(temperature), check_temper(temper)
     out = Path(out)
@@ -561,7 +554,7 @@ def sample_run(run, out, temperature=1.0, n=None, seed=0, device="cpu", temper="
         title = f"{n:,} samples of {spec.model} ({spec.dataset}), temperature {temperature:g}{tempered}"
         save_figure(corner_figure(samples, title), out)
     else:
-        images = samples_uint8(model, n, bits_of(spec), temperature=temperature, seed=seed, temper=temper)
+        images = image_runs.samples_uint8(model, n, bits_of(spec), temperature=temperature, seed=seed, temper=temper)
         save_image_grid(images, out, nrow=math.ceil(math.sqrt(n)))
     return out, n, spec
 

@@ -4,7 +4,7 @@ and 1 (paper Sec. 4 "Image Data").
 Temperature T scales the base noise, z ~ N(0, T^2 I); as in the authors' code only that noise is
 tempered, each funnel's p_phi(x_- | z) and the VAE's decoder noise are sampled at T = 1
 (:meth:`funnelkit.models.FunnelFlow.sample`). The models are Table 2's
-(:mod:`funnelkit.experiments.table2`, the same run folders: a finished Table 2 run is loaded).
+(:mod:`funnelkit.experiments.image_runs`, the same run folders: a finished Table 2 run is loaded).
 Paper preset: CIFAR-10 5-bit. Quick: the MNIST 5-bit stand-in, labelled.
 
 The paper's funnel has a latent of 48 and 3.7 bits/dim, and its VAE a latent of 48 (models
@@ -28,9 +28,9 @@ from ..device import pick_device
 from ..digits import METRIC_NAME, digit_metric_applies, digit_scores, load_classifier
 from ..digits import NOT_APPLICABLE as DIGIT_METRIC_NOT_APPLICABLE
 from . import paper_numbers as paper
+from .image_runs import PRESETS as IMAGE_PRESETS
+from .image_runs import ImageSettings, choose_image_settings, samples_uint8, single_column, train_image_models
 from .results import data_line, image_grid, pm, save_figure, table, write_result
-from .table2 import PRESETS as IMAGE_PRESETS
-from .table2 import ImageSettings, choose_image_settings, samples_uint8, single_column, train_image_models
 
 NAME = "fig4"
 ROWS = ("f-nsf", "vae", "nsf")  # the paper's order, top to bottom

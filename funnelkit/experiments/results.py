@@ -75,22 +75,26 @@ def data_line(record):
 # Writing
 # --------------------------------------------------------------------------------------------
 
-def _plain(value):
-    """JSON-safe: tuples to lists, tensors and numpy arrays to lists, non-finite floats to None."""
+def plain(value):
+    """JSON-safe: tuples to lists, tensors and numpy arrays to lists, non-finite floats to None.
+
+    What every JSON file the experiments write holds: results (:func:`write_result`) and run
+    folders' ``metrics.json`` (:mod:`funnelkit.experiments.runs`, :mod:`funnelkit.experiments.shipped`).
+    """
     if isinstance(value, str):
         return value
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     if isinstance(value, torch.Tensor):
-        return _plain(value.tolist())
+        return plain(value.tolist())
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, Path):
         return str(value)
     if callable(getattr(value, "tolist", None)):  # numpy scalars and arrays
-        return _plain(value.tolist())
+        return plain(value.tolist())
     return value
 
 
@@ -113,7 +117,7 @@ def write_result(out, name, result, markdown):
     Paths inside the kit's checkout are written relative to it.
     """
     out = Path(out)
-    payload = {**_plain(result), "environment": environment()}
+    payload = {**plain(result), "environment": environment()}
     text = shown_in_text(json.dumps(payload, indent=2, allow_nan=False) + "\n")
     json_path = write_text(out / f"{name}.json", text)
     md_path = write_text(out / f"{name}.md", shown_in_text(markdown if markdown.endswith("\n") else markdown + "\n"))
@@ -157,5 +161,5 @@ def save_image_grid(images, path, nrow=8):
     return write_atomically(path, lambda file: file.write(buffer.getvalue()))
 
 
-__all__ = ["count", "data_line", "data_record", "environment", "image_grid", "pm", "save_figure",
+__all__ = ["count", "data_line", "data_record", "environment", "image_grid", "plain", "pm", "save_figure",
            "save_image_grid", "table", "write_result", "write_text"]

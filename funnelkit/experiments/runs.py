@@ -50,7 +50,7 @@ from ..data.dequantize import preprocess
 from ..metrics import bits_per_dim, mean_and_error
 from ..train import TrainConfig, Trainer
 from ..validation import check_choice
-from .results import _plain
+from .results import plain
 
 METRICS_NAME = folders.METRICS_NAME
 EVALUATION_NAME = folders.EVALUATION_NAME
@@ -292,7 +292,7 @@ def _train_or_load(plan, model, sample_batch, config, out, evaluate, evaluation_
     if not main:  # the other ranks of torchrun hold the same model: rank 0 evaluates and writes
         return Run(model, {}, status, out, {})
 
-    key = _plain(evaluation_key)
+    key = plain(evaluation_key)
     reuse = status == "loaded" and stored is not None and stored.get("evaluation_key") == key \
         and "evaluation" in stored
     if reuse:
@@ -301,7 +301,7 @@ def _train_or_load(plan, model, sample_batch, config, out, evaluate, evaluation_
         numbers, arrays = evaluate(model) if evaluate is not None else ({}, None)
         arrays = {k: torch.as_tensor(v).detach().cpu() for k, v in (arrays or {}).items()}
     metrics = _metrics(stored, status, trainer, config, clock, model, numbers, key, describe)
-    metrics = _plain(_with_run_fields(metrics, stored, status, config, describe))
+    metrics = plain(_with_run_fields(metrics, stored, status, config, describe))
     if status != "loaded":
         save_checkpoint(checkpoint, model, {"finished": True, "steps": config.steps, **numbers}, trainer.state_dict())
     if arrays and not reuse:
@@ -329,7 +329,7 @@ def _start_extension(out, stored, payload, model, from_step, config, seed, descr
         "from_step": from_step, "to_step": config.steps, "finished": False, "schedule": config.schedule,
         "generator_seed": seed, **({"command": f"{command} --extend"} if command else {})}]
     stored = {**stored, "finished": False, "status": "extending", "training": training}
-    folders.write_metrics(out, _plain(stored))
+    folders.write_metrics(out, plain(stored))
     return stored
 
 

@@ -32,7 +32,7 @@ from ..files import write_atomically
 from ..locks import folder_lock
 from ..paths import DATA_DIR, shown_in_text
 from ..runs import EVALUATION_NAME, METRICS_NAME
-from .results import _plain
+from .results import plain
 
 SHIPPED_RUNS = DATA_DIR / "runs"
 #: Trainer state a finished run keeps when shipped; the rest only serves a resumed training.
@@ -122,7 +122,7 @@ def _float16_copy(run, payload, progress):
               f"{max(moved.values()):.4f}, more than {FLOAT16_TOLERANCE})")
         return _copy(run, payload)
     metrics = folders.read_metrics(run)
-    metrics = {**metrics, "evaluation": _plain(numbers),
+    metrics = {**metrics, "evaluation": plain(numbers),
                "shipped_weights": {"dtype": "float16", "tolerance": FLOAT16_TOLERANCE,
                                    "evaluation_in_float32": stored}}
     arrays = {k: torch.as_tensor(v).detach().cpu() for k, v in (arrays or {}).items()}

@@ -276,9 +276,19 @@ def _span(low, high):
     return f"{low:.2f}" if f"{low:.2f}" == f"{high:.2f}" else f"{low:.2f} to {high:.2f}"
 
 
-def speed_summary(ours):
-    """Per dataset: each model's seconds per step over the F-MLP's, the funnels' over their
-    baselines', and sentences saying whether the paper's claims hold here."""
+def speed_findings(ours):
+    """What the step times say about the paper's speed claims (Sec. 4), as plain values; the
+    sentences are :func:`speed_sentences`'.
+
+    Returns ``{"per_dataset", "f_mlp_speed", "f_mlp_vs_vae", "funnel_slowdown"}``: per dataset each
+    flow's seconds per step over the F-MLP's, the F-MLP's over the VAE's and each funnel's over
+    its baseline's; then, over all datasets (None where no pair was timed), ``f_mlp_speed``:
+    ``{"low", "high", "faster", "pairs", "holds", "reached"}`` (the flows' step over the F-MLP's; in
+    how many (flow, dataset) pairs the F-MLP is faster; whether it is faster in all (True), none
+    (False) or some ("partly"); whether the claimed speed-up is reached), ``f_mlp_vs_vae``:
+    ``{"low", "high", "similar"}`` (within a factor of 2) and ``funnel_slowdown``: ``{"low",
+    "high", "holds"}`` (the paper's bound on the funnels' extra time kept).
+    """
     per_dataset, speedups, vae_ratios, slowdowns = {}, [], [], []
     for dataset, rows in ours.items():
         step = {name: row.get("seconds_per_step") for name, row in rows.items()}
@@ -297,35 +307,59 @@ def speed_summary(ours):
                 entry["funnel_over_baseline"][funnel] = step[funnel] / step[baseline]
                 slowdowns.append(step[funnel] / step[baseline])
         per_dataset[dataset] = entry
-    verdicts = []
+    f_mlp_speed = f_mlp_vs_vae = funnel_slowdown = None
     if speedups:
-        low, high = min(speedups), max(speedups)
         faster = sum(s > 1 for s in speedups)
-        holds = ("holds: the F-MLP is faster than every flow" if faster == len(speedups)
-                 else "does not hold: the F-MLP is slower than every flow" if faster == 0
-                 else f"holds only in part: the F-MLP is faster in {faster} of {len(speedups)} (flow, dataset) pairs")
-        verdicts.append(
-            f"F-MLP vs the flows: a training step of the flows takes {_span(low, high)} times the F-MLP's here "
-            f"(paper: the F-MLP is up to {paper.F_MLP_SPEED_UP_CLAIM:g} times faster). Who is faster: the claim {holds}; "
-            f"how much: a speed-up of {paper.F_MLP_SPEED_UP_CLAIM:g} is "
-            f"{'reached' if high >= paper.F_MLP_SPEED_UP_CLAIM else 'not reached'}."
-        )
+        f_mlp_speed = {"low": min(speedups), "high": max(speedups), "faster": faster, "pairs": len(speedups),
+                       "holds": True if faster == len(speedups) else False if faster == 0 else "partly",
+                       "reached": max(speedups) >= paper.F_MLP_SPEED_UP_CLAIM}
     if vae_ratios:
-        low, high = min(vae_ratios), max(vae_ratios)
-        similar = all(0.5 <= r <= 2 for r in vae_ratios)
-        verdicts.append(
-            f"F-MLP vs the VAE: a step of the F-MLP takes {_span(low, high)} times the VAE's "
-            f"({'similar, within a factor of 2, as the paper says' if similar else 'not within a factor of 2 of it'})."
-        )
+        f_mlp_vs_vae = {"low": min(vae_ratios), "high": max(vae_ratios),
+                        "similar": all(0.5 <= r <= 2 for r in vae_ratios)}
     if slowdowns:
-        high = max(slowdowns)
-        holds = "holds" if high <= paper.FUNNEL_SLOWDOWN_CLAIM else "does not hold"
+        funnel_slowdown = {"low": min(slowdowns), "high": max(slowdowns),
+                           "holds": max(slowdowns) <= paper.FUNNEL_SLOWDOWN_CLAIM}
+    return {"per_dataset": per_dataset, "f_mlp_speed": f_mlp_speed, "f_mlp_vs_vae": f_mlp_vs_vae,
+            "funnel_slowdown": funnel_slowdown}
+
+
+def speed_sentences(findings):
+    """The sentences of :func:`speed_findings`' answers, one per claim that was timed."""
+    verdicts = []
+    speed = findings["f_mlp_speed"]
+    if speed:
+        holds = ("holds: the F-MLP is faster than every flow" if speed["holds"] is True
+                 else "does not hold: the F-MLP is slower than every flow" if speed["holds"] is False
+                 else f"holds only in part: the F-MLP is faster in {speed['faster']} of {speed['pairs']} "
+                      "(flow, dataset) pairs")
         verdicts.append(
-            f"Funnels vs their baselines: a step of F-NSF/F-GLOW takes {_span(min(slowdowns), high)} times "
-            f"NSF's/GLOW's (paper: up to {paper.FUNNEL_SLOWDOWN_CLAIM:.1f}); the paper's bound of "
+            f"F-MLP vs the flows: a training step of the flows takes {_span(speed['low'], speed['high'])} times the "
+            f"F-MLP's here (paper: the F-MLP is up to {paper.F_MLP_SPEED_UP_CLAIM:g} times faster). Who is faster: "
+            f"the claim {holds}; how much: a speed-up of {paper.F_MLP_SPEED_UP_CLAIM:g} is "
+            f"{'reached' if speed['reached'] else 'not reached'}."
+        )
+    vae = findings["f_mlp_vs_vae"]
+    if vae:
+        similar = "similar, within a factor of 2, as the paper says" if vae["similar"] else "not within a factor of 2 of it"
+        verdicts.append(f"F-MLP vs the VAE: a step of the F-MLP takes {_span(vae['low'], vae['high'])} times the VAE's "
+                        f"({similar}).")
+    slowdown = findings["funnel_slowdown"]
+    if slowdown:
+        holds = "holds" if slowdown["holds"] else "does not hold"
+        verdicts.append(
+            f"Funnels vs their baselines: a step of F-NSF/F-GLOW takes {_span(slowdown['low'], slowdown['high'])} "
+            f"times NSF's/GLOW's (paper: up to {paper.FUNNEL_SLOWDOWN_CLAIM:.1f}); the paper's bound of "
             f"{100 * (paper.FUNNEL_SLOWDOWN_CLAIM - 1):.0f}% more time {holds} here."
         )
-    return {"per_dataset": per_dataset, "verdicts": verdicts}
+    return verdicts
+
+
+def speed_summary(ours):
+    """Per dataset: each model's seconds per step over the F-MLP's, the funnels' over their
+    baselines', and sentences saying whether the paper's claims hold here
+    (:func:`speed_findings` decides, :func:`speed_sentences` says it)."""
+    findings = speed_findings(ours)
+    return {"per_dataset": findings["per_dataset"], "verdicts": speed_sentences(findings)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -393,4 +427,5 @@ def markdown(result):
     return "\n".join(lines)
 
 
-__all__ = ["PRESETS", "StandIn", "Table1Settings", "load_data", "markdown", "reproduce_table1", "speed_summary"]
+__all__ = ["PRESETS", "StandIn", "Table1Settings", "load_data", "markdown", "reproduce_table1", "speed_findings",
+           "speed_sentences", "speed_summary"]

@@ -1,7 +1,7 @@
 """Table 3: Inception score and FID of samples of NSF, F-NSF and the VAE (paper Sec. 4 "Image
 Data", CIFAR-10 5-bit).
 
-The models are Table 2's (:mod:`funnelkit.experiments.table2`; the same run folders, so a
+The models are Table 2's (:mod:`funnelkit.experiments.image_runs`; the same run folders, so a
 finished Table 2 run is loaded, not trained again). Samples are drawn at temperature 1 (paper:
 10,000; quick: 500), turned into pictures as NSF does (floor(u) 2^(8-b)), and scored with
 :func:`funnelkit.fidelity.fid_and_inception_score` (torch-fidelity's Inception-v3, the TF
@@ -38,9 +38,9 @@ from ..digits import METRIC_NAME, digit_metric_applies, digit_scores, load_class
 from ..digits import NOT_APPLICABLE as DIGIT_METRIC_NOT_APPLICABLE
 from ..fidelity import INCEPTION_WEIGHTS_FILE, check_weights_path, fid_and_inception_score
 from . import paper_numbers as paper
+from .image_runs import PRESETS as IMAGE_PRESETS
+from .image_runs import ImageSettings, choose_image_settings, samples_uint8, single_column, train_image_models
 from .results import data_line, pm, save_image_grid, table, write_result
-from .table2 import PRESETS as IMAGE_PRESETS
-from .table2 import ImageSettings, choose_image_settings, samples_uint8, single_column, train_image_models
 
 NAME = "table3"
 OFFICIAL_SHA256_PREFIX = INCEPTION_WEIGHTS_FILE.rsplit("-", 1)[1].split(".")[0]  # "6726825d"

@@ -50,99 +50,21 @@ The verdict on the paper's finding, "the funnel models separate the two sets by 
 than NSF and the VAE", is computed from the numbers (:func:`verdict`), never written in advance.
 """
 
-import math
 import time
 import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
-from ..data.images import image_dataset
 from ..device import pick_device, seed_everything
-from ..metrics import anomaly_summary, roc_curve
+from ..metrics import roc_curve
 from . import paper_numbers as paper
-from .results import count, data_line, data_record, pm, save_figure, table, write_result
-from .runs import (choose_settings, dequantised, held_out_split, image_batches, per_example_bpd, runs_folder,
-                   train_config, train_or_load)
+# The shared anomaly runs; names re-exported for the callers that import them from Table 4's module
+from .anomaly_runs import (BITS, CLASSROOM_STEPS, CLASSROOM_VAE_STEPS, MODELS, PRESETS, SPLIT_SEED, Table4Settings,
+                           load_data, row_key, score)
+from .results import count, data_line, pm, save_figure, table, write_result
+from .runs import choose_settings, dequantised, image_batches, runs_folder, train_config, train_or_load
 
 NAME = "table4"
-BITS = 8
-SPLIT_SEED = 20_211_209
-CLASSROOM_STEPS = 3_000  # see the classroom preset's docstring entry
-CLASSROOM_VAE_STEPS = 20_000
-MODELS = (("vae", 4), ("vae", 16), ("f-nsf", 4), ("f-nsf", 16), ("f-mlp", 4), ("f-mlp", 16), ("nsf", None))
-
-
-@dataclass(frozen=True)
-class Table4Settings:
-    """What one Table 4 run trains and scores; the defaults are the paper preset."""
-
-    models: tuple = MODELS  # (name, latent size; None for NSF)
-    model_preset: str = "paper"
-    quick_subset: bool = False  # quick: the offline first 10k MNIST training images, split
-    held_out: int = 1000  # quick: images of that subset held out as the in-distribution test
-    split_seed: int = SPLIT_SEED  # quick: the seed of that cut (classroom: Table 2's, the digit metric's reference)
-    steps: int = 200_000  # steps, batch and rate: the authors' AD_config.json (the paper gives none)
-    vae_steps: int = None  # the VAEs' steps (None: ``steps``); their steps cost a fraction of a flow's
-    batch_size: int = 512
-    lr: float = 5e-4
-    in_max: int = None  # score at most this many in-distribution test images (None: all)
-    out_max: int = None  # and out-of-distribution ones
-    validation_max: int = 1000
-    eval_batch_size: int = 500
-    download: bool = False
-    model_overrides: dict = field(default_factory=dict)
-
-
-PRESETS = {
-    "paper": Table4Settings(),
-    "quick": Table4Settings(model_preset="quick", quick_subset=True, steps=600, vae_steps=6000, batch_size=64,
-                            lr=1e-3),
-    # the classroom models (sized for a 2-core laptop CPU, funnelkit.models.anomaly) on Table 2's cut of the
-    # offline 10k (seed 656_693_568: the held-out 1,000 are the kit's digit-metric reference, never trained on)
-    "classroom": Table4Settings(model_preset="classroom", quick_subset=True, split_seed=656_693_568,
-                                steps=CLASSROOM_STEPS, vae_steps=CLASSROOM_VAE_STEPS, batch_size=64, lr=2e-3),
-}
-
-
-def row_key(name, latent):
-    return name if latent is None else f"{name}-{latent}"
-
-
-# --------------------------------------------------------------------------------------------
-# Data
-# --------------------------------------------------------------------------------------------
-
-def load_data(settings, root=None):
-    """``(train, validation, test_in, test_out, records, tag)`` as uint8 images; raises if a file is missing."""
-    if settings.quick_subset:
-        mnist = image_dataset("mnist", "train", root=root, download=settings.download, prefer_offline=True)
-        train_index, test_index = held_out_split(len(mnist), settings.held_out, settings.split_seed)
-        train, test_in = mnist.images[train_index], mnist.images[test_index]
-        name = "MNIST first 10k of train (offline subset)" if mnist.is_stand_in else "MNIST train"
-        in_records = [data_record(name, f"{mnist.source}; {len(train):,} for training and {len(test_in):,} held out "
-                                  f"(seed {settings.split_seed}) as the in-distribution test", mnist.is_stand_in,
-                                  role="training and in-distribution test")]
-        tag = f"mnist-{'first10k' if mnist.is_stand_in else 'full'}-h{settings.held_out}"
-        if settings.split_seed != SPLIT_SEED:
-            tag += f"-cut{settings.split_seed}"
-    else:
-        mnist = image_dataset("mnist", "train", root=root, download=settings.download, allow_offline=False)
-        mnist_test = image_dataset("mnist", "test", root=root, download=settings.download, allow_offline=False)
-        train, test_in = mnist.images, mnist_test.images
-        in_records = [data_record("MNIST train", mnist.source, mnist.is_stand_in, role="training"),
-                      data_record("MNIST test", mnist_test.source, mnist_test.is_stand_in,
-                                  role="in-distribution test")]
-        tag = "mnist"
-    fashion = image_dataset("fashion-mnist", "test", root=root, download=settings.download)
-    test_out = fashion.images
-    if settings.in_max is not None:
-        test_in = test_in[: settings.in_max]
-    if settings.out_max is not None:
-        test_out = test_out[: settings.out_max]
-    records = in_records + [data_record("Fashion-MNIST test", f"{fashion.source}; {len(test_out):,} images scored",
-                                        fashion.is_stand_in, role="out of distribution")]
-    validation = train[: settings.validation_max]
-    return train, validation, test_in, test_out, records, tag
 
 
 # --------------------------------------------------------------------------------------------
@@ -207,82 +129,104 @@ def reproduce_table4(preset="quick", out="results", device="cpu", progress=True,
     return result
 
 
-def score(model, test_in, test_out, settings, progress):
-    bpd_in = per_example_bpd(model, test_in, BITS, settings.eval_batch_size, progress=progress, desc="MNIST bits/dim")
-    bpd_out = per_example_bpd(model, test_out, BITS, settings.eval_batch_size, progress=progress,
-                              desc="F-MNIST bits/dim")
-    summary = anomaly_summary(bpd_in, bpd_out)
-    (mean_in, error_in), (mean_out, error_out) = summary["bpd_in"], summary["bpd_out"]
-    ratio = summary["ratio"]
-    ratio_error = abs(ratio) * math.hypot(error_in / mean_in, error_out / mean_out)
-    numbers = {"mnist": mean_in, "mnist_2se": error_in, "f_mnist": mean_out, "f_mnist_2se": error_out,
-               "ratio": ratio, "ratio_2se": ratio_error, "auroc": summary["auroc"],
-               "n_in": len(bpd_in), "n_out": len(bpd_out)}
-    return numbers, {"bpd_in": bpd_in, "bpd_out": bpd_out}
-
-
 # --------------------------------------------------------------------------------------------
 # The verdict
 # --------------------------------------------------------------------------------------------
 
-def verdict(rows, where=None):
-    """Whether every funnel row (F-NSF, F-MLP) has a larger ratio than every baseline row (NSF, VAE).
+def decide_finding(rows):
+    """Whether every funnel row (F-NSF, F-MLP) has a larger ratio than every baseline row (NSF,
+    VAE), as plain values; :func:`write_verdict` says it in words.
 
-    ``rows``: ``{key: {"model", "ratio"[, "ratio_2se", "auroc"]}}``. Returns ``{"holds": True |
-    False | "partly", "sentence": ...}``, computed from the numbers. ``where`` names whose numbers
-    these are (e.g. "in the paper's own numbers"); None means this kit's runs, one training seed
-    per model, and the sentence says that one seed cannot support a claim about the architectures
-    (the two-standard-error bars cover the test images, not the training).
+    ``rows``: ``{key: {"model", "ratio"[, "ratio_2se", "auroc"]}}``. Returns ``{"holds": None}``
+    when the funnel or baseline rows are missing, else ``{"holds": True | False | "partly",
+    "above", "below"`` (the funnel keys with a larger ratio than the best baseline's, and the
+    others), ``"best_baseline", "best_baseline_ratio", "worst_funnel", "worst_funnel_ratio",
+    "best_funnel", "best_funnel_ratio", "beyond_two_se"`` (whether every funnel's ratio minus two
+    standard errors is above the best baseline's plus its two; None without error bars),
+    ``"auroc"`` (``{"better", "funnels", "best_baseline"}``: how many funnel rows have a larger
+    AUROC than every baseline, of how many, and the best baseline's AUROC; None without AUROCs)
+    and ``"f_mlp_vs_vae"`` (``[[latent, F-MLP ratio, VAE ratio], ...]`` where both rows are there).
     """
-    if where is None:
-        where = ("in these runs (one training seed per model: the error bars cover the test images, not the "
-                 "training, so this is not yet a claim about the architectures; that needs at least three seeds)")
     funnels = {k: r for k, r in rows.items() if r["model"] in paper.TABLE4_FUNNELS}
     baselines = {k: r for k, r in rows.items() if r["model"] in paper.TABLE4_BASELINES}
     if not funnels or not baselines:
-        return {"holds": None, "sentence": "Not decided: the funnel and baseline rows are not all there."}
-    best_baseline_key = max(baselines, key=lambda k: baselines[k]["ratio"])
-    best_baseline = baselines[best_baseline_key]["ratio"]
-    above = [k for k, r in funnels.items() if r["ratio"] > best_baseline]
-    worst_funnel_key = min(funnels, key=lambda k: funnels[k]["ratio"])
-    if len(above) == len(funnels):
-        holds = True
-        sentence = (f"The paper's finding holds {where}: every funnel model has a larger F-MNIST / MNIST ratio than NSF "
-                    f"and the VAE (smallest funnel ratio {funnels[worst_funnel_key]['ratio']:.2f}, {_name(worst_funnel_key)}; "
-                    f"largest baseline ratio {best_baseline:.2f}, {_name(best_baseline_key)})")
-        if all("ratio_2se" in r for r in rows.values()):
-            clear = all(r["ratio"] - r["ratio_2se"] > best_baseline + baselines[best_baseline_key]["ratio_2se"]
-                        for r in funnels.values())
-            sentence += (", beyond two standard errors" if clear
-                         else ", though not beyond two standard errors for every funnel model")
-        sentence += "."
-    elif above:
-        holds = "partly"
-        below = [k for k in funnels if k not in above]
-        sentence = (f"The paper's finding holds only in part {where}: {', '.join(map(_name, above))} "
-                    f"{'has' if len(above) == 1 else 'have'} a larger ratio than every baseline (largest "
-                    f"{best_baseline:.2f}, {_name(best_baseline_key)}), but {', '.join(map(_name, below))} "
-                    f"{'does' if len(below) == 1 else 'do'} not.")
-    else:
-        holds = False
-        best_funnel_key = max(funnels, key=lambda k: funnels[k]["ratio"])
-        sentence = (f"The paper's finding does not hold {where}: no funnel model has a larger ratio than the best "
-                    f"baseline ({_name(best_baseline_key)}, {best_baseline:.2f}); the best funnel is "
-                    f"{_name(best_funnel_key)} with {funnels[best_funnel_key]['ratio']:.2f}.")
-    out = {"holds": holds, "sentence": sentence}
+        return {"holds": None}
+    best_baseline = max(baselines, key=lambda k: baselines[k]["ratio"])
+    best_ratio = baselines[best_baseline]["ratio"]
+    above = [k for k, r in funnels.items() if r["ratio"] > best_ratio]
+    worst_funnel = min(funnels, key=lambda k: funnels[k]["ratio"])
+    best_funnel = max(funnels, key=lambda k: funnels[k]["ratio"])
+    beyond = None
+    if all("ratio_2se" in r for r in rows.values()):
+        beyond = all(r["ratio"] - r["ratio_2se"] > best_ratio + baselines[best_baseline]["ratio_2se"]
+                     for r in funnels.values())
+    auroc = None
     if all("auroc" in r for r in rows.values()):
         best_auroc = max(baselines[k]["auroc"] for k in baselines)
-        better = [k for k, r in funnels.items() if r["auroc"] > best_auroc]
-        out["auroc_sentence"] = (f"By AUROC, {len(better)} of {len(funnels)} funnel models separate the sets better "
-                                 f"than every baseline (best baseline AUROC {best_auroc:.3f}).")
-    mlp_vs_vae = []
-    for latent in (4, 16):
-        f, v = rows.get(f"f-mlp-{latent}"), rows.get(f"vae-{latent}")
-        if f and v:
-            mlp_vs_vae.append(f"latent {latent}: F-MLP {f['ratio']:.2f} vs VAE {v['ratio']:.2f}")
-    if mlp_vs_vae:
-        out["f_mlp_vs_vae"] = "F-MLP vs VAE ratio, " + "; ".join(mlp_vs_vae) + "."
+        auroc = {"better": sum(r["auroc"] > best_auroc for r in funnels.values()), "funnels": len(funnels),
+                 "best_baseline": best_auroc}
+    f_mlp_vs_vae = [[latent, rows[f"f-mlp-{latent}"]["ratio"], rows[f"vae-{latent}"]["ratio"]]
+                    for latent in (4, 16) if rows.get(f"f-mlp-{latent}") and rows.get(f"vae-{latent}")]
+    return {"holds": True if len(above) == len(funnels) else "partly" if above else False,
+            "above": above, "below": [k for k in funnels if k not in above],
+            "best_baseline": best_baseline, "best_baseline_ratio": best_ratio,
+            "worst_funnel": worst_funnel, "worst_funnel_ratio": funnels[worst_funnel]["ratio"],
+            "best_funnel": best_funnel, "best_funnel_ratio": funnels[best_funnel]["ratio"],
+            "beyond_two_se": beyond, "auroc": auroc, "f_mlp_vs_vae": f_mlp_vs_vae}
+
+
+def write_verdict(decided, where=None):
+    """The sentences of a :func:`decide_finding` answer: ``{"holds", "sentence"[, "auroc_sentence",
+    "f_mlp_vs_vae"]}``. ``where`` names whose numbers these are (e.g. "in the paper's own
+    numbers"); None means this kit's runs, one training seed per model, and the sentence says that
+    one seed cannot support a claim about the architectures (the two-standard-error bars cover the
+    test images, not the training).
+    """
+    holds = decided["holds"]
+    if holds is None:
+        return {"holds": None, "sentence": "Not decided: the funnel and baseline rows are not all there."}
+    if where is None:
+        where = ("in these runs (one training seed per model: the error bars cover the test images, not the "
+                 "training, so this is not yet a claim about the architectures; that needs at least three seeds)")
+    best_baseline, best_ratio = _name(decided["best_baseline"]), decided["best_baseline_ratio"]
+    if holds is True:
+        sentence = (f"The paper's finding holds {where}: every funnel model has a larger F-MNIST / MNIST ratio than NSF "
+                    f"and the VAE (smallest funnel ratio {decided['worst_funnel_ratio']:.2f}, "
+                    f"{_name(decided['worst_funnel'])}; largest baseline ratio {best_ratio:.2f}, {best_baseline})")
+        if decided["beyond_two_se"] is not None:
+            sentence += (", beyond two standard errors" if decided["beyond_two_se"]
+                         else ", though not beyond two standard errors for every funnel model")
+        sentence += "."
+    elif holds == "partly":
+        above, below = decided["above"], decided["below"]
+        sentence = (f"The paper's finding holds only in part {where}: {', '.join(map(_name, above))} "
+                    f"{'has' if len(above) == 1 else 'have'} a larger ratio than every baseline (largest "
+                    f"{best_ratio:.2f}, {best_baseline}), but {', '.join(map(_name, below))} "
+                    f"{'does' if len(below) == 1 else 'do'} not.")
+    else:
+        sentence = (f"The paper's finding does not hold {where}: no funnel model has a larger ratio than the best "
+                    f"baseline ({best_baseline}, {best_ratio:.2f}); the best funnel is "
+                    f"{_name(decided['best_funnel'])} with {decided['best_funnel_ratio']:.2f}.")
+    out = {"holds": holds, "sentence": sentence}
+    if decided["auroc"] is not None:
+        auroc = decided["auroc"]
+        out["auroc_sentence"] = (f"By AUROC, {auroc['better']} of {auroc['funnels']} funnel models separate the sets "
+                                 f"better than every baseline (best baseline AUROC {auroc['best_baseline']:.3f}).")
+    if decided["f_mlp_vs_vae"]:
+        out["f_mlp_vs_vae"] = "F-MLP vs VAE ratio, " + "; ".join(
+            f"latent {latent}: F-MLP {f:.2f} vs VAE {v:.2f}" for latent, f, v in decided["f_mlp_vs_vae"]) + "."
     return out
+
+
+def verdict(rows, where=None):
+    """Whether every funnel row (F-NSF, F-MLP) has a larger ratio than every baseline row (NSF, VAE),
+    and the sentences that say so: :func:`decide_finding` decides, :func:`write_verdict` writes.
+
+    ``rows``: ``{key: {"model", "ratio"[, "ratio_2se", "auroc"]}}``. Returns ``{"holds": True |
+    False | "partly", "sentence": ...}`` (and ``"auroc_sentence"``, ``"f_mlp_vs_vae"`` where the
+    rows have those numbers), computed from the numbers.
+    """
+    return write_verdict(decide_finding(rows), where)
 
 
 def _name(key):
@@ -355,5 +299,6 @@ def markdown(result):
     return "\n".join(lines)
 
 
-__all__ = ["MODELS", "PRESETS", "Table4Settings", "load_data", "markdown", "reproduce_table4", "roc_figure",
-           "row_key", "verdict"]
+__all__ = ["BITS", "CLASSROOM_STEPS", "CLASSROOM_VAE_STEPS", "MODELS", "NAME", "PRESETS", "SPLIT_SEED",
+           "Table4Settings", "decide_finding", "load_data", "markdown", "reproduce_table4", "roc_figure", "row_key",
+           "score", "verdict", "write_verdict"]

@@ -15,9 +15,9 @@ import time
 from dataclasses import asdict, dataclass
 
 from . import paper_numbers as paper
+from .anomaly_runs import MODELS, row_key
 from .results import count, table, write_result
 from .runs import choose_settings
-from .table4 import MODELS, row_key
 
 NAME = "table8"
 

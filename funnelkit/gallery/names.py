@@ -1,13 +1,17 @@
 """What the gallery calls image models and data sets, and the order it lists runs in.
 
-Shared by :mod:`.runs`, :mod:`.sampling` and :mod:`.compare`; imports nothing of theirs.
+Shared by :mod:`.runs`, :mod:`.sampling` and :mod:`.compare`; imports nothing of theirs. The data
+sets' names and shapes are the kit's own tables (:data:`funnelkit.data.images.DATASET_NAMES`,
+:data:`funnelkit.models.image.IMAGE_SHAPES`), not copies.
 """
+
+from ..data.images import DATASET_NAMES
+from ..models.image import IMAGE_SHAPES
 
 IMAGE_BUILDERS = {"image": "images", "anomaly": "anomaly"}  # config builder -> experiment
 MODEL_ORDER = ("f-nsf", "nsf", "vae", "f-mlp")
 MODEL_NAMES = {"f-nsf": "F-NSF", "nsf": "NSF", "vae": "VAE", "f-mlp": "F-MLP"}
-DATASET_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10", "imagenet64": "ImageNet64"}
-DATA_SHAPES = {"mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28), "cifar10": (3, 32, 32), "imagenet64": (3, 64, 64)}
+DATA_SHAPES = {name: IMAGE_SHAPES[name] for name in DATASET_NAMES}  # (C, H, W), listed in DATASET_NAMES' order
 
 
 def run_order(run):

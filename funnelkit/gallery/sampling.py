@@ -13,9 +13,9 @@ import threading
 
 import torch
 
+from ..experiments.image_runs import samples_uint8
 from ..experiments.paper_numbers import FIG4_TEMPERATURES
 from ..experiments.results import image_grid
-from ..experiments.table2 import samples_uint8
 from ..models.tempering import TEMPER_MODES, check_sampling_temperature, check_temper
 from ..validation import check_positive_int
 from .names import IMAGE_BUILDERS

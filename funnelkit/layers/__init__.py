@@ -1,5 +1,6 @@
 """Funnel layers: the paper's Eq. 6 and its parts, and the layers derived from it (Sec. 3, A.2-A.7)."""
 
+from .._compat import StandardNormal  # the base density N(0, I) (Eq. 1) and the simplest p_phi (Eq. 6, A.3)
 from .base import FunnelLayer
 from .context import join_context
 from .conv_funnel_1d import ConvFunnel1d, ConvFunnel1dStrideOne, ConvFunnel1dStrideOneBound
@@ -29,6 +30,7 @@ __all__ = [
     "QRLinear",
     "Slice",
     "SplineActivation",
+    "StandardNormal",
     "TileGaussianDecoder",
     "flow_decoder",
     "join_context",

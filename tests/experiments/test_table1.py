@@ -1,6 +1,7 @@
 """Table 1's entry: the stand-in's exact density, a smoke run that writes the paper's numbers beside
-ours with the stand-in labelled, the speed verdicts computed from the times, and the paper preset
-refusing to run without the MAF files (naming the file, writing nothing)."""
+ours with the stand-in labelled, the speed verdicts computed from the times (decided apart from
+their sentences), and the paper preset refusing to run without the MAF files (naming the file,
+writing nothing)."""
 
 import json
 import math
@@ -87,6 +88,28 @@ def test_speed_verdicts_follow_the_numbers():
     assert "takes 1.00 times the VAE's" in fast[1]  # one ratio is said once, not as a range "1.00 to 1.00"
     slow = table1.speed_summary(rows(0.1, 0.3, 0.2, 0.01))["verdicts"]
     assert "holds only in part" in slow[0] and "not within a factor of 2" in slow[1] and "does not hold" in slow[2]
+
+
+def test_the_speed_claims_are_decided_from_the_step_times_alone_without_sentences():
+    ours = {"power": {"nsf": {"seconds_per_step": 0.6}, "f-nsf": {"seconds_per_step": 0.9},
+                      "f-mlp": {"seconds_per_step": 0.1}, "vae": {"seconds_per_step": 0.4}},
+            "gas": {"nsf": {"seconds_per_step": 0.05}, "f-mlp": {"seconds_per_step": 0.1}},
+            "hepmass": {"nsf": {"seconds_per_step": 1.0}}}  # no F-MLP: nothing to compare with
+    found = table1.speed_findings(ours)
+    assert json.loads(json.dumps(found)) == found  # plain values, no sentence
+    assert list(found["per_dataset"]) == ["power", "gas"]
+    # three (flow, dataset) pairs: power's NSF 6x and F-NSF 9x the F-MLP's step, gas's NSF half of it
+    speed = found["f_mlp_speed"]
+    assert speed["pairs"] == 2 + 1 and speed["faster"] == 2 and speed["holds"] == "partly"
+    assert speed["low"] == pytest.approx(0.5) and speed["high"] == pytest.approx(9.0)
+    assert speed["reached"] is True  # 9x reaches the paper's "up to 6 times faster"
+    assert found["f_mlp_vs_vae"] == {"low": 0.25, "high": 0.25, "similar": False}  # 0.1 / 0.4: outside [1/2, 2]
+    slowdown = found["funnel_slowdown"]
+    assert slowdown["low"] == slowdown["high"] == pytest.approx(1.5) and slowdown["holds"] is False  # above 1.2
+    assert table1.speed_findings({"power": {"nsf": {"seconds_per_step": 1.0}}}) == {
+        "per_dataset": {}, "f_mlp_speed": None, "f_mlp_vs_vae": None, "funnel_slowdown": None}
+    # the sentences are written from the findings alone, and are what speed_summary() stores
+    assert table1.speed_sentences(found) == table1.speed_summary(ours)["verdicts"]
 
 
 def test_paper_preset_without_the_maf_files_names_the_file_and_writes_nothing(tmp_path):

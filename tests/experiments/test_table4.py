@@ -1,7 +1,7 @@
 """Table 4's entry: a smoke run on the offline MNIST subset and the Fashion-MNIST test set, whose
 ratio, AUROC and verdict are recomputed here from the stored per-image bits/dim; the verdict's
-three outcomes on made-up rows; the paper preset refusing to run without the full MNIST.
-Table 8's parameter counts beside the paper's."""
+three outcomes on made-up rows, and its decision alone, apart from its sentences; the paper preset
+refusing to run without the full MNIST. Table 8's parameter counts beside the paper's."""
 
 import json
 
@@ -55,6 +55,28 @@ def test_the_verdict_has_three_outcomes():
     assert "beyond two standard errors" in table4.verdict(errors)["sentence"]
     errors["f-mlp-4"]["ratio_2se"] = 2.0
     assert "not beyond two standard errors" in table4.verdict(errors)["sentence"]
+
+
+def test_the_finding_is_decided_from_the_numbers_alone_without_sentences():
+    rows = {"f-nsf-4": {"model": "f-nsf", "ratio": 5.0, "ratio_2se": 0.5, "auroc": 0.99},
+            "f-mlp-4": {"model": "f-mlp", "ratio": 2.0, "ratio_2se": 0.1, "auroc": 0.70},
+            "nsf": {"model": "nsf", "ratio": 3.0, "ratio_2se": 0.2, "auroc": 0.90},
+            "vae-4": {"model": "vae", "ratio": 1.5, "ratio_2se": 0.1, "auroc": 0.60}}
+    decided = table4.decide_finding(rows)
+    assert json.loads(json.dumps(decided)) == decided  # plain values: no sentence, nothing to format
+    assert not any(isinstance(v, str) and " " in v for v in decided.values())
+    assert decided["holds"] == "partly" and decided["above"] == ["f-nsf-4"] and decided["below"] == ["f-mlp-4"]
+    assert (decided["best_baseline"], decided["best_baseline_ratio"]) == ("nsf", 3.0)
+    assert (decided["worst_funnel"], decided["best_funnel"]) == ("f-mlp-4", "f-nsf-4")
+    assert decided["beyond_two_se"] is False  # F-MLP's 2.0 - 0.1 is below NSF's 3.0 + 0.2
+    assert decided["auroc"] == {"better": 1, "funnels": 2, "best_baseline": 0.90}
+    assert decided["f_mlp_vs_vae"] == [[4, 2.0, 1.5]]
+    rows["f-mlp-4"]["ratio"] = 3.5  # now above 3.0 + 0.2 by more than its own 0.1: holds, beyond two s.e.
+    assert table4.decide_finding(rows)["holds"] is True and table4.decide_finding(rows)["beyond_two_se"] is True
+    del rows["nsf"], rows["vae-4"]
+    assert table4.decide_finding(rows) == {"holds": None}
+    # the sentences are written from the decision alone, and are what verdict() stores
+    assert table4.write_verdict(table4.decide_finding(rows)) == table4.verdict(rows)
 
 
 def test_paper_preset_without_the_full_mnist_names_the_file_and_writes_nothing(tmp_path):
