@@ -7,12 +7,18 @@ both ways: not saved, and not loaded (a damaged file). A model is rebuilt from i
 :func:`funnelkit.models.build`.
 """
 
+from __future__ import annotations
+
 import platform
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from .files import write_atomically
+
+if TYPE_CHECKING:  # for the annotations only: models import this module
+    from .models.base import DensityModel
 
 CHECKPOINT_NAME = "checkpoint.pt"
 FORMAT = 1
@@ -109,7 +115,7 @@ def check_finite(state_dict, path):
             f"the file is damaged: train again, or use an earlier checkpoint")
 
 
-def load(path, device="cpu"):
+def load(path: str | Path, device: str | torch.device = "cpu") -> DensityModel:
     """The model of a checkpoint file or run folder, in eval mode, ready to use.
 
     ``device``: auto, cpu, cuda, cuda:N, mps or a torch.device, checked by

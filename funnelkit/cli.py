@@ -1,34 +1,39 @@
 """The command line: ``funnelkit train|eval|sample|reproduce|models|ship|digits``.
 
-A thin parser: every experiment trains through :mod:`funnelkit.experiments.commands` (four
-circles' test numbers and pictures are :mod:`funnelkit.experiments.four_circles`'); run folders
-are read, described and checked by :mod:`funnelkit.runs`.
+A thin parser: every experiment trains, evaluates, samples and reproduces through
+:mod:`funnelkit.experiments.commands`, which also words what is printed; run folders are read,
+described and checked by :mod:`funnelkit.runs`. Here: the options, their one-line errors, the
+exit codes and the signals.
 """
+
+from __future__ import annotations
 
 import argparse
 import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-EXPERIMENTS = ("four-circles", "tabular", "images", "anomaly")
 
+def _parser() -> argparse.ArgumentParser:
+    from .checkpoints import CHECKPOINT_NAME
+    from .experiments import DESCRIPTIONS
+    from .experiments.commands import DEFAULT_DATASET, EXPERIMENTS, datasets, model_names
+    from .experiments.runs import EVALUATION_NAME, METRICS_NAME
 
-def _parser():
     parser = argparse.ArgumentParser(prog="funnelkit", description="Funnels: exact maximum likelihood with dimensionality reduction.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser(
         "train", help="train a model of an experiment",
-        description="Train one model in a run folder: checkpoint.pt, metrics.json (and, except for four-circles and "
-                    "tabular, evaluation.pt with the per-example test values). An interrupted run in that folder is "
+        description=f"Train one model in a run folder: {CHECKPOINT_NAME}, {METRICS_NAME} (and, except for four-circles "
+                    f"and tabular, {EVALUATION_NAME} with the per-example test values). An interrupted run in that folder is "
                     "resumed; a finished one is loaded, not trained again; a folder made with other settings (model, "
                     "preset, seed, data, bits, latent size, steps) is refused (exit 2) and left as it was. --steps N "
                     "--extend trains a finished run on to N steps in all, with a fresh learning-rate schedule.",
     )
     train.add_argument("experiment", help=f"one of: {', '.join(EXPERIMENTS)}")
     train.add_argument("--model", default="f-nsf",
-                       help="four-circles: f-nsf, nsf; tabular: glow, f-glow, nsf, f-nsf, vae, f-mlp; images: nsf, "
-                            "f-nsf, vae; anomaly: vae, f-nsf, f-mlp, nsf (default f-nsf)")
+                       help="; ".join(f"{e}: {', '.join(model_names(e))}" for e in EXPERIMENTS) + " (default f-nsf)")
     train.add_argument("--preset", default="quick", help="quick (laptop CPU), paper (the paper's text); four-circles "
                                                          "also authors-code; images (mnist, fashion-mnist) and "
                                                          "anomaly also classroom (about 30 min a model on a "
@@ -54,8 +59,9 @@ def _parser():
                             "ahead, into pinned memory on CUDA (the same batches, the same run)")
     train.add_argument("--threads", type=int, default=1,
                        help="CPU threads for torch (default 1: the fastest for these small 2-D models)")
-    train.add_argument("--dataset", help="tabular: power (default), gas, hepmass, miniboone, bsds300; images: mnist "
-                                         "(default), fashion-mnist, cifar10, imagenet64")
+    train.add_argument("--dataset", help="; ".join(
+        f"{e}: " + ", ".join(f"{d} (default)" if d == DEFAULT_DATASET[e] else d for d in datasets(e))
+        for e in DEFAULT_DATASET))
     train.add_argument("--bits", type=int, help="images: 5 (default) or 8 bits per colour")
     train.add_argument("--latent-size", type=int, help="anomaly: 16 (default) or 4")
     train.add_argument("--root", help="data folder: the unpacked MAF archive (tabular) or the image root "
@@ -92,8 +98,6 @@ def _parser():
     models.add_argument("--family", nargs="+", action="extend",
                         help="some of: plane, tabular, image, anomaly (default: all; building the paper's image "
                              "models takes some seconds)")
-
-    from .experiments import DESCRIPTIONS
 
     reproduce = commands.add_parser(
         "reproduce", help="reproduce a result of the paper",
@@ -149,7 +153,7 @@ def _parser():
     return parser
 
 
-def _digits(args):
+def _digits(args: argparse.Namespace) -> None:
     import json
 
     import torch
@@ -168,21 +172,19 @@ def _digits(args):
     print(f"wrote {args.out}: held-out accuracy {record['held_out_accuracy']:.4f} on {record['held_out_digits']:,} digits")
 
 
-def _train(args):
+def _train(args: argparse.Namespace) -> None:
     import torch
 
     from . import distributed
     from .experiments import commands
     from .train import Speed, speed_settings
 
-    if args.experiment not in EXPERIMENTS:
-        raise ValueError(f"unknown experiment {args.experiment!r}; expected one of {', '.join(EXPERIMENTS)}")
+    spec = commands.make_spec(args.experiment, args.model, args.preset, args.dataset, args.bits, args.latent_size,
+                              args.root, args.download, args.steps, args.seed)
     if args.threads < 1:
         raise ValueError(f"--threads must be at least 1, got {args.threads}")
     if args.extend and args.steps is None:
         raise ValueError("--extend needs --steps N: the total number of steps to train the finished run on to")
-    spec = commands.make_spec(args.experiment, args.model, args.preset, args.dataset, args.bits, args.latent_size,
-                              args.root, args.download, args.steps, args.seed)
     out = Path(args.out) if args.out else commands.default_out(spec)
     try:
         speed = Speed(compile=args.compile, workers=args.workers)  # how fast, not which run: not stored
@@ -200,95 +202,32 @@ def _train(args):
         print(commands.format_train(run, data, spec))
 
 
-def _format_eval(metrics):
-    from .experiments.four_circles import format_numbers
-
-    return format_numbers(metrics)
-
-
-def _describe_run(run):
-    """The :class:`funnelkit.runs.RunDescription` of a checkpoint file or run folder, checked (a
-    missing or corrupt checkpoint fails here; a model of no experiment is refused, naming why)."""
-    from .checkpoints import read_checkpoint
-    from .experiments.commands import experiment_of
-    from .runs import describe_run
-
-    payload = read_checkpoint(run)
-    experiment_of(payload["config"])  # a model of no experiment: the reason, in one line
-    return describe_run(run, payload)
-
-
-def _experiment_of_run(run):
-    """The experiment of a checkpoint file or run folder (a missing or corrupt one fails here)."""
-    return _describe_run(run).experiment
-
-
-def _eval(args):
-    if args.n is not None and args.n < 1:
-        raise ValueError(f"--n must be at least 1, got {args.n}")
-    description = _describe_run(args.run)
-    if description.experiment != "four-circles":
-        return _eval_experiment(args)
-    if args.root is not None:
-        raise ValueError("four-circles runs take no --root (their test points are drawn fresh)")
-    from .checkpoints import load
-    from .experiments import four_circles
-
-    model = load(args.run)
-    if args.from_metrics:  # the numbers train stored in metrics.json (or, for a lone checkpoint, in it)
-        metrics = description.evaluation
-        if "model_ll" not in metrics:
-            raise ValueError(f"{args.run} holds no stored test numbers; run `funnelkit eval` without --from-metrics")
-    else:
-        metrics = four_circles.evaluate(model, n=args.n or 100_000)
-    print(f"{args.run}: {description.model} ({description.preset} preset), latent dim {model.latent_dim}")
-    print(_format_eval(metrics))
-
-
-def _eval_experiment(args):
+def _eval(args: argparse.Namespace) -> None:
     from .device import pick_device
     from .experiments import commands
 
+    if args.n is not None and args.n < 1:
+        raise ValueError(f"--n must be at least 1, got {args.n}")
     model, spec, numbers, records, how = commands.evaluate_run(
         args.run, root=args.root, test_max=args.n, from_metrics=args.from_metrics, device=pick_device(args.device),
         progress=True)
-    print(commands.describe_model(model, spec, args.run))
-    print(commands.format_data(records))
-    print(commands.format_numbers(spec, numbers, getattr(model, "exact", True), how))
+    print(commands.format_eval(model, spec, args.run, numbers, records, how))
 
 
-#: How ``funnelkit sample`` says what the temperature scaled (keys: funnelkit.models.tempering.TEMPER_MODES).
-TEMPERED = {"base": "the base noise only", "all": "the base and the decoders' noise",
-            "mean": "the base noise; decoder means"}
-
-
-def _sample(args):
-    import torch
-
+def _sample(args: argparse.Namespace) -> None:
+    from .device import pick_device
+    from .experiments import commands
     from .models.tempering import check_sampling_temperature, check_temper
 
     # checked before anything is loaded or written: a bad mode or temperature ends as one line, exit 2
     temperature = _option(check_sampling_temperature, args.temperature, "--temperature")
     temper = _option(check_temper, args.temper, "--temper")
-    if _experiment_of_run(args.run) != "four-circles":
-        return _sample_experiment(args, temperature, temper)
-    from .checkpoints import load
-    from .viz.figures import data_figure
-
-    n = 20_000 if args.n is None else args.n
-    out = Path(args.out)
-    if out.suffix.lower() != ".png":
-        raise ValueError(f"--out must name a .png file, got {out}")
-    model = load(args.run)
-    torch.manual_seed(args.seed)
-    with torch.no_grad():
-        samples = model.sample(n, temperature=temperature, temper=temper)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    data_figure(samples, title=f"{n:,} samples, temperature {temperature:g} ({TEMPERED[temper]})").savefig(out, dpi=110)
-    print(f"wrote {out}: {n:,} samples, temperature {temperature:g} ({TEMPERED[temper]})")
+    out, n, spec = commands.sample_run(args.run, args.out, temperature, args.n, args.seed,
+                                       device=pick_device(args.device), temper=temper)
+    print(commands.format_sample(out, n, spec, temperature, temper))
 
 
-def _option(check, value, option):
+def _option(check, value, option: str):
     """``check(value)``, its error message naming the command-line ``option``."""
     try:
         return check(value)
@@ -296,60 +235,20 @@ def _option(check, value, option):
         raise ValueError(f"{option}: {error}") from None
 
 
-def _sample_experiment(args, temperature, temper):
-    from .device import pick_device
-    from .experiments import commands
-
-    out, n, spec = commands.sample_run(args.run, args.out, temperature, args.n, args.seed,
-                                       device=pick_device(args.device), temper=temper)
-    what = "a corner plot of" if spec.experiment == "tabular" else "a grid of"
-    print(f"wrote {out}: {what} {n:,} samples of {spec.model} ({spec.experiment}), temperature {temperature:g} "
-          f"({TEMPERED[temper]})")
-
-
-def _models(args):
+def _models(args: argparse.Namespace) -> None:
     from .models.table import FAMILIES, format_model_table, model_table
 
     print(format_model_table(model_table(args.preset, tuple(args.family or FAMILIES))), end="")
 
 
-def _accepts(entry, option):
-    """Whether a result's entry takes ``option``: a parameter of it, or a field of its settings."""
-    import dataclasses
-    import inspect
+def _reproduce(args: argparse.Namespace) -> None:
+    from .experiments import commands
 
-    parameters = inspect.signature(entry).parameters
-    if option in parameters:
-        return True
-    presets = getattr(inspect.getmodule(entry), "PRESETS", None)
-    if isinstance(presets, dict) and any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
-        return option in {f.name for f in dataclasses.fields(next(iter(presets.values())))}
-    return False
-
-
-def _reproduce(args):
-    from .experiments import RESULTS
-
-    if args.result not in RESULTS:
-        raise ValueError(f"unknown result {args.result!r}; expected one of {', '.join(RESULTS)}")
-    if args.preset not in ("quick", "paper", "classroom"):  # classroom: the results whose PRESETS have it
-        raise ValueError(f"unknown preset {args.preset!r}; expected 'quick', 'paper' or 'classroom'")
-    if args.steps is not None and args.steps < 1:
-        raise ValueError(f"--steps must be at least 1, got {args.steps}")
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads must be at least 1, got {args.threads}")
-    if args.shipped:
-        _check_shipped(args.result, args.preset, args.steps)
-    entry = RESULTS[args.result]
     options = {"root": args.root, "runs": args.runs, "inception_weights": args.inception_weights,
-               "steps": args.steps, "download": args.download or None}
-    options = {name: value for name, value in options.items() if value is not None}
-    for name in list(options):
-        if not _accepts(entry, name):
-            if name in ("root", "runs"):  # folders: given to the results that read or write there
-                del options[name]
-            else:  # options that change what is computed: refused, so nobody believes they took effect
-                raise ValueError(f"{args.result} takes no --{name.replace('_', '-')}")
+               "steps": args.steps, "download": args.download}
+    commands.reproduce_options(args.result, args.preset, shipped=args.shipped, **options)  # all checked first
     if args.threads is not None:
         import torch
 
@@ -359,48 +258,12 @@ def _reproduce(args):
 
         runs = args.runs or "runs"  # where the entries look by default
         print(f"copied {len(use_shipped(runs))} shipped run(s) into {runs}")
-    entry(preset=args.preset, out=args.out, device=args.device, **options)
-    out = Path(args.out)
-    print((out / f"{args.result}.md").read_text())
-    print(f"wrote {out / args.result}.json and {out / args.result}.md")
+    markdown = commands.reproduce(args.result, preset=args.preset, out=args.out, device=args.device, **options)
+    print(markdown.read_text())
+    print(f"wrote {markdown.with_suffix('.json')} and {markdown}")
 
 
-def _shipped_group(result, preset):
-    """The folder of ``data/runs`` holding the runs ``reproduce RESULT --preset PRESET`` uses
-    (``images-classroom`` for Table 2, Fig. 3, Table 3 and Fig. 4), or None for a result without runs."""
-    from .experiments import table1, table2, table4
-
-    name = {"table1": table1.NAME, "table2": table2.RUNS_NAME, "fig3": table2.RUNS_NAME, "table3": table2.RUNS_NAME,
-            "fig4": table2.RUNS_NAME, "table4": table4.NAME}.get(result)
-    return None if name is None else f"{name}-{preset}"
-
-
-def _check_shipped(result, preset, steps):
-    """Refuse ``--shipped`` where no shipped runs are the runs asked for: with ``--steps``, with the
-    paper preset, or with a preset of which ``data/runs`` holds no runs for ``result``."""
-    if steps is not None:
-        raise ValueError("--shipped loads the shipped runs at their own steps: use it without --steps")
-    if preset == "quick" or _shipped_group(result, preset) in _shipped_groups():
-        return
-    offers = []
-    for other in sorted({name.rsplit("-", 1)[1] for name in _shipped_groups()}):
-        results = [r for r in _SHIPPED_RESULTS if _shipped_group(r, other) in _shipped_groups()]
-        offers.append(f"--preset {other} ({', '.join(results)})")
-    raise ValueError(f"--shipped: the kit ships no {preset}-preset runs of {result}; --shipped works with "
-                     f"{' and '.join(offers) or 'none: data/runs holds no runs'}")
-
-
-_SHIPPED_RESULTS = ("table1", "table2", "fig3", "table3", "fig4", "table4")
-
-
-def _shipped_groups():
-    """The folders of shipped runs in ``data/runs`` ("images-quick", "images-classroom", ...)."""
-    from .experiments.shipped import SHIPPED_RUNS
-
-    return {p.name for p in SHIPPED_RUNS.glob("*-*") if p.is_dir()}
-
-
-def _ship(args):
+def _ship(args: argparse.Namespace) -> None:
     from .experiments.shipped import SHIPPED_RUNS, ship
 
     for run in ship(args.folder, args.to or SHIPPED_RUNS, float16=args.float16, progress=True):
@@ -459,7 +322,7 @@ def _os_error_line(error):
     return None
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     """Run one command; errors of input, files and disks end as one line on stderr and exit 2.
 
     Ctrl-C ends with exit 130, SIGTERM with 143 (SIGHUP 129), after the normal unwinding: the

@@ -18,6 +18,8 @@ IS used torchvision weights (reference A.10), so values from here are comparable
 not digit for digit with Table 3.
 """
 
+from __future__ import annotations
+
 import math
 from pathlib import Path
 
@@ -174,14 +176,14 @@ def check_weights_path(feature_extractor_weights_path):
 
 
 def fid_and_inception_score(
-    generated,
-    reference=None,
+    generated: torch.Tensor,
+    reference: torch.Tensor | None = None,
     *,
-    feature_extractor_weights_path,
-    isc_splits=10,
-    batch_size=64,
-    device=None,
-):
+    feature_extractor_weights_path: str | Path,
+    isc_splits: int = 10,
+    batch_size: int = 64,
+    device: str | torch.device | None = None,
+) -> dict:
     """FID between ``generated`` and ``reference`` images and the IS of ``generated``, via torch-fidelity.
 
     ``generated`` and ``reference`` are uint8 tensors of shape (N, 3, H, W) (torch-fidelity

@@ -1,6 +1,8 @@
 """Metrics: log-likelihoods in nats and bits/dim with two-standard-error bars, latent checks,
 and anomaly scores (bits/dim ratio, exact AUROC, ROC curve). FID and IS live in ``fidelity.py``."""
 
+from __future__ import annotations
+
 import math
 
 import torch
@@ -58,7 +60,7 @@ def _as_float64(values, name):
     return values
 
 
-def bits_per_dim(log_prob_nats, num_dims, num_bits=None):
+def bits_per_dim(log_prob_nats: torch.Tensor | float, num_dims: int, num_bits: int | None = None) -> torch.Tensor | float:
     """Bits per dimension of a density over dequantised values on the UNIT-BIN scale.
 
     ``log_prob_nats`` is log p(u) in nats for u in [0, 2**num_bits)^D (integers plus uniform
@@ -79,7 +81,7 @@ def bits_per_dim(log_prob_nats, num_dims, num_bits=None):
     return -_as_float64(log_prob_nats, "log_prob_nats") / (num_dims * math.log(2))
 
 
-def bits_per_dim_unit_interval(log_prob_nats, num_dims, num_bits):
+def bits_per_dim_unit_interval(log_prob_nats: torch.Tensor | float, num_dims: int, num_bits: int) -> torch.Tensor | float:
     """Bits per dimension of a density over the UNIT-INTERVAL scale y = u / 2**b in [0, 1).
 
     ``log_prob_nats`` is log q(y) in nats (a shift to [-1/2, 1/2) changes nothing). Since
@@ -141,7 +143,7 @@ def _two_score_sets(scores_in, scores_out):
     return scores_in, scores_out
 
 
-def auroc(scores_in, scores_out):
+def auroc(scores_in: torch.Tensor, scores_out: torch.Tensor) -> float:
     """Exact area under the ROC curve for telling ``scores_out`` (positives) from ``scores_in``.
 
     Higher scores mean "more anomalous" (bits/dim is such a score). The area is the
@@ -164,7 +166,7 @@ def auroc(scores_in, scores_out):
     return u_out / (n_in * n_out)
 
 
-def roc_curve(scores_in, scores_out):
+def roc_curve(scores_in: torch.Tensor, scores_out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """ROC curve points for telling ``scores_out`` (positives) from ``scores_in``; higher = anomalous.
 
     Returns ``(fpr, tpr, thresholds)`` as float64 tensors. Point k flags every example with
@@ -184,7 +186,7 @@ def roc_curve(scores_in, scores_out):
     return fpr, tpr, thresholds
 
 
-def anomaly_summary(bpd_in, bpd_out):
+def anomaly_summary(bpd_in: torch.Tensor, bpd_out: torch.Tensor) -> dict:
     """Table 4 row from per-example bits/dim: means with 2-s.e. bars, their ratio and the AUROC.
 
     Returns a dict with ``bpd_in``/``bpd_out`` (mean, error) pairs, ``ratio``

@@ -19,9 +19,12 @@ DataLoader worker draw the batches ahead into pinned memory. Speed settings chan
 run computes, not which run it is, so they are no part of :class:`TrainConfig`.
 """
 
+from __future__ import annotations
+
 import contextvars
 import math
 import time
+from collections.abc import Callable
 from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -178,7 +181,9 @@ class Trainer:
     :meth:`state_dict`, so a resumed run keeps it.
     """
 
-    def __init__(self, model, sample_batch, config=None, eval_data=None, checkpoint_path=None, speed=None):
+    def __init__(self, model: torch.nn.Module, sample_batch: Callable[[int, torch.Generator], torch.Tensor],
+                 config: TrainConfig | None = None, eval_data: torch.Tensor | None = None,
+                 checkpoint_path: str | Path | None = None, speed: Speed | None = None):
         self.model = model
         self.sample_batch = sample_batch
         self.config = config or TrainConfig()
@@ -289,7 +294,7 @@ class Trainer:
         self._batches = None
 
     # -- loops ------------------------------------------------------------------------------
-    def fit(self, progress=True):
+    def fit(self, progress: bool = True) -> dict:
         """Train until ``config.steps``, evaluating and checkpointing along the way."""
         progress = progress and self.rank == 0
         bar = tqdm(total=self.config.steps, initial=self.step, disable=not progress, desc="train")
@@ -329,7 +334,7 @@ class Trainer:
         running = time.perf_counter() - self._fit_started if self._fit_started is not None else 0.0
         return self._seconds + running
 
-    def train_for(self, seconds, max_steps=None):
+    def train_for(self, seconds: float, max_steps: int | None = None) -> int:
         """Train for about ``seconds`` of wall time (at least one step); returns the steps taken."""
         start, taken = time.perf_counter(), 0
         while taken == 0 or time.perf_counter() - start < seconds:
@@ -435,7 +440,7 @@ class Trainer:
         self._fire("on_checkpoint")
         return path
 
-    def resume(self, path=None):
+    def resume(self, path: str | Path | None = None) -> Trainer:
         """Load model and trainer state from a checkpoint written by :meth:`save`."""
         payload = read_checkpoint(path or self.checkpoint_path)
         if payload.get("trainer") is None:

@@ -19,6 +19,8 @@ half a float spacing of 1 (about 1 draw in 130,000 at ``x_b = 255``), and ``floo
 in the next bin (256 at 8 bits). :func:`dequantize` keeps every value strictly below ``x_b + 1``.
 """
 
+from __future__ import annotations
+
 import torch
 
 BITS = (5, 8)
@@ -30,7 +32,7 @@ def _check_bits(bits):
     return bits
 
 
-def reduce_bits(x, bits):
+def reduce_bits(x: torch.Tensor, bits: int) -> torch.Tensor:
     """``floor(x / 2**(8 - bits))`` of 8-bit images ``x`` (uint8, or integer values 0..255).
 
     Returns a uint8 tensor for integer input, and a tensor of ``x``'s floating dtype otherwise.
@@ -48,7 +50,8 @@ def reduce_bits(x, bits):
     return torch.div(x, 2 ** (8 - bits), rounding_mode="floor").to(torch.uint8)
 
 
-def dequantize(x_b, generator=None, dtype=torch.float32):
+def dequantize(x_b: torch.Tensor, generator: torch.Generator | None = None,
+               dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """``u = x_b + U[0, 1)`` with noise from ``generator`` (a ``torch.Generator``, for seeding).
 
     ``u`` is strictly below ``x_b + 1`` in ``dtype`` (see the module text), so
@@ -65,7 +68,7 @@ def preprocess(x, bits, generator=None, dtype=torch.float32):
     return dequantize(reduce_bits(x, bits), generator=generator, dtype=dtype)
 
 
-def quantize(u, bits=None):
+def quantize(u: torch.Tensor, bits: int | None = None) -> torch.Tensor:
     """``floor(u)``: the integer bin of dequantised values, as uint8 (clamped to the range).
 
     With ``bits`` given the result is clamped to ``[0, 2**bits)``; model samples may leave it.
@@ -74,7 +77,7 @@ def quantize(u, bits=None):
     return torch.floor(torch.as_tensor(u)).clamp(0, top).to(torch.uint8)
 
 
-def to_uint8_images(u, bits):
+def to_uint8_images(u: torch.Tensor, bits: int) -> torch.Tensor:
     """Dequantised values (or ``x_b``) back to 8-bit pictures: ``floor(u) * 256 / 2**bits``,
     clamped to ``[0, 255]``, as NSF shows samples."""
     step = 256 // 2 ** _check_bits(bits)

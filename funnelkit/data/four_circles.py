@@ -15,6 +15,8 @@ numerically stable form (``i0e``); :func:`four_circles_log_prob_quadrature` eval
 integral by the trapezoid rule, which the tests use as the second, independent computation.
 """
 
+from __future__ import annotations
+
 import math
 
 import torch
@@ -26,7 +28,8 @@ NOISE = 0.1
 CENTRES = ((-1.0, -1.0), (-1.0, 1.0), (1.0, -1.0), (1.0, 1.0))
 
 
-def four_circles(n, seed=0, dtype=torch.float32, generator=None):
+def four_circles(n: int, seed: int = 0, dtype: torch.dtype = torch.float32,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
     """``n`` points of four circles, shape ``(n, 2)``, in shuffled order (seeded, repeatable).
 
     ``generator`` (a ``torch.Generator``), when given, is used instead of ``seed``: the Trainer
@@ -52,7 +55,7 @@ def _check_points(x):
         raise ValueError(f"x must be floating point, got {x.dtype}")
 
 
-def four_circles_log_prob(x):
+def four_circles_log_prob(x: torch.Tensor) -> torch.Tensor:
     """The true log density of four circles at x, shape ``(n,)`` (closed form, float64 inside)."""
     _check_points(x)
     x64 = x.to(torch.float64)
@@ -69,7 +72,7 @@ def four_circles_log_prob(x):
     return (torch.logsumexp(log_per_circle, dim=1) - math.log(4)).to(x.dtype)
 
 
-def four_circles_log_prob_quadrature(x, num_angles=2048):
+def four_circles_log_prob_quadrature(x: torch.Tensor, num_angles: int = 2048) -> torch.Tensor:
     """The same density by the trapezoid rule over the circle angle (periodic: spectrally exact)."""
     _check_points(x)
     x64 = x.to(torch.float64)

@@ -44,6 +44,8 @@ full set is there (the quick presets do: the same data on every machine, the dat
 runs were trained on).
 """
 
+from __future__ import annotations
+
 import logging
 import warnings
 from dataclasses import dataclass
@@ -304,7 +306,8 @@ def _load_cifar10(split, root, download, check_md5):
 
 # ---------------------------------------------------------------- entry point
 
-def image_dataset(name, split, root=None, download=False, allow_offline=True, check_md5=True, prefer_offline=False):
+def image_dataset(name: str, split: str, root: str | Path | None = None, download: bool = False,
+                  allow_offline: bool = True, check_md5: bool = True, prefer_offline: bool = False) -> ImageData:
     """Load ``split`` ("train" or "test") of the image set ``name`` as an :class:`ImageData`.
 
     ``name`` is one of ``IMAGE_DATASETS`` (any letter case). ``root`` holds the files in

@@ -33,6 +33,8 @@ statistics of the training and validation rows together, HEPMASS with those of i
 GAS with those of all rows; the sizes are those of the archive's files.
 """
 
+from __future__ import annotations
+
 import hashlib
 import warnings
 from dataclasses import dataclass
@@ -103,7 +105,7 @@ def _check_output(key, splits, paths):
                                       f"non-finite values in {split}")
 
 
-def tabular(name, split, root=None):
+def tabular(name: str, split: str, root: str | Path | None = None) -> np.ndarray:
     """One split of a MAF tabular set, MAF-preprocessed, as a float32 array ``(N, dim)``.
 
     ``name``: POWER, GAS, HEPMASS, MINIBOONE or BSDS300 (any letter case). ``split``: "train",

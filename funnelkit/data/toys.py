@@ -4,6 +4,8 @@ Their definitions follow the 2-D sets of NSF/FFJORD that the paper's code also s
 (``funnels/data/plane.py``); only four circles has a closed-form density here.
 """
 
+from __future__ import annotations
+
 import math
 
 import torch
@@ -54,7 +56,8 @@ TOYS = {
 }
 
 
-def toy(name, n, seed=0, dtype=torch.float32, generator=None):
+def toy(name: str, n: int, seed: int = 0, dtype: torch.dtype = torch.float32,
+        generator: torch.Generator | None = None) -> torch.Tensor:
     """Sample the 2-D toy called ``name`` (one of :data:`TOYS`)."""
     if name not in TOYS:
         raise ValueError(f"unknown toy dataset {name!r}; expected one of {', '.join(map(repr, TOYS))}")

@@ -1,5 +1,5 @@
-"""What ``funnelkit train|eval|sample`` do for every experiment (four circles' test numbers and
-pictures are :mod:`funnelkit.experiments.four_circles`').
+"""What ``funnelkit train|eval|sample|reproduce`` do for every experiment (four circles' test
+numbers are :mod:`funnelkit.experiments.four_circles`'); :mod:`funnelkit.cli` only parses and prints.
 
 One run of one model, in a run folder, by :func:`funnelkit.experiments.runs.train_or_load`
 (resumable; a finished run is loaded, not trained again; ``--extend`` continues a finished one;
@@ -33,8 +33,15 @@ reproduce entries, whose loaders are reused here:
 
 ``eval`` rebuilds the same test data from the model's own config (any checkpoint or run folder
 works, also one made by ``funnelkit reproduce``) and recomputes the numbers; they equal the
-ones ``train`` stored in ``metrics.json`` (fixed dequantisation noise, seeded ELBO).
+ones ``train`` stored in ``metrics.json`` (fixed dequantisation noise, seeded ELBO). Four
+circles draw fresh test points and are scored beside the true density.
+
+``reproduce`` calls every paper result (:data:`funnelkit.experiments.RESULTS`) through one
+signature, :func:`reproduce`; the options each result takes are declared in
+:data:`funnelkit.experiments.OPTIONS`.
 """
+
+from __future__ import annotations
 
 import math
 import shlex
@@ -95,7 +102,8 @@ class Spec:
     seed: int = 0
 
 
-def _model_names(experiment):
+def model_names(experiment: str) -> tuple:
+    """The model names ``funnelkit train EXPERIMENT --model`` takes."""
     if experiment == "four-circles":
         from ..models.plane import MODEL_NAMES as names
     elif experiment == "tabular":
@@ -107,7 +115,8 @@ def _model_names(experiment):
     return names
 
 
-def _datasets(experiment):
+def datasets(experiment: str) -> tuple:
+    """The data sets ``funnelkit train EXPERIMENT --dataset`` takes (tabular and images)."""
     if experiment == "tabular":
         from ..models.tabular import TABULAR_DATASETS as names
     else:
@@ -127,11 +136,11 @@ def make_spec(experiment, model="f-nsf", preset="quick", dataset=None, bits=None
             raise ValueError(f"{experiment} takes no --{option.replace('_', '-')}"
                              + (f"; its options: {takes}" if takes else " (its data are drawn fresh)"))
     check_choice(preset, FOUR_CIRCLES_PRESETS if experiment == "four-circles" else PRESETS, "preset")
-    check_choice(model, _model_names(experiment), "plane model" if experiment == "four-circles"
+    check_choice(model, model_names(experiment), "plane model" if experiment == "four-circles"
                  else f"{experiment} model")
     if experiment in DEFAULT_DATASET:
         dataset = dataset if dataset is not None else DEFAULT_DATASET[experiment]
-        check_choice(dataset, _datasets(experiment), f"{experiment} dataset")
+        check_choice(dataset, datasets(experiment), f"{experiment} dataset")
     if experiment == "images":
         bits = DEFAULT_BITS if bits is None else bits
         check_choice(bits, (5, 8), "bits")
@@ -356,10 +365,12 @@ def train(spec, out=None, device="auto", progress=True, amp=False, extend=False)
         from .table1 import keeping_best_validation
 
         config = keeping_best_validation(config)
+    model = build_model(spec)  # seeded: built once, checked against the folder, then trained
     if (out / CHECKPOINT_NAME).is_file():  # a folder holding another run is refused before the data are read
-        folders.plan_run(out, build_model(spec).config, config, extend)
-    data = load_data(spec)  # raises before anything is written when a file is missing
-    model = build_model(spec).to(device)  # seeded afresh: the same model as without the check above
+        folders.plan_run(out, model.config, config, extend)
+    with torch.random.fork_rng(devices=[]):  # reading the data leaves the model's random stream as it was
+        data = load_data(spec)  # raises before anything is written when a file is missing
+    model = model.to(device)
     describe = {
         "experiment": spec.experiment,
         "command": command(spec, out),
@@ -445,11 +456,22 @@ def load_run(run, device="cpu"):
     return load(run, device=device)
 
 
+def describe(run) -> folders.RunDescription:
+    """The :class:`funnelkit.runs.RunDescription` of a checkpoint file or run folder, checked (a
+    missing or corrupt checkpoint fails here; a model of no experiment is refused, naming why)."""
+    payload = read_checkpoint(run)
+    experiment_of(payload["config"])  # a model of no experiment: the reason, in one line
+    return folders.describe_run(run, payload)
+
+
 def evaluate_run(run, root=None, test_max=None, from_metrics=False, device="cpu", progress=False):
     """``(model, spec, numbers, records, how)``: the run's test numbers, recomputed on the test data
-    (or, with ``from_metrics``, read from its ``metrics.json``)."""
+    (or, with ``from_metrics``, read from its ``metrics.json``). Four circles are scored on the
+    cpu, on ``test_max`` (default 100,000) fresh points beside the true density, and take no ``root``."""
+    description = describe(run)
+    if description.experiment == "four-circles":
+        return _evaluate_four_circles(run, description, root, test_max, from_metrics)
     model = load_run(run, device)
-    description = folders.describe_run(run)
     spec = spec_of(model, run, root, description)
     if from_metrics:
         folder = folders.folder_of(run)
@@ -463,6 +485,32 @@ def evaluate_run(run, root=None, test_max=None, from_metrics=False, device="cpu"
     return model, spec, numbers, data.records, "recomputed on the test data"
 
 
+def _evaluate_four_circles(run, description, root, test_max, from_metrics):
+    from . import four_circles
+
+    if root is not None:
+        raise ValueError("four-circles runs take no --root (their test points are drawn fresh)")
+    model = load(run)
+    spec = spec_of(model, run, None, description)
+    if from_metrics:  # the numbers train stored in metrics.json (or, for a lone checkpoint, in it)
+        numbers = description.evaluation
+        if "model_ll" not in numbers:
+            raise ValueError(f"{run} holds no stored test numbers; run `funnelkit eval` without --from-metrics")
+        return model, spec, numbers, four_circles_data().records, "read from metrics.json"
+    numbers = four_circles.evaluate(model, n=test_max or four_circles.TEST_SIZE)
+    return model, spec, numbers, four_circles_data().records, "recomputed on fresh points"
+
+
+def format_eval(model, spec, run, numbers, records, how) -> str:
+    """What ``funnelkit eval`` prints: the run and model, the data, the test numbers
+    (four circles: the model line and the numbers beside the true density)."""
+    if spec.experiment == "four-circles":
+        return (f"{run}: {spec.model} ({spec.preset} preset), latent dim {model.latent_dim}\n"
+                + format_numbers(spec, numbers))
+    return "\n".join([describe_model(model, spec, run), format_data(records),
+                      format_numbers(spec, numbers, model.exact, how)])
+
+
 def describe_model(model, spec, run):
     """Two lines: the run and model, parameters, latent size, exact or a bound."""
     if spec.experiment == "four-circles":
@@ -473,7 +521,7 @@ def describe_model(model, spec, run):
         what = f"{IMAGE_NAMES.get(spec.dataset, spec.dataset)}, {spec.bits}-bit"
     else:
         what = "MNIST 8-bit" + ("" if spec.model == "nsf" else f", latent size {spec.latent_size}")
-    likelihood = "exact" if getattr(model, "exact", True) else "a bound (the ELBO), not exact"
+    likelihood = "exact" if model.exact else "a bound (the ELBO), not exact"
     return (f"{run}: {spec.model} ({spec.experiment}: {what}; {spec.preset} preset)\n"
             f"  {model.num_parameters():,} parameters; latent size {model.latent_dim:,} of "
             f"{math.prod(model.data_shape):,}; log_prob is {likelihood}")
@@ -529,24 +577,42 @@ def format_train(run, data, spec):
     ])
 
 
+#: How ``funnelkit sample`` says what the temperature scaled (keys: funnelkit.models.tempering.TEMPER_MODES).
+TEMPERED = {"base": "the base noise only", "all": "the base and the decoders' noise",
+            "mean": "the base noise; decoder means"}
+#: How many samples ``funnelkit sample`` draws when ``--n`` is not given.
+DEFAULT_SAMPLES = {"four-circles": 20_000, "tabular": 5000, "images": 64, "anomaly": 64}
+
+
 def sample_run(run, out, temperature=1.0, n=None, seed=0, device="cpu", temper="base"):
-    """Save ``n`` samples of a tabular, image or anomaly run at ``temperature`` as a PNG:
-    a grid of images, or a corner plot of the first (up to 4) dimensions of tabular data.
-    ``temper`` says what the temperature scales (:mod:`funnelkit.models.tempering`): "base" (the
-    paper's), "all" or "mean". A bad temperature or mode is refused before anything is loaded or
-    written. Returns ``(path, n, spec)``."""
+    """Save ``n`` samples of a run at ``temperature`` as a PNG: a 2-D histogram (four circles,
+    sampled on the cpu), a grid of images, or a corner plot of the first (up to 4) dimensions of
+    tabular data. ``temper`` says what the temperature scales (:mod:`funnelkit.models.tempering`):
+    "base" (the paper's), "all" or "mean". A bad temperature or mode is refused before anything
+    is loaded or written. Returns ``(path, n, spec)``."""
     from ..models.tempering import check_sampling_temperature, check_temper
 
     temperature, temper = check_sampling_temperature(temperature), check_temper(temper)
+    description = describe(run)
     out = Path(out)
     if out.suffix.lower() != ".png":
         raise ValueError(f"--out must name a .png file, got {out}")
-    model = load_run(run, device)
-    spec = spec_of(model, run)
+    model = load_run(run, "cpu" if description.experiment == "four-circles" else device)
+    spec = spec_of(model, run, None, description)
+    n = check_positive_int(n if n is not None else DEFAULT_SAMPLES[spec.experiment], "--n")
     if spec.experiment == "four-circles":
-        raise ValueError("four-circles runs are sampled by `funnelkit sample` itself")
-    n = check_positive_int(n if n is not None else (5000 if spec.experiment == "tabular" else 64), "--n")
-    if spec.experiment == "tabular":
+        import matplotlib.pyplot as plt
+
+        from ..viz.figures import data_figure
+
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            samples = model.sample(n, temperature=temperature, temper=temper)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        figure = data_figure(samples, title=f"{n:,} samples, temperature {temperature:g} ({TEMPERED[temper]})")
+        figure.savefig(out, dpi=110)
+        plt.close(figure)
+    elif spec.experiment == "tabular":
         torch.manual_seed(seed)
         with torch.no_grad():
             samples = model.sample(n, temperature=temperature, temper=temper).cpu()
@@ -557,6 +623,97 @@ def sample_run(run, out, temperature=1.0, n=None, seed=0, device="cpu", temper="
         images = image_runs.samples_uint8(model, n, bits_of(spec), temperature=temperature, seed=seed, temper=temper)
         save_image_grid(images, out, nrow=math.ceil(math.sqrt(n)))
     return out, n, spec
+
+
+def format_sample(out, n, spec, temperature, temper="base") -> str:
+    """What ``funnelkit sample`` prints about the picture :func:`sample_run` wrote."""
+    if spec.experiment == "four-circles":
+        return f"wrote {out}: {n:,} samples, temperature {temperature:g} ({TEMPERED[temper]})"
+    what = "a corner plot of" if spec.experiment == "tabular" else "a grid of"
+    return (f"wrote {out}: {what} {n:,} samples of {spec.model} ({spec.experiment}), temperature {temperature:g} "
+            f"({TEMPERED[temper]})")
+
+
+# --------------------------------------------------------------------------------------------
+# reproduce: every paper result through one signature
+# --------------------------------------------------------------------------------------------
+
+def reproduce_options(result, preset="quick", root=None, runs=None, inception_weights=None, steps=None,
+                      download=False, shipped=False) -> dict:
+    """The keyword options of ``result``'s entry, checked before anything is read or written.
+
+    ``root`` and ``runs`` (folders) go only to the results that use them
+    (:data:`funnelkit.experiments.OPTIONS`); ``inception_weights``, ``steps`` and ``download``
+    change what is computed, so a result that does not take them refuses them by name. With
+    ``shipped``, a preset or ``steps`` for which the kit ships no runs is refused.
+    """
+    from . import OPTIONS, RESULTS
+
+    if result not in RESULTS:
+        raise ValueError(f"unknown result {result!r}; expected one of {', '.join(RESULTS)}")
+    if preset not in PRESETS:  # classroom: the results whose PRESETS have it
+        raise ValueError(f"unknown preset {preset!r}; expected 'quick', 'paper' or 'classroom'")
+    if steps is not None and steps < 1:
+        raise ValueError(f"--steps must be at least 1, got {steps}")
+    if shipped:
+        check_shipped(result, preset, steps)
+    given = {"root": root, "runs": runs, "inception_weights": inception_weights, "steps": steps,
+             "download": download or None}
+    options = {}
+    for name, value in given.items():
+        if value is None:
+            continue
+        if name in OPTIONS[result]:
+            options[name] = value
+        elif name not in ("root", "runs"):  # changes what is computed: refused, so nobody believes it took effect
+            raise ValueError(f"{result} takes no --{name.replace('_', '-')}")
+    return options
+
+
+def reproduce(result, preset="quick", out="results", device="auto", progress=True, root=None, runs=None,
+              inception_weights=None, steps=None, download=False) -> Path:
+    """Reproduce one paper result (:data:`funnelkit.experiments.RESULTS`): train (or load) what it
+    needs, evaluate it and write ``out/RESULT.json``, ``out/RESULT.md`` and its figures. Options a
+    result does not take are refused (:func:`reproduce_options`). Returns ``out/RESULT.md``."""
+    from . import RESULTS
+
+    options = reproduce_options(result, preset, root, runs, inception_weights, steps, download)
+    RESULTS[result](preset=preset, out=out, device=device, progress=progress, **options)
+    return Path(out) / f"{result}.md"
+
+
+def shipped_group(result, preset):
+    """The folder of ``data/runs`` holding the runs ``reproduce RESULT --preset PRESET`` uses
+    (``images-classroom`` for Table 2, Fig. 3, Table 3 and Fig. 4), or None for a result without runs."""
+    from . import RUN_GROUPS
+
+    name = RUN_GROUPS.get(result)
+    return None if name is None else f"{name}-{preset}"
+
+
+def shipped_groups():
+    """The folders of shipped runs in ``data/runs`` ("images-quick", "images-classroom", ...)."""
+    from .shipped import SHIPPED_RUNS
+
+    return {p.name for p in SHIPPED_RUNS.glob("*-*") if p.is_dir()}
+
+
+def check_shipped(result, preset, steps=None):
+    """Refuse ``--shipped`` where no shipped runs are the runs asked for: with ``--steps``, with the
+    paper preset, or with a preset of which ``data/runs`` holds no runs for ``result``."""
+    from . import RUN_GROUPS
+
+    if steps is not None:
+        raise ValueError("--shipped loads the shipped runs at their own steps: use it without --steps")
+    groups = shipped_groups()
+    if preset == "quick" or shipped_group(result, preset) in groups:
+        return
+    offers = []
+    for other in sorted({name.rsplit("-", 1)[1] for name in groups}):
+        results = [r for r in RUN_GROUPS if shipped_group(r, other) in groups]
+        offers.append(f"--preset {other} ({', '.join(results)})")
+    raise ValueError(f"--shipped: the kit ships no {preset}-preset runs of {result}; --shipped works with "
+                     f"{' and '.join(offers) or 'none: data/runs holds no runs'}")
 
 
 def corner_figure(samples, title, max_dims=4, bins=60):
@@ -590,7 +747,8 @@ def corner_figure(samples, title, max_dims=4, bins=60):
     return fig
 
 
-__all__ = ["EXPERIMENTS", "RunData", "Spec", "build_model", "command", "corner_figure", "default_out",
-           "describe_model", "evaluate", "evaluate_run", "experiment_of", "format_data", "format_numbers",
-           "format_train", "load_data", "load_run", "make_spec", "sample_run", "spec_of", "stored_metrics", "train",
-           "training_settings"]
+__all__ = ["DEFAULT_SAMPLES", "EXPERIMENTS", "TEMPERED", "RunData", "Spec", "build_model", "check_shipped", "command",
+           "corner_figure", "datasets", "default_out", "describe", "describe_model", "evaluate", "evaluate_run",
+           "experiment_of", "format_data", "format_eval", "format_numbers", "format_sample", "format_train",
+           "load_data", "load_run", "make_spec", "model_names", "reproduce", "reproduce_options", "sample_run",
+           "shipped_group", "shipped_groups", "spec_of", "stored_metrics", "train", "training_settings"]

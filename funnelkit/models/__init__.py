@@ -1,6 +1,7 @@
 """Models: FunnelFlow, the VAE baseline, and the builders of every model in the paper."""
 
 from .anomaly import ANOMALY_MODELS, anomaly_model
+from .base import DensityModel
 from .f_mlp import anomaly_f_mlp, tabular_f_mlp
 from .funnel_flow import FunnelFlow, LayerContribution
 from .image import IMAGE_DATASETS, IMAGE_MODELS, image_model
@@ -21,6 +22,7 @@ __all__ = [
     "TABULAR_DATASETS",
     "TABULAR_MODELS",
     "VAE",
+    "DensityModel",
     "FunnelFlow",
     "LayerContribution",
     "PlaneConfig",

@@ -30,6 +30,8 @@ coupling steps, narrower conditioners, no dropout; the F-MLP keeps the paper's w
 784 -> 512 -> 256 -> 128 -> 64 -> LS with smaller decoders, ``CLASSROOM_F_MLP``).
 """
 
+from __future__ import annotations
+
 import math
 from dataclasses import dataclass, replace
 
@@ -160,7 +162,7 @@ def f_mlp_model(latent_size, preset, overrides, record, image_shape=MNIST_SHAPE,
     return FunnelFlow([Preprocess(bits), *model.layers], data_shape=tuple(image_shape), config=record)
 
 
-def anomaly_model(name, latent_size=16, preset="paper", **overrides):
+def anomaly_model(name: str, latent_size: int = 16, preset: str = "paper", **overrides) -> FunnelFlow | VAE:
     """Build an anomaly-detection model of A.9 for 1 x 28 x 28 MNIST images with 8 bits.
 
     Args:

@@ -6,6 +6,8 @@ Eq. 6, log|det dz/dx_+| + log p_phi(x_- | z), for a funnel layer. Data may be ve
 :meth:`FunnelFlow.encode` flattens it to ``(batch, latent_dim)``.
 """
 
+from __future__ import annotations
+
 import math
 from dataclasses import dataclass
 
@@ -17,6 +19,7 @@ from .._compat import StandardNormal
 from ..layers.base import FunnelLayer
 from ..layers.decoder_noise import scaled_decoder_noise
 from ..validation import check_batch, check_positive_int
+from .base import DensityModel
 from .tempering import check_sampling_temperature, decoder_noise_for
 
 
@@ -32,7 +35,7 @@ class LayerContribution:
     log_p_dropped: torch.Tensor
 
 
-class FunnelFlow(Flow):
+class FunnelFlow(Flow, DensityModel):
     """A normalizing flow built from nflows transforms and funnel layers, with a N(0, I) base (Sec. 2).
 
     log p(x) = log N(z_L; 0, I) + sum_l V_l, with V_l a bijection's log|det J| or a funnel layer's
@@ -46,7 +49,8 @@ class FunnelFlow(Flow):
             (stored in checkpoints).
     """
 
-    def __init__(self, layers, data_shape, context_features=0, config=None):
+    def __init__(self, layers: list, data_shape: int | tuple[int, ...], context_features: int = 0,
+                 config: dict | None = None):
         layers = list(layers)
         shapes = _trace_shapes(layers, _as_shape(data_shape), context_features)
         super().__init__(CompositeTransform(layers), StandardNormal(list(shapes[-1])))
@@ -64,19 +68,11 @@ class FunnelFlow(Flow):
     def layers(self):
         return list(self._transform._transforms)
 
-    @property
-    def dtype(self):
-        return self._distribution._dtype_probe.dtype  # a buffer: right even with no parameters
+    def _probe(self):
+        return self._distribution._dtype_probe  # the base's buffer: right even with no parameters
 
     @property
-    def device(self):
-        return self._distribution._dtype_probe.device
-
-    def num_parameters(self):
-        return sum(p.numel() for p in self.parameters())
-
-    @property
-    def exact(self):
+    def exact(self) -> bool:
         """True when log_prob is an exact log density: every funnel layer in it (a
         :class:`~funnelkit.layers.FunnelLayer`, at any depth) is exact; the other layers are bijections."""
         return all(module.exact for module in self.modules() if isinstance(module, FunnelLayer))
@@ -91,12 +87,12 @@ class FunnelFlow(Flow):
         elif context is not None:
             raise ValueError("this model takes no context, but one was given")
 
-    def log_prob(self, inputs, context=None):
+    def log_prob(self, inputs: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         """log p(x), shape ``(batch,)``: exact when :attr:`exact` is True, else a bound."""
         self._check(inputs, context)
         return self._log_prob(inputs, context)
 
-    def encode(self, inputs, context=None):
+    def encode(self, inputs: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         """The latent z of x, flattened to shape ``(batch, latent_dim)``."""
         self._check(inputs, context)
         return self.transform_to_noise(inputs, context).reshape(inputs.shape[0], self.latent_dim)
@@ -122,7 +118,8 @@ class FunnelFlow(Flow):
     def _unflatten(self, tensor, num_samples, context):
         return tensor if context is None else tensor.reshape(-1, num_samples, *tensor.shape[1:])
 
-    def sample(self, num_samples, context=None, temperature=1.0, temper="base"):
+    def sample(self, num_samples: int, context: torch.Tensor | None = None, temperature: float = 1.0,
+               temper: str = "base") -> torch.Tensor:
         """Draw samples; ``temperature`` T >= 0 scales the base noise, z ~ N(0, T^2 I) (paper Fig. 4).
 
         ``temper`` (:mod:`funnelkit.models.tempering`) says what else T scales: ``"base"`` (the
@@ -136,7 +133,8 @@ class FunnelFlow(Flow):
             samples, _ = self._transform.inverse(noise, context=context)
         return self._unflatten(samples, num_samples, context)
 
-    def sample_and_log_prob(self, num_samples, context=None, temperature=1.0, temper="base"):
+    def sample_and_log_prob(self, num_samples: int, context: torch.Tensor | None = None, temperature: float = 1.0,
+                            temper: str = "base") -> tuple[torch.Tensor, torch.Tensor]:
         """Samples (as :meth:`sample`) and their exact log p(x) under the model, at any temperature and temper."""
         noise, context, num_samples, decoder_scale = self._noise(num_samples, temperature, context, temper)
         with scaled_decoder_noise(decoder_scale):
@@ -144,7 +142,8 @@ class FunnelFlow(Flow):
         log_prob = self._distribution.log_prob(noise) - inverse_logabsdet
         return self._unflatten(samples, num_samples, context), self._unflatten(log_prob, num_samples, context)
 
-    def contributions(self, inputs, context=None):
+    def contributions(self, inputs: torch.Tensor,
+                      context: torch.Tensor | None = None) -> tuple[list[LayerContribution], torch.Tensor]:
         """Per layer: its output, log|det J| and log p_phi(x_- | z) (zero for bijections).
 
         Returns ``(layers, base_log_prob)``, where ``layers`` is a list of

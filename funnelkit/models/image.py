@@ -34,6 +34,8 @@ sized by measurement for about 25-30 minutes of training on a 2-core laptop CPU)
 ImageNet64 have no classroom preset (a ValueError says so).
 """
 
+from __future__ import annotations
+
 import math
 from dataclasses import dataclass, replace
 
@@ -145,7 +147,7 @@ def resnet_vae(shape, bits, config, record):
     return VAE(encoder, decoder, shape, latent, scale=2.0**-bits, shift=0.0, config=record)
 
 
-def image_model(name, dataset, bits=8, preset="paper", **overrides):
+def image_model(name: str, dataset: str, bits: int = 8, preset: str = "paper", **overrides) -> FunnelFlow | VAE:
     """Build ``"nsf"``, ``"f-nsf"`` or ``"vae"`` for ``dataset`` at ``bits`` (5 or 8) colour depth.
 
     Args:

@@ -17,6 +17,8 @@ Presets (``PRESETS``):
 * ``"quick"``: small enough to train on a laptop CPU in about a minute.
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass, replace
 
 from ..layers import Funnel, flow_decoder, mixing_layer, rq_autoregressive_stack
@@ -70,7 +72,7 @@ def plane_config(name, preset="paper", **overrides):
         raise ValueError(f"unknown plane model setting: {error}") from None
 
 
-def plane_model(name, preset="paper", **overrides):
+def plane_model(name: str, preset: str = "paper", **overrides) -> FunnelFlow:
     """Build ``"f-nsf"`` (2-D -> 1-D) or ``"nsf"`` (2-D -> 2-D) for four circles and other toys."""
     name = lowercase(name)
     config = plane_config(name, preset, **overrides)

@@ -5,6 +5,8 @@ its log_prob is an exact log density or only a bound (the VAE's ELBO).
     >>> print(fk.models.format_model_table(fk.models.model_table(families=("plane",))))
 """
 
+from __future__ import annotations
+
 import math
 from dataclasses import dataclass
 
@@ -62,7 +64,7 @@ def _specs(family):
     return specs
 
 
-def model_table(preset="paper", families=FAMILIES):
+def model_table(preset: str = "paper", families: tuple[str, ...] = FAMILIES) -> list[ModelRow]:
     """Build every model of ``families`` with ``preset`` and describe it (a list of :class:`ModelRow`)."""
     check_choice(preset, ("paper", "quick"), "preset")
     rows = []
@@ -77,7 +79,7 @@ def model_table(preset="paper", families=FAMILIES):
     return rows
 
 
-def format_model_table(rows):
+def format_model_table(rows: list[ModelRow]) -> str:
     """The rows as a Markdown table."""
     lines = [
         "| family | model | data | parameters | data dim | latent dim | log_prob |",
@@ -92,6 +94,6 @@ def format_model_table(rows):
     return "\n".join(lines) + "\n"
 
 
-def print_model_table(preset="paper", families=FAMILIES):
+def print_model_table(preset: str = "paper", families: tuple[str, ...] = FAMILIES) -> None:
     """Print the table of every model (building the paper's image models takes some seconds)."""
     print(format_model_table(model_table(preset, families)))

@@ -33,6 +33,8 @@ and 16 hidden features (Gaussian: 48 x 2), VAE 64 x 2, F-MLP's own quick preset;
 NSF and F-NSF).
 """
 
+from __future__ import annotations
+
 from dataclasses import asdict, dataclass, replace
 
 import torch
@@ -263,7 +265,7 @@ def _vae(config, record):
     return VAE(encoder, decoder, data, latent, config=record)
 
 
-def tabular_model(name, dataset, preset="paper", **overrides):
+def tabular_model(name: str, dataset: str, preset: str = "paper", **overrides) -> FunnelFlow | VAE:
     """Build model ``name`` (glow, f-glow, nsf, f-nsf, vae, f-mlp) for ``dataset`` (power, gas,
     hepmass, miniboone, bsds300). ``overrides`` set any :class:`TabularConfig` field, e.g.
     ``dimension=2, dim_reduction=1`` for a small custom model.

@@ -13,12 +13,15 @@ part of the model and its log-determinant D log|scale| is added, so the bound is
 units as the flows' log p(x).
 """
 
+from __future__ import annotations
+
 import math
 
 import torch
 from torch import nn
 
 from ..validation import check_batch, check_positive_int
+from .base import DensityModel
 from .tempering import check_sampling_temperature, decoder_noise_for
 
 LOG_2PI = math.log(2 * math.pi)
@@ -30,7 +33,7 @@ def _diagonal_normal_log_prob(x, mean, log_std):
     return (-0.5 * standardised**2 - log_std - 0.5 * LOG_2PI).flatten(1).sum(dim=1)
 
 
-class VAE(nn.Module):
+class VAE(DensityModel):
     """A variational autoencoder with Gaussian encoder and decoder (A.4).
 
     Args:
@@ -47,7 +50,8 @@ class VAE(nn.Module):
 
     exact = False  # log_prob is the ELBO, a lower bound on log p(x)
 
-    def __init__(self, encoder, decoder, data_shape, latent_dim, scale=1.0, shift=0.0, config=None):
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, data_shape: int | tuple[int, ...], latent_dim: int,
+                 scale: float = 1.0, shift: float = 0.0, config: dict | None = None):
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
@@ -61,22 +65,11 @@ class VAE(nn.Module):
         self.config = dict(config or {})
         self.register_buffer("_dtype_probe", torch.zeros(()), persistent=False)
 
-    @property
-    def dtype(self):
-        return self._dtype_probe.dtype
-
-    @property
-    def device(self):
-        return self._dtype_probe.device
-
-    def num_parameters(self):
-        return sum(p.numel() for p in self.parameters())
-
     def _posterior(self, x_pre):
         mean, log_var = self.encoder(x_pre).chunk(2, dim=1)
         return mean, 0.5 * log_var
 
-    def elbo(self, inputs):
+    def elbo(self, inputs: torch.Tensor) -> torch.Tensor:
         """The single-sample ELBO of Eq. 16 (nats), shape ``(batch,)``: a stochastic lower bound."""
         check_batch(inputs, self.data_shape, self.dtype)
         x_pre = inputs * self.scale + self.shift
@@ -88,12 +81,12 @@ class VAE(nn.Module):
         log_likelihood = _diagonal_normal_log_prob(x_pre, x_mean, x_log_std.expand_as(x_mean))
         return log_likelihood + log_prior - log_q + self.data_dim * math.log(abs(self.scale))
 
-    def log_prob(self, inputs, context=None):
+    def log_prob(self, inputs: torch.Tensor, context: None = None) -> torch.Tensor:
         """The ELBO (Eq. 16), a lower bound on log p(x), not the log density; see :meth:`elbo`."""
         _no_context(context)
         return self.elbo(inputs)
 
-    def encode(self, inputs, context=None):
+    def encode(self, inputs: torch.Tensor, context: None = None) -> torch.Tensor:
         """The mean of q(z | x), shape ``(batch, latent_dim)``."""
         _no_context(context)
         check_batch(inputs, self.data_shape, self.dtype)
@@ -114,7 +107,8 @@ class VAE(nn.Module):
             x_pre = mean + torch.exp(log_std) * noise
         return (x_pre - self.shift) / self.scale
 
-    def sample(self, num_samples, temperature=1.0, *, context=None, temper="base"):
+    def sample(self, num_samples: int, temperature: float = 1.0, *, context: None = None,
+               temper: str = "base") -> torch.Tensor:
         """z ~ N(0, T^2 I), then x ~ p(x | z). As in the paper only the prior is tempered (``temper="base"``).
 
         ``temper="all"`` scales the decoder's noise by T as well, ``"mean"`` returns the decoder's
@@ -128,7 +122,8 @@ class VAE(nn.Module):
         z = torch.randn(num_samples, self.latent_dim, dtype=self.dtype, device=self.device) * temperature
         return self.decode(z, noise_scale)
 
-    def sample_and_log_prob(self, num_samples, temperature=1.0, *, context=None, temper="base"):
+    def sample_and_log_prob(self, num_samples: int, temperature: float = 1.0, *, context: None = None,
+                            temper: str = "base") -> tuple[torch.Tensor, torch.Tensor]:
         """Samples (as :meth:`sample`) and their :meth:`log_prob`: the single-sample ELBO, a
         stochastic lower bound on log p(x), not the log density (a VAE has no exact one)."""
         samples = self.sample(num_samples, temperature, context=context, temper=temper)
