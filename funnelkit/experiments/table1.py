@@ -15,8 +15,8 @@ Presets:
   (so the data lie near lower-dimensional sheets, where a funnel has something to drop),
   standardised with the training rows' mean and standard deviation as MAF does. Its exact log
   density is known, so the table also prints the best any model can do on it.
-* ``"classroom"``: the same models and stand-ins trained longer, as far as about an hour and a half
-  of one CPU thread allows for the twelve: ``CLASSROOM_STEPS`` steps each, GLOW and F-GLOW
+* ``"classroom"``: the same models and stand-ins trained longer, as far as about two hours of one
+  CPU thread allow for the twelve (128 minutes measured here): ``CLASSROOM_STEPS`` steps each, GLOW and F-GLOW
   ``CLASSROOM_GLOW_STEPS`` (their steps are the cheapest); the shipped runs of
   ``data/runs/table1-classroom``, which notebook 04 loads.
 
