@@ -49,7 +49,8 @@ METRIC_SAMPLES = int(os.environ.get("FUNNELKIT_APP_METRIC_SAMPLES", str(gallery.
 # While Play runs, each live tab redraws itself in cycles (live_cycle): it first shows what is ready, at once,
 # so that no chart waits greyed out for training; then it trains for the rest of the cycle (at least MIN_TICK)
 # and makes the next cycle's pictures, paced by live.Paced.
-TRAIN_CYCLE = 0.2  # seconds a live cycle of the Train tab lasts, drawing and training: 5 redraws a second
+TRAIN_CYCLE = 0.2  # seconds a live cycle of the Train tab lasts, drawing and training: 5 redraws a second asked;
+# measured in chromium 3.4-4.3 (a shorter cycle, 0.15 s, gave fewer: benchmarks/results/dashboard_frames.md)
 SLOW_CYCLE = 0.5  # the same for the Latents and How it works tabs (their figures cost more to send)
 # The browser asks for the next cycle twice per cycle (Streamlit queues one request while a cycle runs), so
 # that a cycle usually starts when the last ends; what idle time a late timer still leaves (a busy machine),
@@ -136,11 +137,12 @@ def _frozen_heap():
 
 
 def keep_collections_short():
-    """Streamlit collects garbage after every script run, fragments included (runner.postScriptGC), and a
-    full collection walks every object alive: with torch, nflows and plotly loaded, 0.2 s of CPU here, after
-    each of the 5 live redraws a second. gc.freeze() puts the objects alive now out of the collector's
-    reach; it runs again only when modules were imported since, so it holds what lives as long as the
-    process (modules, classes, functions), and each session's own objects are collected as before."""
+    """Keep Python's own garbage collections short. Streamlit's full collection after every script run
+    (runner.postScriptGC) is off in .streamlit/config.toml: it walked every object alive (0.2 s of CPU here
+    with torch, nflows and plotly loaded) after each of the 5 live redraws a second, and stalled a room's
+    server as pages joined. The interpreter still collects by itself; gc.freeze() puts the objects alive now
+    out of its reach. It runs again only when modules were imported since, so it holds what lives as long as
+    the process (modules, classes, functions), and each session's own objects are collected as before."""
     frozen = _frozen_heap()
     if len(sys.modules) != frozen["modules"]:
         gc.freeze()
@@ -1002,26 +1004,27 @@ def with_terms(text):
 
 
 # -- classroom rooms: ?room=NAME, one run that every page of the room watches --------------------
-ROOM_EVERY = 0.5  # seconds between two redraws of a room's charts on every page of the room
+# Seconds between two redraws of a room's charts on every page of the room: 2.5 a second, so that a page keeps
+# at least 2 when the server is a little late (the room trains in a process of its own, funnelkit.room_process;
+# 30 pages at 2.5 redraws a second took 0.69 of the server's core, 8 ms a redraw: benchmarks/results/room.md).
+ROOM_EVERY = 0.4
 ROOM_WAIT_EVERY = 2.0  # a page waiting for its room to open looks again this often
-ROOM_SLOWEST = 4.0  # seconds: the longest a busy server makes a room's page wait between two redraws
+ROOM_BUSY = 2.0  # a page whose redraws come this many times ROOM_EVERY apart (or more) says the server is busy
+ROOM_GAP_KEPT = 10.0  # seconds: a longer gap between two redraws (a hidden tab, a closed laptop) is not a busy server
 
 
-def room_pace(started):
-    """Called at the start of each redraw of a room's page: the redraw before it never finished when
-    ``ss.room_drawing`` is still set. Streamlit then stopped it for the fragment's next timer (a server too
-    busy to redraw every page within ROOM_EVERY, where each redraw would be stopped by the next and no page
-    would see anything): this page then waits twice as long between redraws, up to ROOM_SLOWEST. A page
-    that redraws quickly (within a quarter of its wait, for 10 s) goes back towards ROOM_EVERY."""
-    every = ss.get("room_every", ROOM_EVERY)
-    if ss.get("room_drawing"):
-        ss.room_drawing, ss.room_every, ss.room_paced_at = False, min(ROOM_SLOWEST, 2 * every), started
-        st.rerun(scope="app")  # the fragment's timer is set again, at the new wait
-    fast = ss.get("room_last_redraw_s", every) < every / 4 and started - ss.get("room_paced_at", 0.0) > 10
-    if every > ROOM_EVERY and fast:
-        ss.room_every, ss.room_paced_at = max(ROOM_EVERY, every / 2), started
-        st.rerun(scope="app")
-    ss.room_drawing = True
+def room_gap(now):
+    """The time between the starts of this page's redraws, smoothed (half the last gap, half the ones before),
+    in seconds; called at the start of each redraw. It only measures: the fragment's timer stays at ROOM_EVERY.
+    Streamlit neither stops a fragment's redraw for its next timer tick nor keeps more than one rerun of it
+    waiting, so on a busy server a page simply redraws as soon as its last redraw is done; changing the timer
+    would need a rerun of the whole page, which is more work for a server that is already late."""
+    last = ss.get("room_redrawn_at")
+    gap = ss.get("room_gap", ROOM_EVERY)
+    if last is not None and 0 < now - last <= ROOM_GAP_KEPT:
+        gap = 0.5 * gap + 0.5 * (now - last)
+    ss.room_redrawn_at, ss.room_gap = now, gap
+    return gap
 
 
 def room_device():
@@ -1155,7 +1158,8 @@ def room_frame(room, viewer):
         shared["building"].acquire()
     try:
         density, samples = _room_picture_figures(snap.room_id, snap.drawn_version, snap.pictures)
-        loss = iv.loss_curve(snap.steps, snap.losses, snap.reference, height=PLOT_HEIGHT, title="Training loss")
+        loss = iv.loss_curve(snap.steps, snap.losses, snap.reference, window=LOSS_WINDOW, max_points=LOSS_POINTS,
+                             height=PLOT_HEIGHT, title="Training loss")
         frames = shared["frames"]
         frames[snap.room_id] = (time.monotonic(), snap, (density, samples, loss))
         while len(frames) > MAX_ROOM_FRAMES:
@@ -1172,11 +1176,9 @@ def room_view(name, presenter):
         st.warning(f"Room {name} was closed (idle for {classroom.IDLE_DROP_S / 3600:g} h, or the server restarted). "
                    "Reload the page to open it again.")
         return
-    started = time.perf_counter()
-    room_pace(started)
+    gap = room_gap(time.perf_counter())
     snap, figures = room_frame(room, ss.setdefault("room_viewer", os.urandom(8).hex()))
     if presenter and snap.playing != ss.get("room_shown_playing"):
-        ss.room_drawing = False
         st.rerun(scope="app")  # the run paused itself (a divergence): Play comes back
     if snap.message:
         st.warning(snap.message, icon=":material/warning:")
@@ -1193,15 +1195,14 @@ def room_view(name, presenter):
     shared = classroom.shared_line(classroom.ACTIVITY.count())
     if shared:
         lines.append(shared)
-    if ss.get("room_every", ROOM_EVERY) > ROOM_EVERY:
-        lines.append(f"The server is busy: this page redraws every {ss.room_every:g} s.")
+    if gap >= ROOM_BUSY * ROOM_EVERY:
+        lines.append(f"The server is busy: this page redraws about every {gap:.1f} s.")
     st.caption("  \n".join(lines))
     c = st.columns([1.7, 1.0, 1.0])
     for column, figure, key in zip(c, figures, ("room_density", "room_samples", "room_loss")):
         column.plotly_chart(figure, key=key, config=PLOT_CONFIG)
     for column, caption in zip(c, TRAIN_CAPTIONS):
         column.caption(caption)
-    ss.room_drawing, ss.room_last_redraw_s = False, time.perf_counter() - started
 
 
 def wait_for_room(name):
@@ -1248,7 +1249,7 @@ def room_page(raw_name):
             st.error(f"This link's token is not the presenter token of room {name}, so it has no controls: you are "
                      "watching. The presenter's link ends in &token=...; ask the presenter for it.")
         st.caption(f"Watching room **{name}**, the presenter controls it. The charts follow the training live.")
-    st.fragment(run_every=ss.get("room_every", ROOM_EVERY))(room_view)(name, presenter)
+    st.fragment(run_every=ROOM_EVERY)(room_view)(name, presenter)
 
 
 # -- page ----------------------------------------------------------------------------------------

@@ -15,8 +15,12 @@ tab (found by their keys: ``density``, ``samples``, ``loss``):
   stale:    Streamlit has marked the element's container ``data-stale="true"`` (it fades only
             after a delay, so this counts more frames than ``greyed``; reported, not a target).
 
-and how often each plot is redrawn with new data (Plotly's ``gd.data`` replaced by a new array:
-Streamlit calls ``Plotly.react`` with a newly parsed figure). Training speed is read from the
+and how often each plot is redrawn with new data, counted inside the page as Plotly draws it: a
+listener on Plotly's ``plotly_afterplot`` event of each plot (attached when the window starts, and
+again whenever Streamlit mounts a new plot element) counts the drawings after which ``gd.data`` is
+a new array (Streamlit calls ``Plotly.react`` with a newly parsed figure). This counts every
+redraw, however few frames the browser paints; the same test made once per painted frame (the
+``*_redraws_in_frames`` columns) cannot count more redraws than frames. Training speed is read from the
 page's "iteration" metric at the start and end of the window: steps per second of wall time as a
 viewer sees it, drawing included. The server runs torch on one thread (the app's default) at
 ``nice 10``; its CPU time over the window is read from ``/proc``, so that on a shared machine the
@@ -55,7 +59,34 @@ FRAMES_JS = """async ({ms, charts, greyedBelow}) => {
                    loss: '.scatterlayer path.js-line'};
     const counts = {};
     const last = {};
-    for (const c of charts) counts[c] = {missing: 0, greyed: 0, stale: 0, redraws: 0, lowest_opacity: 1};
+    for (const c of charts) counts[c] = {missing: 0, greyed: 0, stale: 0, redraws: 0, lowest_opacity: 1,
+                                         plotted: 0, afterplots: 0, plots_listened: 0};
+    // Plotly's own event, after each drawing: counts the drawings that show new data (gd.data a new array).
+    // Streamlit may also mount a new plot element for a new figure: a MutationObserver attaches the listener
+    // to it at once, and its data, drawn already or not, counts when it is not the data last counted.
+    const listened = {};
+    const drawnData = {};
+    let counting = false;
+    const seen = (name, gd) => {
+        if (counting && gd.data && gd.data !== drawnData[name]) counts[name].plotted += 1;
+        if (gd.data) drawnData[name] = gd.data;
+    };
+    const listen = (name) => {
+        const box = document.querySelector('.st-key-' + name);
+        const gd = box && box.querySelector('.js-plotly-plot');
+        if (!gd || listened[name] === gd || typeof gd.on !== 'function') return;
+        listened[name] = gd;
+        if (counting) counts[name].plots_listened += 1;
+        seen(name, gd);
+        gd.on('plotly_afterplot', () => {
+            if (listened[name] !== gd) return;
+            if (counting) counts[name].afterplots += 1;
+            seen(name, gd);
+        });
+    };
+    const observer = new MutationObserver(() => { for (const name of charts) listen(name); });
+    observer.observe(document.body, {childList: true, subtree: true});
+
     const iteration = () => {
         let found = null;
         for (const m of document.querySelectorAll("[data-testid='stMetric']")) {
@@ -93,16 +124,20 @@ FRAMES_JS = """async ({ms, charts, greyedBelow}) => {
     };
     const first = iteration();
     let frames = 0;
+    for (const name of charts) listen(name);
+    counting = true;
     const started = performance.now();
     await new Promise((done) => {
         const frame = (now) => {
             frames += 1;
-            for (const name of charts) look(name);
+            for (const name of charts) { listen(name); look(name); }
             if (now - started < ms) requestAnimationFrame(frame); else done();
         };
         requestAnimationFrame(frame);
     });
     const seconds = (performance.now() - started) / 1000;
+    counting = false;  // the listeners stay on the plots, but count no more
+    observer.disconnect();
     return {frames, seconds, first_iteration: first, last_iteration: iteration(), charts: counts};
 }"""
 
@@ -195,14 +230,16 @@ def summarise(counts):
         row[f"{name}_missing_pct"] = 100 * c["missing"] / frames
         row[f"{name}_greyed_pct"] = 100 * c["greyed"] / frames
         row[f"{name}_stale_pct"] = 100 * c["stale"] / frames
-        row[f"{name}_redraws_per_s"] = c["redraws"] / counts["seconds"]
+        row[f"{name}_redraws_per_s"] = c["plotted"] / counts["seconds"]  # counted by Plotly's event
+        row[f"{name}_redraws_in_frames_per_s"] = c["redraws"] / counts["seconds"]  # seen in the painted frames
+        row[f"{name}_plots_listened"] = c["plots_listened"]
         row[f"{name}_lowest_opacity"] = c["lowest_opacity"]
     if counts["first_iteration"] is not None and counts["last_iteration"] is not None:
         steps = counts["last_iteration"] - counts["first_iteration"]
         row["steps_per_s"] = steps / counts["seconds"]
         row["steps_per_server_cpu_s"] = steps / max(counts["server_cpu_s"], 1e-9)
     row["server_cpu_share"] = counts["server_cpu_s"] / counts["seconds"]
-    row["loss_redraws_per_server_cpu_s"] = counts["charts"]["loss"]["redraws"] / max(counts["server_cpu_s"], 1e-9)
+    row["loss_redraws_per_server_cpu_s"] = counts["charts"]["loss"]["plotted"] / max(counts["server_cpu_s"], 1e-9)
     row["exceptions_on_page"] = counts["exceptions_on_page"]
     return row
 
@@ -293,9 +330,9 @@ def markdown(result):
              f"the trees in turn; server: {result['server']}. Load average at the end: {load[0]:.1f} on "
              f"{result['cpus']} CPUs (other work shares the machine). Min–max over the windows:", "",
              "| tree | frames/s | plots missing (each) | any plot greyed | any plot stale-marked | loss redraws/s | "
-             "density redraws/s | training steps/s | server CPU share | steps per server CPU-s | loss redraws per "
-             "server CPU-s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "loss redraws/s seen in frames | density redraws/s | training steps/s | server CPU share | "
+             "steps per server CPU-s | loss redraws per server CPU-s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def span(s, key, unit="", digits=1):
         return f"{s[key]['min']:.{digits}f}–{s[key]['max']:.{digits}f}{unit}"
@@ -307,15 +344,18 @@ def markdown(result):
     for name, s in result["summary"].items():
         lines.append(
             f"| {name} | {span(s, 'fps', digits=0)} | {worst(s, 'missing')} | {worst(s, 'greyed')} | "
-            f"{worst(s, 'stale')} | {span(s, 'loss_redraws_per_s')} | {span(s, 'density_redraws_per_s')} | "
+            f"{worst(s, 'stale')} | {span(s, 'loss_redraws_per_s')} | "
+            f"{span(s, 'loss_redraws_in_frames_per_s') if 'loss_redraws_in_frames_per_s' in s else '–'} | "
+            f"{span(s, 'density_redraws_per_s')} | "
             f"{span(s, 'steps_per_s')} | {span(s, 'server_cpu_share', digits=2)} | "
             f"{span(s, 'steps_per_server_cpu_s')} | {span(s, 'loss_redraws_per_server_cpu_s')} |")
     lines += ["", "Plots missing: the largest share of frames, over the three plots, in which the plot's element, its "
               "Plotly svg or its drawn data is absent, or it is under 50 px high. Any plot greyed: the same for frames "
               "where the product of CSS opacity over the plot's element and its ancestors is below "
               f"{result['greyed_below_opacity']} (Streamlit's stale fade); stale-marked: frames where Streamlit has "
-              "marked the plot's container `data-stale` (it fades only after 0.5 s). Redraws: Plotly's data "
-              "replaced. Steps/s: the page's iteration counter over the window. Server CPU share: the server's CPU "
+              "marked the plot's container `data-stale` (it fades only after 0.5 s). Redraws: Plotly drew new "
+              "data (`gd.data` replaced), counted in the page by a `plotly_afterplot` listener on each plot; seen in "
+              "frames: the same test once per painted frame (at most one per frame). Steps/s: the page's iteration counter over the window. Server CPU share: the server's CPU "
               "seconds (all its threads) per second of the window; per server CPU-s: the rate per CPU-second the "
               "server got, what one core of its own would give.", "",
               f"Command: `{result.get('command', 'python benchmarks/bench_dashboard_frames.py')}`", ""]

@@ -31,7 +31,9 @@ Writes results/room.json and .md.
 import argparse
 import asyncio
 import collections
+import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -39,10 +41,11 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
+from pathlib import Path
 
 import psutil
 import websockets
-from bench_common import CHROMIUM_ARGS, REPO, save_results
+from bench_common import CHROMIUM_ARGS, REPO, RESULTS, save_results
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from streamlit.proto.WidgetStates_pb2 import WidgetState
@@ -68,6 +71,7 @@ class LightPage:
         self.rendered_s = None  # seconds from connecting to the third chart
         self.buttons = {}
         self.received_bytes = 0
+        self.run_ends = []  # (seconds since start, ScriptFinishedStatus name) for each script or fragment run
         self.finished = asyncio.Event()
         self.errors = []
         self._timers = {}
@@ -175,6 +179,7 @@ class LightPage:
             elif which == "button":
                 self.buttons[element.button.label] = element.button.id
         elif kind == "script_finished":
+            self.run_ends.append((now, ForwardMsg.ScriptFinishedStatus.Name(msg.script_finished)))
             self.finished.set()
 
     def rates(self, start, end):
@@ -192,20 +197,24 @@ class LightPage:
 
 
 class Server:
-    """``streamlit run app.py`` on a free port; its resident memory read from /proc."""
+    """``streamlit run app.py`` of ``tree`` (importing that tree's funnelkit) on a free port, pinned to CPU
+    ``cpu`` when given (its children, the rooms' training processes, inherit it); its resident memory and
+    CPU time read from /proc, its own and its children's apart."""
 
-    def __init__(self, env=None, start_within_s=120):
+    def __init__(self, env=None, start_within_s=120, tree=REPO, cpu=None):
         import socket
 
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         self.log = tempfile.NamedTemporaryFile("w+", suffix=".log", prefix="bench_room_", delete=False)
+        prefix = ["taskset", "-c", str(cpu)] if cpu is not None and shutil.which("taskset") else []
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"), "--server.headless", "true",
+            [*prefix, sys.executable, "-m", "streamlit", "run", str(tree / "app.py"), "--server.headless", "true",
              "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
              "--browser.gatherUsageStats", "false"],
-            cwd=REPO, env=dict(os.environ, **(env or {})), stdout=self.log, stderr=subprocess.STDOUT,
+            cwd=tree, env=dict(os.environ, PYTHONPATH=str(tree), **(env or {})), stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
         self.url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + start_within_s
@@ -220,13 +229,35 @@ class Server:
                 raise RuntimeError(f"streamlit did not start; its log: {self.log.name}")
             time.sleep(0.3)
         self.ps = psutil.Process(self.process.pid)
+        self._children = {}  # pid -> psutil.Process: CPU time of children that ended is not lost from the sum
 
     def rss_mb(self):
         return self.ps.memory_info().rss / 2**20
 
+    def children_rss_mb(self):
+        """Resident memory of the server's children (the rooms' training processes)."""
+        total = 0
+        for child in self.ps.children(recursive=True):
+            try:
+                total += child.memory_info().rss
+            except psutil.Error:
+                pass
+        return total / 2**20
+
     def cpu_s(self):
         times = self.ps.cpu_times()
         return times.user + times.system
+
+    def children_cpu_s(self):
+        """CPU seconds of the server's live children (the rooms' training processes)."""
+        total = 0.0
+        for child in self.ps.children(recursive=True):
+            try:
+                times = child.cpu_times()
+                total += times.user + times.system
+            except psutil.Error:
+                pass
+        return total
 
     def stop(self):
         self.process.terminate()
@@ -252,13 +283,17 @@ async def new_page_render(url, query, timeout=120):
     return page.rendered_s
 
 
-async def watch(pages, seconds, server):
-    """Let ``pages`` run for ``seconds``; returns the server's RSS samples (MB) and CPU seconds used."""
+async def watch(pages, seconds, server, children=None):
+    """Let ``pages`` run for ``seconds``; returns the server's RSS samples (MB) and CPU seconds used (its own;
+    its children's go into ``children["cpu_s"]`` when a dict is given)."""
     cpu_before, samples = server.cpu_s(), []
+    children_before = server.children_cpu_s()
     end = time.perf_counter() + seconds
     while time.perf_counter() < end:
         samples.append(server.rss_mb())
         await asyncio.sleep(1.0)
+    if children is not None:
+        children["cpu_s"] = server.children_cpu_s() - children_before
     return samples, server.cpu_s() - cpu_before
 
 
@@ -268,8 +303,9 @@ def page_rates(pages, window_start, window_end):
     for page in pages:
         start, end = window_start - page._started, window_end - page._started
         redraws, iterations = page.rates(start, end)
+        ends = collections.Counter(status for t, status in page.run_ends if start <= t <= end)
         out.append({"redraws_per_s": redraws, "iterations_per_s": iterations,
-                    "longest_gap_s": page.longest_gap(start, end), "errors": page.errors})
+                    "longest_gap_s": page.longest_gap(start, end), "errors": page.errors, "run_ends": ends})
     return out
 
 
@@ -283,7 +319,8 @@ async def room_phase(server, viewers, seconds, stagger_s, new_pages):
     await presenter.click("Play")
     await asyncio.sleep(8)  # warm: the first figures built, the training thread going
     rss_before = statistics.median([server.rss_mb() for _ in range(3)])
-    _, base_cpu = await watch([presenter], BASE_S, server)  # the room training, its presenter watching
+    base_children = {}
+    _, base_cpu = await watch([presenter], BASE_S, server, base_children)  # the room training, its presenter watching
     base_window = page_rates([presenter], time.perf_counter() - BASE_S, time.perf_counter())[0]
     pages = []
     join_start = time.perf_counter()
@@ -294,8 +331,11 @@ async def room_phase(server, viewers, seconds, stagger_s, new_pages):
         await asyncio.sleep(stagger_s)
     await asyncio.sleep(5)  # every viewer past its first render
     window_start = time.perf_counter()
-    rss, cpu = await watch(pages, seconds, server)
+    children = {}
+    rss, cpu = await watch(pages, seconds, server, children)
     window_end = time.perf_counter()
+    window_rates = page_rates([presenter], window_start, window_end)[0]
+    children_rss = server.children_rss_mb()
     renders = [await new_page_render(server.url, f"room={ROOM}") for _ in range(new_pages)]
     rss_after = statistics.median(rss[-5:])
     rates = page_rates(pages, window_start, window_end)
@@ -320,9 +360,14 @@ async def room_phase(server, viewers, seconds, stagger_s, new_pages):
         "server_cpu_s_per_s": cpu / seconds,
         "server_cpu_s_per_s_presenter_only": base_cpu / BASE_S,
         "training_iterations_per_s_presenter_only": base_window["iterations_per_s"],
+        "training_iterations_per_s_with_viewers": window_rates["iterations_per_s"],
+        "children_cpu_s_per_s": children["cpu_s"] / seconds,
+        "children_cpu_s_per_s_presenter_only": base_children["cpu_s"] / BASE_S,
+        "children_rss_mb": children_rss,
         "cpu_ms_per_viewer_redraw": 1000 * (cpu / seconds - base_cpu / BASE_S) * seconds / max(redraws, 1),
         "received_kb_per_s_per_viewer": bytes_per_s / 1024,
         "page_errors": sorted({e for r in rates for e in r["errors"]}),
+        "viewer_run_ends": dict(sum((r["run_ends"] for r in rates), collections.Counter())),
     }
 
 
@@ -354,6 +399,7 @@ async def sessions_phase(server, sessions, seconds, new_pages):
         "new_page_render_s": renders,
         "server_cpu_s_per_s": cpu / seconds,
         "page_errors": sorted({e for r in rates for e in r["errors"]}),
+        "page_run_ends": dict(sum((r["run_ends"] for r in rates), collections.Counter())),
     }
 
 
@@ -390,20 +436,53 @@ async def room_with_chromium(server, viewers, seconds, stagger_s, new_pages):
     return result
 
 
+def stopped_share(ends):
+    """The share of runs (script or fragment) that Streamlit stopped for a rerun, as text."""
+    if not ends:
+        return "not counted"
+    total = sum(ends.values())
+    return f"{ends.get('FINISHED_EARLY_FOR_RERUN', 0)} of {total} ({100 * ends.get('FINISHED_EARLY_FOR_RERUN', 0) / total:.0f} %)"
+
+
 def markdown(result):
     room, sessions = result["room"], result.get("sessions")
+    pin = result.get("pin")
+    where = (f"the server and its children pinned to CPU {pin} (taskset), the light pages to the other"
+             if pin is not None else "nothing pinned")
     lines = [
         "# A classroom room under load, and independent sessions training at once",
         "",
         f"Server: `streamlit run app.py` (density grid 100x100, 1,000 samples), CPU. Machine: {result['cpus']} CPUs "
         f"shared with other work; load average {result['load_before'][0]:.1f} before, "
-        f"{result['load_after'][0]:.1f} after; the server ran at nice {result['server_nice']}, beside other work "
-        "on the machine.",
+        f"{result['load_after'][0]:.1f} after; the server ran at nice {result['server_nice']}; {where}.",
         "",
+    ]
+    trees = result.get("trees", {})
+    if len(trees) > 1:
+        lines += [
+            f"## {room['viewers']} viewers, the trees in turn (before: the other checkout, after: this one)",
+            "",
+            "| tree | redraws per viewer per s (min / median) | viewers below 2/s | longest gap (max, s) | new page (max, s) "
+            "| server CPU-s/s (viewers / presenter only) | its children's CPU-s/s | ms of server CPU per viewer redraw "
+            "| room iterations/s (presenter only / with viewers) | RSS MB per viewer | viewer runs stopped for a rerun |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for name, r in trees.items():
+            new = [x for x in r["new_page_render_s"] if x is not None]
+            lines.append(
+                f"| {name} | {r['redraws_per_s']['min']:.2f} / {r['redraws_per_s']['median']:.2f} | "
+                f"{r['viewers_below_2_per_s']} of {r['viewers']} | {r['longest_gap_s']['max']:.2f} | "
+                f"{f'{max(new):.2f}' if len(new) == len(r['new_page_render_s']) else 'not within 120 s'} | {r['server_cpu_s_per_s']:.2f} / {r['server_cpu_s_per_s_presenter_only']:.2f} | "
+                f"{r.get('children_cpu_s_per_s', 0.0):.2f} | {r['cpu_ms_per_viewer_redraw']:.1f} | "
+                f"{r['training_iterations_per_s_presenter_only']:.1f} / "
+                f"{r.get('training_iterations_per_s_with_viewers', float('nan')):.1f} | "
+                f"{r['rss_per_viewer_mb']:.2f} | {stopped_share(r.get('viewer_run_ends'))} |")
+        lines += ["", "The sections below are this checkout's (after).", ""]
+    lines += [
         "Pages are light pages (`LightPage` in the script): Python clients of Streamlit's websocket protocol. "
         "Each asks for the page, receives every message (the whole Plotly figures; like the browser it keeps the "
         "large ones and names them in its requests, so the server may send a reference instead), and answers the "
-        "fragment timer (`st.fragment(run_every=0.5)`) as the browser does. They do not lay out or draw: the "
+        "fragment timer (`st.fragment(run_every=...)`) as the browser does. They do not lay out or draw: the "
         "server's work per page is measured, the browser's is not. All run in one asyncio process beside the "
         "server, on the same 2 CPUs.",
         "",
@@ -440,7 +519,13 @@ def markdown(result):
         f"**{room['cpu_ms_per_viewer_redraw']:.1f} ms of server CPU per viewer redraw**, so 30 viewers at 2 redraws/s "
         f"need about {60 * room['cpu_ms_per_viewer_redraw'] / 1000:.2f} CPU-seconds per second. Each viewer received "
         f"{room['received_kb_per_s_per_viewer']:.0f} KB/s.",
-        f"- Page errors: {room['page_errors'] or 'none'}.",
+        f"- The server's children (the room's training process, where the room trains in a "
+        f"process): {room.get('children_cpu_s_per_s', 0.0):.2f} CPU-seconds per second with the viewers, "
+        f"{room.get('children_cpu_s_per_s_presenter_only', 0.0):.2f} with the presenter only; "
+        f"{room.get('children_rss_mb', 0.0):.0f} MB resident. The room trained "
+        f"{room.get('training_iterations_per_s_with_viewers', float('nan')):.1f} iterations/s with the viewers.",
+        f"- Viewer runs (fragment redraws and whole-page runs) that Streamlit stopped for a rerun: "
+        f"{stopped_share(room.get('viewer_run_ends'))}. Page errors: {room['page_errors'] or 'none'}.",
     ]
     if sessions:
         lines += [
@@ -462,6 +547,7 @@ def markdown(result):
             + ".",
             f"- Server CPU: {sessions['server_cpu_s_per_s']:.2f} CPU-seconds per second, "
             f"{sessions['cpu_ms_per_redraw']:.0f} ms per redraw (training included). "
+            f"Runs stopped for a rerun: {stopped_share(sessions.get('page_run_ends'))}. "
             f"Page errors: {sessions['page_errors'] or 'none'}.",
         ]
     lines += ["", f"Command: `{result['command']}`", ""]
@@ -476,24 +562,43 @@ def main():
     parser.add_argument("--new-pages", type=int, default=3, help="new pages timed while the others run")
     parser.add_argument("--sessions", type=int, default=5, help="independent sessions (0: skip that phase)")
     parser.add_argument("--chromium", action="store_true", help="also time one chromium page joining the room")
+    parser.add_argument("--before", type=Path, help="another checkout whose room is measured first, the same way")
+    parser.add_argument("--pin", type=int, metavar="CPU",
+                        help="pin the server (and its children) to this CPU, the light pages to another")
     args = parser.parse_args()
+    trees = {"after": REPO}
+    if args.before is not None:
+        if not (args.before / "app.py").is_file():
+            raise FileNotFoundError(f"--before must be a checkout holding app.py; {args.before / 'app.py'} is absent")
+        trees = {"before": args.before.resolve(), "after": REPO}
+    if args.pin is not None and hasattr(os, "sched_setaffinity"):
+        others = sorted(set(range(os.cpu_count())) - {args.pin})
+        if others:
+            os.sched_setaffinity(0, others)
     load_before = os.getloadavg()
-    result = {"cpus": os.cpu_count(), "load_before": load_before,
-              "command": "python benchmarks/bench_room.py " + " ".join(sys.argv[1:])}
-    server = Server({"FUNNELKIT_APP_DEVICE": "cpu"})
-    result["server_nice"] = server.ps.nice()
-    try:
-        phase = room_with_chromium if args.chromium else room_phase
-        result["room"] = asyncio.run(phase(server, args.viewers, args.seconds, args.stagger, args.new_pages))
-    finally:
-        server.stop()
+    result = {"cpus": os.cpu_count(), "load_before": load_before, "pin": args.pin,
+              "command": "python benchmarks/bench_room.py " + " ".join(
+                  "DIR" if previous == "--before" else a for previous, a in zip([""] + sys.argv[1:], sys.argv[1:])),
+              "trees": {}}
+    env = {"FUNNELKIT_APP_DEVICE": "cpu"}
+    for name, tree in trees.items():
+        server = Server(env, tree=tree, cpu=args.pin)
+        result["server_nice"] = server.ps.nice()
+        try:
+            phase = room_with_chromium if args.chromium else room_phase
+            result["trees"][name] = asyncio.run(phase(server, args.viewers, args.seconds, args.stagger,
+                                                      args.new_pages))
+        finally:
+            server.stop()
+    result["room"] = result["trees"]["after"]
     if args.sessions:
-        server = Server({"FUNNELKIT_APP_DEVICE": "cpu"})  # a fresh server: no room, nothing from the first phase
+        server = Server(env, cpu=args.pin)  # a fresh server: no room, nothing from the first phase
         try:
             result["sessions"] = asyncio.run(sessions_phase(server, args.sessions, args.seconds, args.new_pages))
         finally:
             server.stop()
     result["load_after"] = os.getloadavg()
+    (RESULTS / "room.json").write_text(json.dumps(result, indent=2) + "\n")  # kept if the report fails
     save_results("room", result, markdown(result))
 
 

@@ -4,34 +4,34 @@ A lecturer opens a room; every student's page shows the same run, live. Nothing 
 streamlit: the dashboard (``app.py``, ``?room=NAME``) only reads snapshots and forwards the
 presenter's buttons.
 
-    room = ROOMS.open("stats101")                # a LiveRun (funnelkit.live) and its own thread
+    room = ROOMS.open("stats101")                # a LiveRun (funnelkit.live) in a process of its own
     room.token                                   # the presenter's secret (secrets.token_urlsafe)
     room.play(room.token)                        # controls need the token; a wrong one raises
     snapshot = ROOMS.get("stats101").snapshot()  # what every viewer draws: immutable, no lock
 
 How it is shared:
 
-* **One run, one thread.** A :class:`Room` owns one :class:`funnelkit.live.LiveRun` and trains it
-  in a background thread of its own while the presenter has it playing, in short chunks of
-  :data:`TRAIN_CHUNK_S` seconds with a pause of :data:`YIELD_S` between them, so the threads that
-  serve pages get the interpreter often. The pictures are drawn in that thread too, once for the
-  whole room: at most every :data:`PUBLISH_EVERY_S`, and on a slow machine less often, so that
-  drawing takes at most :data:`DRAW_SHARE` of the thread's time (a drawing that took 0.2 s waits
-  0.6 s for the next).
-* **Snapshots, not locks, for viewers.** After each chunk the thread publishes a
-  :class:`Snapshot`: the iteration, the loss history, the density grid, the samples and the data,
-  as read-only numpy arrays in a frozen dataclass. Publishing is one attribute assignment, so a
-  viewer reads the latest snapshot without taking a lock and always sees one consistent moment
-  (all its fields come from the same step). A viewer costs the server nothing but that read.
-* **Bounded memory.** A room holds one run and one snapshot (the previous snapshot is freed once
-  no page draws it); at most :data:`MAX_ROOMS` rooms exist, and a room nobody has read or
-  controlled for :data:`IDLE_DROP_S` seconds is dropped, its thread stopped.
+* **One run, one process.** A :class:`Room` owns one :class:`funnelkit.live.LiveRun`, trained in a
+  process of its own (:mod:`funnelkit.room_process`) while the presenter has it playing, so that the
+  training never holds the server's interpreter lock: the server's threads only serve pages. The
+  process trains in short chunks and sends a frame after each (what is new in the loss history, and
+  the pictures when they were drawn again: once for the whole room, at most every 0.25 s and at most a
+  quarter of the process's time). The presenter's buttons are requests to the process; each returns
+  once the process did it, with the snapshot that shows it.
+* **Snapshots, not locks, for viewers.** Each frame becomes a :class:`Snapshot`: the iteration, the
+  loss history, the density grid, the samples and the data, as read-only numpy arrays in a frozen
+  dataclass. Publishing is one attribute assignment, so a viewer reads the latest snapshot without
+  taking a lock and always sees one consistent moment (all its fields come from the same step). A
+  viewer costs the server nothing but that read.
+* **Bounded memory.** A room holds one run (in its process) and one snapshot (the previous snapshot is
+  freed once no page draws it); at most :data:`MAX_ROOMS` rooms exist, and a room nobody has read or
+  controlled for :data:`IDLE_DROP_S` seconds is dropped, its process ended.
 
-:data:`ACTIVITY` counts the trainings running in this process now (rooms and, where the dashboard
-reports them, independent sessions), so that a page can say when the machine is shared.
+:data:`ACTIVITY` counts the trainings this server runs now (rooms and, where the dashboard reports
+them, independent sessions), so that a page can say when the machine is shared.
 """
 
-import math
+import dataclasses
 import re
 import secrets
 import threading
@@ -39,21 +39,15 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from . import live
+from .room_process import TrainingProcess
 
 NAME_RULE = "1 to 32 characters: lowercase letters a-z, digits and hyphens, starting and ending with a letter or digit"
 _NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?")
 MAX_ROOMS = 16  # rooms one server holds at once
 IDLE_DROP_S = 2 * 3600.0  # a room nobody has looked at or controlled for this long is dropped
-TRAIN_CHUNK_S = 0.1  # training between two snapshots (and between two looks at the controls)
-#: The training thread sleeps this long after each chunk, so that it trains at most 2/3 of the time and the
-#: threads that serve the pages get the interpreter (measured with 30 viewers on a busy 2-core machine: with
-#: 0.01 s the training took the server's whole CPU share and the viewers' redraws stopped).
-YIELD_S = 0.05
-PUBLISH_EVERY_S = 0.25  # the pictures are redrawn at most this often (the iteration and loss every chunk)
-DRAW_SHARE = 0.25  # ... and at most this share of the thread's time goes to drawing them
-STOP_WAIT_S = 5.0  # how long closing a room waits for its thread's current chunk
 
 
 class RoomError(ValueError):
@@ -75,10 +69,10 @@ def check_room_name(name):
 
 
 def _frozen(array):
-    """A read-only copy of ``array``: a snapshot's arrays cannot be changed by a page that draws them."""
-    out = np.array(array, copy=True)
-    out.setflags(write=False)
-    return out
+    """``array`` made read-only (it must be the snapshot's own, as what came through the pipe is): a
+    snapshot's arrays cannot be changed by a page that draws them."""
+    array.setflags(write=False)
+    return array
 
 
 def _frozen_pictures(pictures):
@@ -154,37 +148,34 @@ def shared_line(trainings):
 
 
 class Room:
-    """One live run trained in a background thread, watched through :meth:`snapshot`.
+    """One live run trained in a process of its own (:mod:`funnelkit.room_process`), watched through
+    :meth:`snapshot`.
 
     ``settings`` (a :class:`funnelkit.live.LiveSettings`) pick the run; on four circles it starts
     from the shipped model, as an independent session does. ``resolution``, ``n_samples`` and
-    ``n_data`` size the pictures. Use :meth:`Rooms.open` rather than the constructor in an app.
+    ``n_data`` size the pictures; ``threads`` are the training process's torch threads (by default
+    this process's). Use :meth:`Rooms.open` rather than the constructor in an app.
     """
 
     def __init__(self, name, settings=None, device="cpu", resolution=100, n_samples=1000, n_data=500,
-                 clock=time.monotonic):
+                 clock=time.monotonic, threads=None):
         self.name = check_room_name(name)
+        settings = live.LiveSettings() if settings is None else settings
+        if not isinstance(settings, live.LiveSettings):
+            raise ValueError(f"settings must be LiveSettings, got {type(settings).__name__}")
         self.token = secrets.token_urlsafe(16)
         self._clock = clock
-        self._picture_size = (resolution, n_samples, n_data)
-        self._lock = threading.Lock()  # the run: the training thread against the presenter's buttons
-        self._wake = threading.Event()  # set when Play is pressed or the room closes
-        self._closed = threading.Event()
-        self._playing = False
         self._version = 0
         self._drawn_version = 0
-        self._drawn_at = -math.inf
-        self._draw_cost = 0.0  # seconds the last drawing took
         self._room_id = secrets.token_hex(8)
         self._viewers = {}  # viewer id -> when it last read a snapshot (for watching())
-        self._run = live.LiveRun.create(settings, device=device, pretrained=True)
+        self._snapshot = None
+        self._closed = threading.Event()
         self.last_seen = clock()
-        self.error = None  # an unexpected failure of the training thread, as text (the room then pauses)
-        with self._lock:
-            self._publish(draw=True)
-        self._thread = threading.Thread(target=self._train_while_playing, name=f"funnelkit-room-{self.name}",
-                                        daemon=True)
-        self._thread.start()
+        self.error = None  # the training process ended without being asked, as text (the room then pauses)
+        threads = torch.get_num_threads() if threads is None else threads
+        self._process = TrainingProcess(settings, device, (resolution, n_samples, n_data), self._receive,
+                                        self._ended, threads=threads, name=f"room-{self.name}")
 
     # -- what viewers read -----------------------------------------------------------------------
     def snapshot(self, viewer=None):
@@ -208,126 +199,104 @@ class Room:
 
     @property
     def playing(self):
-        return self._playing
+        return self._snapshot.playing and not self.closed
 
     @property
     def closed(self):
         return self._closed.is_set()
+
+    @property
+    def training_alive(self):
+        """Whether the room's training process runs."""
+        return self._process.alive
 
     def is_presenter(self, token):
         """Whether ``token`` is this room's presenter token (compared in constant time)."""
         return isinstance(token, str) and secrets.compare_digest(token.encode(), self.token.encode())
 
     # -- the presenter's controls ----------------------------------------------------------------
-    def _control(self, token, action):
+    def _control(self, token, action, *args):
         if not self.is_presenter(token):
             raise NotPresenter(f"only the presenter controls room {self.name!r}: this link has no token or a "
                                "wrong one (the presenter's link ends in &token=...)")
         if self.closed:
             raise RoomError(f"room {self.name!r} was closed; open it again")
+        if self.error is not None:
+            raise RoomError(f"room {self.name!r} stopped ({self.error}); close it and open it again")
         self.last_seen = self._clock()
-        with self._lock:
-            action()
-            self._publish(draw=True)
+        self._process.request(action, *args)
         return self._snapshot
 
     def play(self, token):
         """Train in the background until :meth:`pause` (also ends a pause the run made after a divergence)."""
-        def start():
-            self._run.play()
-            self._playing = True
-            self.error = None
-        snapshot = self._control(token, start)
-        self._wake.set()
-        return snapshot
+        return self._control(token, "play")
 
     def pause(self, token):
-        """Stop training after the current chunk (at most :data:`TRAIN_CHUNK_S`)."""
-        def stop():
-            self._playing = False
-        return self._control(token, stop)
+        """Stop training after the current chunk (at most :data:`funnelkit.room_process.TRAIN_CHUNK_S`)."""
+        return self._control(token, "pause")
 
     def step(self, token, n=1):
         """``n`` training steps now (while paused: the Step button)."""
-        return self._control(token, lambda: self._run.step(n))
+        return self._control(token, "step", n)
 
     def reset(self, token):
         """A fresh, untrained model with the same settings; the room pauses."""
-        def fresh():
-            self._playing = False
-            self._run.reset()
-        return self._control(token, fresh)
+        return self._control(token, "reset")
 
     def load_pretrained(self, token):
         """The shipped model of the room's settings; raises ``ValueError`` when there is none."""
-        def shipped():
-            self._playing = False
-            self._run.load_pretrained()
-        return self._control(token, shipped)
+        return self._control(token, "load_pretrained")
 
     def apply(self, token, settings):
         """New settings for the room's run (as :meth:`funnelkit.live.LiveRun.apply`): returns the snapshot."""
         if not isinstance(settings, live.LiveSettings):
             raise ValueError(f"settings must be LiveSettings, got {type(settings).__name__}")
-        return self._control(token, lambda: self._run.apply(settings))
+        return self._control(token, "apply", settings)
 
     def close(self):
-        """Stop the training thread (waits for its current chunk)."""
+        """Stop the training process (it finishes its current chunk)."""
         self._closed.set()
-        self._playing = False
-        self._wake.set()
         ACTIVITY.done(self)
-        if self._thread is not threading.current_thread():
-            self._thread.join(STOP_WAIT_S)
+        self._process.close()
 
-    # -- the training thread ---------------------------------------------------------------------
-    def _train_while_playing(self):
-        while not self._closed.is_set():
-            if not self._playing:
-                ACTIVITY.done(self)
-                self._wake.wait(timeout=1.0)
-                self._wake.clear()
-                continue
-            ACTIVITY.beat(self)
-            try:
-                with self._lock:
-                    if self._playing and not self._closed.is_set():
-                        self._run.tick(TRAIN_CHUNK_S)
-                        if self._run.paused:  # it diverged, stepped back and said why in run.message
-                            self._playing = False
-                        self._publish(draw=self._time_to_draw() or not self._playing)
-            except Exception as error:  # noqa: BLE001 - a room must pause and say why, never die silently
-                self._playing = False
-                self.error = f"training stopped: {type(error).__name__}: {error}"
-            time.sleep(YIELD_S)
-
-    def _time_to_draw(self):
-        wait = max(PUBLISH_EVERY_S, self._draw_cost * (1 - DRAW_SHARE) / DRAW_SHARE)
-        return time.monotonic() - self._drawn_at >= wait
-
-    def _publish(self, draw):
-        """Replace the snapshot (called with the lock held); ``draw``: redraw the pictures too."""
-        run = self._run
-        if draw or self._version == 0:
-            resolution, n_samples, n_data = self._picture_size
-            start = time.monotonic()
-            pictures = _frozen_pictures(run.pictures(resolution, n_samples, n_data))
-            self._drawn_at = time.monotonic()
-            self._draw_cost = self._drawn_at - start
+    # -- frames from the training process ------------------------------------------------------
+    def _receive(self, frame):
+        """Turn a :class:`funnelkit.room_process.Frame` into the next snapshot (the thread that reads frames)."""
+        last = self._snapshot
+        if frame.history_start == 0 or last is None:
+            steps, losses = frame.steps, frame.losses
+        else:
+            if frame.history_start != last.steps.size:
+                raise RuntimeError(f"a frame continues the loss history at {frame.history_start}, but "
+                                   f"{last.steps.size} steps were received")
+            steps = np.concatenate([last.steps, frame.steps])
+            losses = np.concatenate([last.losses, frame.losses])
+        if frame.pictures is not None or last is None:
+            pictures = _frozen_pictures(frame.pictures)
             self._drawn_version = self._version + 1
         else:
-            pictures = self._snapshot.pictures
-        history = run.trainer.history
+            pictures = last.pictures
+        if frame.playing and not self.closed:
+            ACTIVITY.beat(self)
+        else:
+            ACTIVITY.done(self)
         self._version += 1
         self._snapshot = Snapshot(
             room=self.name, room_id=self._room_id, version=self._version, drawn_version=self._drawn_version,
-            iteration=run.iteration, playing=self._playing,
-            steps=_frozen(np.asarray(history["step"], dtype=np.int64)),
-            losses=_frozen(np.asarray(history["loss"], dtype=np.float64)),
-            pictures=pictures, settings=run.settings, source=run.source, lr=run.lr,
-            reference=run.reference_nll(), parameters=run.model.num_parameters(),
-            steps_per_second=run.steps_per_second, message=run.message or self.error, made_at=time.time(),
+            iteration=frame.iteration, playing=frame.playing, steps=_frozen(steps), losses=_frozen(losses),
+            pictures=pictures, settings=frame.settings, source=frame.source, lr=frame.lr, reference=frame.reference,
+            parameters=frame.parameters, steps_per_second=frame.steps_per_second,
+            message=frame.message or self.error, made_at=frame.made_at,
         )
+
+    def _ended(self, text):
+        """The training process ended without being asked: the room pauses and says so."""
+        self.error = text
+        ACTIVITY.done(self)
+        last = self._snapshot
+        self._version += 1
+        self._snapshot = dataclasses.replace(last, version=self._version, playing=False, message=text,
+                                             made_at=time.time())
 
 
 class Rooms:

@@ -136,13 +136,24 @@ def test_a_page_without_room_is_the_independent_page():
     assert control_keys(at) == set()
 
 
-def test_a_redraw_that_never_finished_makes_the_page_wait_longer(room):
-    """A redraw stopped by the next timer tick (a busy server) leaves room_drawing set: the next doubles the wait."""
+def test_a_page_whose_redraws_come_late_says_the_server_is_busy_without_rerunning(room, monkeypatch):
+    """The gap between two redraws is measured, never acted on: no whole-page rerun, the timer stays ROOM_EVERY."""
+    import streamlit as st
+
     at = start(room="test-room")
-    assert at.session_state["room_drawing"] is False and "room_every" not in at.session_state
-    at.session_state["room_drawing"] = True  # as a redraw that was stopped half-way leaves it
+    first = at.session_state["room_redrawn_at"]
+    assert at.session_state["room_gap"] == pytest.approx(0.4)  # ROOM_EVERY: no gap measured yet
+    assert "The server is busy" not in texts(at.caption)
+    at.session_state["room_redrawn_at"] = first - 3.0  # as if the last redraw started 3 s before this one
+    reruns = []
+    monkeypatch.setattr(st, "rerun", lambda *a, **k: reruns.append(k))
     at.run()
-    assert not at.exception
-    assert at.session_state["room_every"] == 1.0 and at.session_state["room_drawing"] is False
-    assert "The server is busy: this page redraws every 1 s." in texts(at.caption)
+    assert not at.exception and reruns == []
+    gap = at.session_state["room_gap"]
+    assert 0.5 * 0.4 + 0.5 * 3.0 <= gap < 0.5 * 0.4 + 0.5 * 3.0 + 0.5 * TIMEOUT  # half the last gap, half before
+    assert f"The server is busy: this page redraws about every {gap:.1f} s." in texts(at.caption)
     assert len(at.get("plotly_chart")) == 3
+    at.session_state["room_redrawn_at"] = at.session_state["room_redrawn_at"] - 60.0  # a hidden tab: not counted
+    at.session_state["room_gap"] = 0.4
+    at.run()
+    assert at.session_state["room_gap"] == pytest.approx(0.4) and "The server is busy" not in texts(at.caption)

@@ -1,11 +1,14 @@
-"""Classroom rooms (funnelkit.room): one run trained in a background thread, read by many viewers."""
+"""Classroom rooms (funnelkit.room): one run trained in a process of its own, read by many viewers."""
 
 import dataclasses
+import os
+import signal
 import threading
 import time
 
 import numpy as np
 import pytest
+import torch
 
 from funnelkit import live
 from funnelkit.room import (ACTIVITY, NAME_RULE, NotPresenter, RoomError, Rooms, Snapshot, check_room_name,
@@ -210,7 +213,7 @@ def test_an_idle_room_is_dropped_and_its_thread_stops():
         assert rooms.get("stats101") is room  # looked at: no longer idle
         now[0] += 61
         assert rooms.names() == [] and rooms.get("stats101") is None
-        assert room.closed and not room._thread.is_alive()
+        assert room.closed and not room.training_alive
         with pytest.raises(RoomError, match="was closed"):
             room.play(room.token)
         assert open_small(rooms) is not room  # the name is free again, with a new token
@@ -248,3 +251,40 @@ def test_pictures_are_shared_between_snapshots_until_redrawn_and_viewers_are_cou
         by_drawing.setdefault(snap.drawn_version, set()).add(id(snap.pictures))
     assert all(len(ids) == 1 for ids in by_drawing.values())  # one drawing, one pictures object
     assert room.watching(within=0.0) == 0  # forgotten once older than ``within``
+
+
+def test_the_room_trains_in_a_process_of_its_own_and_its_loss_history_is_exact(rooms):
+    """The frames carry only what is new in the loss history; put together, it is the history of the same run
+    trained here, step for step (a seeded CPU run is repeatable)."""
+    room = open_small(rooms)
+    assert room._process._process.pid != os.getpid() and room.training_alive
+    room.step(room.token, 3)
+    room.step(room.token, 4)  # a frame continuing the history
+    here = live.LiveRun.create(SMALL, pretrained=True)
+    here.step(3)
+    here.step(4)
+    snap = room.snapshot()
+    assert np.array_equal(snap.losses, np.asarray(here.trainer.history["loss"], dtype=np.float64))
+    assert np.array_equal(snap.steps, np.arange(1, 8))
+    assert room.reset(room.token).losses.size == 0  # a new model: the history starts again
+    assert room.step(room.token, 2).steps.tolist() == [1, 2]
+
+
+def test_a_room_whose_training_process_dies_pauses_and_says_so(rooms):
+    room = open_small(rooms)
+    room.play(room.token)
+    wait_for(lambda: room.snapshot().iteration > 0, "training in the background")
+    os.kill(room._process._process.pid, signal.SIGKILL)
+    wait_for(lambda: "ended unexpectedly" in (room.snapshot().message or ""), "the room saying its process ended")
+    assert not room.playing and not room.training_alive
+    with pytest.raises(RoomError, match="stopped .*ended unexpectedly.*open it again"):
+        room.play(room.token)
+    rooms.drop("stats101")  # closing a room whose process is gone does not hang
+    assert rooms.names() == []
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_run_that_cannot_be_built_fails_where_the_room_is_opened(rooms):
+    with pytest.raises(ValueError, match="cuda"):
+        rooms.open("stats101", SMALL, device="cuda", **PICTURES)
+    assert rooms.names() == [] and rooms.get("stats101") is None
