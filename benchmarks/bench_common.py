@@ -45,6 +45,16 @@ RESULTS = Path(__file__).parent / "results"
 REPO = Path(__file__).resolve().parents[1]
 
 
+def dashboard_trees(before=None):
+    """``{"after": this checkout}``, with ``{"before": before}`` first when another checkout is given
+    (the dashboard benchmarks measure both in turn, side by side in one run)."""
+    if before is None:
+        return {"after": REPO}
+    if not (Path(before) / "app.py").is_file():
+        raise FileNotFoundError(f"--before must be a checkout holding app.py; {Path(before) / 'app.py'} is absent")
+    return {"before": Path(before).resolve(), "after": REPO}
+
+
 def save_results(name, result, markdown):
     """Write ``results/<name>.json`` and ``results/<name>.md`` and print the Markdown."""
     RESULTS.mkdir(exist_ok=True)

@@ -47,7 +47,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from bench_common import CHROMIUM_ARGS, REPO, RESULTS, save_results
+from bench_common import CHROMIUM_ARGS, RESULTS, dashboard_trees, save_results
 
 CHARTS = ("density", "samples", "loss")
 TIMEOUT_S = 120
@@ -267,11 +267,7 @@ def main():
     if args.render:
         (RESULTS / "dashboard_frames.md").write_text(markdown(json.loads((RESULTS / "dashboard_frames.json").read_text())))
         return
-    trees = {"after": REPO}
-    if args.before is not None:
-        if not (args.before / "app.py").is_file():
-            raise FileNotFoundError(f"--before must be a checkout holding app.py; {args.before / 'app.py'} is absent")
-        trees = {"before": args.before.resolve(), "after": REPO}
+    trees = dashboard_trees(args.before)
 
     from playwright.sync_api import sync_playwright
 

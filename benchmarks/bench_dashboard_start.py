@@ -27,7 +27,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from bench_common import CHROMIUM_ARGS, REPO, save_results
+from bench_common import CHROMIUM_ARGS, dashboard_trees, save_results
 
 FIRST_PLOT = "[data-testid='stPlotlyChart'] .js-plotly-plot .main-svg"
 FLOOR_APP = """import plotly.graph_objects as go
@@ -107,11 +107,7 @@ def main():
     parser.add_argument("--before", type=Path, help="another checkout measured in turn with this one")
     parser.add_argument("--floor", action="store_true", help="also measure an app with one small Plotly chart")
     args = parser.parse_args()
-    trees = {"after": REPO}
-    if args.before is not None:
-        if not (args.before / "app.py").is_file():
-            raise FileNotFoundError(f"--before must be a checkout holding app.py; {args.before / 'app.py'} is absent")
-        trees = {"before": args.before.resolve(), "after": REPO}
+    trees = dashboard_trees(args.before)
     if args.floor:
         floor = Path(tempfile.mkdtemp(prefix="dashboard-floor-"))
         (floor / "app.py").write_text(FLOOR_APP)

@@ -45,7 +45,7 @@ from pathlib import Path
 
 import psutil
 import websockets
-from bench_common import CHROMIUM_ARGS, REPO, RESULTS, save_results
+from bench_common import CHROMIUM_ARGS, REPO, RESULTS, dashboard_trees, save_results
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from streamlit.proto.WidgetStates_pb2 import WidgetState
@@ -566,11 +566,7 @@ def main():
     parser.add_argument("--pin", type=int, metavar="CPU",
                         help="pin the server (and its children) to this CPU, the light pages to another")
     args = parser.parse_args()
-    trees = {"after": REPO}
-    if args.before is not None:
-        if not (args.before / "app.py").is_file():
-            raise FileNotFoundError(f"--before must be a checkout holding app.py; {args.before / 'app.py'} is absent")
-        trees = {"before": args.before.resolve(), "after": REPO}
+    trees = dashboard_trees(args.before)
     if args.pin is not None and hasattr(os, "sched_setaffinity"):
         others = sorted(set(range(os.cpu_count())) - {args.pin})
         if others:

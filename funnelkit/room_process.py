@@ -30,6 +30,7 @@ to import torch: 2-3 s), not a :mod:`multiprocessing` child: under Streamlit the
 It needs a POSIX system (the socket is passed as a file descriptor).
 """
 
+import contextlib
 import math
 import os
 import queue
@@ -104,10 +105,8 @@ class TrainingProcess:
                 [sys.executable, "-m", "funnelkit.room_process", str(theirs.fileno()), name],
                 pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=dict(os.environ, PYTHONPATH=path))
         self._connection = Connection(ours.detach())
-        try:
+        with contextlib.suppress(OSError):  # it ended at once: _first_message says so
             self._connection.send((settings, device, tuple(picture_size), threads))
-        except OSError:
-            pass  # it ended at once: _first_message says so
         first = self._first_message()
         if first[0] == "failed":
             self._stop()
