@@ -118,8 +118,7 @@ def test_a_live_run_refuses_an_absent_device_with_the_kits_message(cpu_only):
 @pytest.mark.parametrize("command", ["eval", "train"])
 def test_the_command_line_refuses_a_bad_device_in_one_line(tmp_path, command):
     """``eval`` of a four-circles run ignores --device (it runs on the CPU), but checks it first."""
-    if command == "eval" and not SHIPPED.is_file():
-        pytest.skip("no shipped checkpoint in this checkout")
+    assert SHIPPED.is_file(), f"the tracked checkpoint {SHIPPED} is missing"
     args = {"eval": ["eval", SHIPPED], "train": ["train", "four-circles", "--out", tmp_path / "run"]}[command]
     result = subprocess.run([sys.executable, "-m", "funnelkit", *map(str, args), "--device", "gpu"],
                             capture_output=True, text=True, cwd=tmp_path)

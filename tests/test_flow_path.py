@@ -134,8 +134,7 @@ def test_the_shipped_four_circles_model_goes_out_and_back():
     from funnelkit import live
 
     run = live.LiveRun.create(live.LiveSettings())
-    if not run.source.startswith("shipped"):
-        pytest.skip("no shipped four-circles F-NSF checkpoint here")
+    assert run.source.startswith("shipped"), "the tracked four-circles F-NSF checkpoint is missing"
     path = round_trip(run.model, 1000, SEED)
     np.testing.assert_allclose(path.stages[-1].values, path.stages[0].values, rtol=0, atol=1e-4)
     # A trained model's samples land on the four circles: radius 2 around (+-1, +-1), noise 0.1.

@@ -286,11 +286,10 @@ def test_a_newer_format_and_a_broken_file_are_refused_clearly(tmp_path):
 def test_the_shipped_runs_are_in_the_current_format_and_say_which_result_made_them():
     from funnelkit.experiments.shipped import SHIPPED_RUNS
 
-    made_by = {"table1-quick": "table1", "images-quick": "table2", "table4-quick": "table4", "table4-classroom": "table4",
-               "images-classroom": None}  # the classroom runs were made by `funnelkit train images`, no result entry
+    made_by = {"table1-quick": "table1", "table1-classroom": "table1", "images-quick": "table2",
+               "table4-quick": "table4", "table4-classroom": "table4", "images-classroom": None}  # the classroom runs were made by `funnelkit train images`, no result entry
     shipped = sorted(p.parent for p in SHIPPED_RUNS.glob("*/*/checkpoint.pt"))
-    if not shipped:
-        pytest.skip("no shipped runs in this checkout")
+    assert shipped, "the tracked shipped runs in data/runs are missing"
     for folder in shipped:
         raw = json.loads((folder / "metrics.json").read_text())
         assert raw["format"] == folders.FORMAT and list(raw)[0] == "format"

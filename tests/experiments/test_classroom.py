@@ -207,7 +207,13 @@ def test_table3_and_fig4_classroom_load_the_shipped_runs(tmp_path):
     assert table3["ours"]["f-nsf"]["digit_metric"]["n"] == 64
 
 
-def test_shipped_is_refused_where_no_classroom_runs_are_shipped(tmp_path, capsys):
+def test_shipped_is_refused_where_no_classroom_runs_are_shipped(tmp_path, capsys, monkeypatch):
+    from funnelkit.experiments import shipped
+
+    kit = tmp_path / "kit-runs"  # a kit that ships the classroom runs of every result but Table 1
+    for group in ("images-classroom", "table4-classroom", "table1-quick"):
+        (kit / group).mkdir(parents=True)
+    monkeypatch.setattr(shipped, "SHIPPED_RUNS", kit)
     assert main(["reproduce", "table1", "--preset", "classroom", "--shipped", "--runs", str(tmp_path / "runs"),
                  "--out", str(tmp_path / "out")]) == 2
     error = capsys.readouterr().err
