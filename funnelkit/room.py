@@ -303,7 +303,7 @@ class Rooms:
     """The rooms of one process, by name; :data:`ROOMS` is the dashboard's.
 
     ``max_rooms`` bounds how many exist at once; a room not read or controlled for ``idle_s``
-    seconds is dropped (its thread stopped) the next time the registry is used.
+    seconds is dropped (its training process ended) the next time the registry is used.
     """
 
     def __init__(self, max_rooms=MAX_ROOMS, idle_s=IDLE_DROP_S, clock=time.monotonic):

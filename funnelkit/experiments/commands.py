@@ -76,7 +76,6 @@ DEFAULT_DATASET = {"tabular": "power", "images": "mnist"}
 DEFAULT_BITS = 5  # Table 2's first column and its quick preset
 DEFAULT_LATENT_SIZE = 16
 LATENT_SIZES = (4, 16)  # Table 4
-IMAGE_NAMES = DATASET_NAMES  # the image sets' names in text
 _EXPERIMENT_OF_BUILDER = folders.EXPERIMENT_OF_BUILDER
 #: Builders whose config names no experiment's data (so eval cannot rebuild the test set), and
 #: the experiment builder that makes the same model with its data named.
@@ -299,7 +298,7 @@ def _image_data(spec, test_max):
     quick = image_runs.PRESETS[spec.preset]  # quick or classroom: the same data and split
     data = image_dataset(spec.dataset, "train", root=spec.root, download=spec.download, prefer_offline=True)
     train_index, test_index = held_out_split(len(data), quick.held_out, image_runs.SPLIT_SEED)
-    shown = IMAGE_NAMES[spec.dataset]
+    shown = DATASET_NAMES[spec.dataset]
     name = f"{shown} first {len(data):,} of train (offline subset)" if data.is_stand_in else f"{shown} train"
     source = (f"{data.source}; {len(train_index):,} images for training and {len(test_index):,} held out "
               f"(seed {image_runs.SPLIT_SEED}) as the test, reduced to {spec.bits} bits")
@@ -518,7 +517,7 @@ def describe_model(model, spec, run):
     elif spec.experiment == "tabular":
         what = spec.dataset
     elif spec.experiment == "images":
-        what = f"{IMAGE_NAMES.get(spec.dataset, spec.dataset)}, {spec.bits}-bit"
+        what = f"{DATASET_NAMES.get(spec.dataset, spec.dataset)}, {spec.bits}-bit"
     else:
         what = "MNIST 8-bit" + ("" if spec.model == "nsf" else f", latent size {spec.latent_size}")
     likelihood = "exact" if model.exact else "a bound (the ELBO), not exact"
