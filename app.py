@@ -3,9 +3,9 @@ temperature, compare funnel, NSF and VAE, read Eq. 6.
 
     streamlit run app.py
 
-Thin wiring only: the state of a run is ``funnelkit.live.LiveRun``, the figures are
+Thin wiring only: the state of a run is ``funnelkit.app.live.LiveRun``, the figures are
 ``funnelkit.viz.interactive``, and the image runs, their sample grids and metrics are
-``funnelkit.gallery``. Settings live in the URL (``?dataset=two-moons&hidden=32``,
+``funnelkit.app.gallery``. Settings live in the URL (``?dataset=two-moons&hidden=32``,
 ``?tab=Samples&temperature=0.5&sample_seed=3``), so a teacher can share a link that opens the same view.
 ``?present=1`` is the presentation mode for a projector: larger text, no sidebar, no toolbar.
 
@@ -32,11 +32,11 @@ import streamlit as st
 import torch
 
 import funnelkit as fk
-from funnelkit import gallery
-from funnelkit import live
-from funnelkit import room as classroom
+from funnelkit.app import gallery
+from funnelkit.app import live
+from funnelkit.app import room as classroom
 from funnelkit.checkpoints import versions
-from funnelkit.live_recovery import describe
+from funnelkit.app.live_recovery import describe
 from funnelkit.paths import REPO_ROOT, shown
 from funnelkit.viz import interactive as iv
 
@@ -350,7 +350,7 @@ def train_tab(run, opening_view=None):
 
 
 def opening_tab(view):
-    """The Train tab of a new session from the shipped model's :class:`funnelkit.live.Opening`. The
+    """The Train tab of a new session from the shipped model's :class:`funnelkit.app.live.Opening`. The
     session's LiveRun is built only when a button or another tab needs it: the first in a server
     process takes a second or two (torch's optimiser machinery loads), and the page is drawn before."""
     train_tab(None, view)
@@ -652,7 +652,7 @@ FLOW_POINTS = 400  # points in the animation: smooth in a browser, about 0.05 s 
 def watch_tab(run):
     """Points travel from N(0, 1) through each layer to the data and back (funnelkit.viz.flow_path);
     the browser plays the frames, so watching costs the server nothing."""
-    from funnelkit.live_recovery import BREAKDOWN_ERRORS, describe
+    from funnelkit.app.live_recovery import BREAKDOWN_ERRORS, describe
     from funnelkit.viz.flow_animation import flow_animation_figure
     from funnelkit.viz.flow_path import round_trip
 
@@ -1005,7 +1005,7 @@ def with_terms(text):
 
 # -- classroom rooms: ?room=NAME, one run that every page of the room watches --------------------
 # Seconds between two redraws of a room's charts on every page of the room: 2.5 a second, so that a page keeps
-# at least 2 when the server is a little late (the room trains in a process of its own, funnelkit.room_process;
+# at least 2 when the server is a little late (the room trains in a process of its own, funnelkit.app.room_process;
 # 30 pages at 2.5 redraws a second took 0.69 of the server's core, 8 ms a redraw: benchmarks/results/room.md).
 ROOM_EVERY = 0.4
 ROOM_WAIT_EVERY = 2.0  # a page waiting for its room to open looks again this often
@@ -1256,7 +1256,7 @@ def room_page(raw_name):
 def main():
     keep_collections_short()
     room_name = st.query_params.get("room")
-    if room_name is not None:  # a classroom room: its own page (funnelkit.room)
+    if room_name is not None:  # a classroom room: its own page (funnelkit.app.room)
         room_page(room_name)
         return
     init_session()

@@ -10,7 +10,7 @@ of 1,000 digits of each kind against the reference, the 1,000 held-out real MNIS
 * uniform noise (every pixel uniform in 0..255, seed 0);
 * the shipped quick image runs (data/runs/images-quick: F-NSF, NSF, VAE, MNIST 5-bit) at
   T = 0.5, 0.75 and 1, 1,000 samples each (seed 0), drawn as the gallery draws them
-  (``funnelkit.experiments.table2.samples_uint8``, which funnelkit.gallery.sample_grid calls:
+  (``funnelkit.experiments.table2.samples_uint8``, which funnelkit.app.gallery.sample_grid calls:
   floor(u) 2^(8 - bits), i.e. funnelkit.data.to_uint8_images).
 
 Also the classifier's held-out accuracy. One torch thread. Writes

@@ -9,7 +9,7 @@
    here, Debian's chromium driven by Playwright: from the start of the server, and from opening
    the page, to the iteration count and the loss chart on screen), the iterations per second a
    viewer sees while it plays, and the training steps per second inside the time-boxed ticks of
-   a live run (funnelkit.live, as app.py drives it, without drawing).
+   a live run (funnelkit.app.live, as app.py drives it, without drawing).
 
 Writes benchmarks/results/four_circles.json and .md. Run: `make bench` (about 5 minutes).
 """
@@ -85,7 +85,7 @@ def dashboard_in_browser(play_seconds=10.0):
 
 
 def dashboard():
-    from funnelkit.live import LiveRun
+    from funnelkit.app.live import LiveRun
 
     torch.set_num_threads(1)  # as app.py runs (FUNNELKIT_APP_THREADS, default 1)
     run = LiveRun.create(pretrained=False)

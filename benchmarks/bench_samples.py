@@ -8,7 +8,7 @@
      Playwright): from opening ``?tab=Samples`` in a new page to the grid on screen; the first
      page also pays for the server importing torch.
 2. Images per second of every shipped image model at the paper's temperatures T = 0.5, 0.75
-   and 1 (grids of 64, as the tab draws them: :func:`funnelkit.gallery.sample_grid`),
+   and 1 (grids of 64, as the tab draws them: :func:`funnelkit.app.gallery.sample_grid`),
    one torch thread as the app runs. Draws of all models and temperatures are interleaved in
    blocks, the order reversed every other block, so all see the same machine load; medians.
 
@@ -29,7 +29,7 @@ import torch
 
 import funnelkit as fk
 from bench_common import dashboard_in_chromium, save_results  # this folder is on sys.path when run as a script
-from funnelkit import gallery
+from funnelkit.app import gallery
 from funnelkit.experiments.shipped import SHIPPED_RUNS
 
 REPO = Path(__file__).resolve().parents[1]

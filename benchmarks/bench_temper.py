@@ -8,7 +8,7 @@ its modes are one since it has no decoders), 1,000 seeded samples (seed 0) at T 
 * ``all``: the decoders' noise scaled by T too;
 * ``mean``: the decoders' noise-free means.
 
-Per row: the digit FID (:func:`funnelkit.gallery.digit_quality`, what the dashboard shows under a
+Per row: the digit FID (:func:`funnelkit.app.gallery.digit_quality`, what the dashboard shows under a
 grid, at 1,000 samples; lower is better) beside 1,000 real training digits reduced to 5 bits, and
 the pixel spread (the standard deviation of each pixel across the samples, averaged over pixels,
 0-255): 0 when every sample is the same picture. One torch thread. Writes
@@ -23,7 +23,7 @@ import torch
 
 from bench_common import REPO, save_results  # this folder is on sys.path when run as a script
 import funnelkit as fk
-from funnelkit import gallery
+from funnelkit.app import gallery
 from funnelkit.digits.metric import METRIC_NAME
 from funnelkit.experiments.shipped import SHIPPED_RUNS
 from funnelkit.models.tempering import TEMPER_MODES

@@ -9,7 +9,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 import funnelkit as fk
-from funnelkit import gallery, live
+from funnelkit.app import gallery, live
 from funnelkit.experiments.shipped import SHIPPED_RUNS
 
 from .test_gallery import make_run
@@ -688,7 +688,7 @@ def test_watch_it_move_tab_renders_an_animation_of_the_sessions_model(model):
 
 
 def test_a_playing_page_says_when_other_trainings_share_the_machine(monkeypatch):
-    from funnelkit import room
+    from funnelkit.app import room
 
     monkeypatch.setattr(room, "ACTIVITY", room.Activity())  # not the earlier tests' pages, still counted for 2 s
     at = start()

@@ -1,6 +1,6 @@
 """The dashboard's classroom rooms (?room=NAME), headless with Streamlit's AppTest.
 
-AppTest runs app.py in this process, so the rooms it shows are funnelkit.room.ROOMS, opened here
+AppTest runs app.py in this process, so the rooms it shows are funnelkit.app.room.ROOMS, opened here
 with a small model; every test closes the rooms it used.
 """
 
@@ -10,8 +10,8 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from funnelkit import live
-from funnelkit.room import ROOMS
+from funnelkit.app import live
+from funnelkit.app.room import ROOMS
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TIMEOUT = 120

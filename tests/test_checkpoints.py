@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import funnelkit as fk
-from funnelkit import cli
+import funnelkit.cli.main as cli
 from funnelkit.checkpoints import read_checkpoint
 from funnelkit.paths import shipped_checkpoint
 from funnelkit.train import TrainConfig, Trainer

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from funnelkit.checkpoints import load
-from funnelkit.cli import main
+from funnelkit.cli.main import main
 from funnelkit.data.images import OfflineDataWarning, image_dataset
 from funnelkit.experiments import table2
 from funnelkit.experiments.runs import held_out_split, per_example_bpd
@@ -133,7 +133,7 @@ def test_sample_temper_mean_at_zero_draws_one_picture_and_base_keeps_the_decoder
 
 
 def test_sample_temper_all_gives_the_librarys_draw_and_base_is_the_default(image_run, tmp_path, capsys):
-    from funnelkit.gallery import sample_images
+    from funnelkit.app.gallery import sample_images
 
     model = load(image_run)
     for temper in ("all", "base"):

@@ -9,7 +9,7 @@ import torch
 
 import funnelkit as fk
 from funnelkit.device import available_devices, pick_device
-from funnelkit.live import LiveRun, LiveSettings
+from funnelkit.app.live import LiveRun, LiveSettings
 
 SHIPPED = fk.paths.shipped_checkpoint("four-circles", "nsf", "quick")
 

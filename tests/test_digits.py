@@ -180,7 +180,7 @@ def test_training_shifts_each_digit_by_its_own_offset_with_zeros_at_the_edge():
 
 
 def test_the_train_command_refuses_bad_settings_and_writes_nothing(tmp_path, capsys):
-    from funnelkit.cli import main
+    from funnelkit.cli.main import main
 
     out = tmp_path / "c.pt"
     assert main(["digits", "train", "--epochs", "0", "--out", str(out)]) == 2

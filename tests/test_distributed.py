@@ -139,7 +139,7 @@ def test_the_command_line_under_torchrun_prints_and_writes_once(tmp_path):
 
 
 def test_the_command_line_takes_workers_and_refuses_more_workers(tmp_path, capsys, monkeypatch):
-    from funnelkit.cli import main
+    from funnelkit.cli.main import main
     from funnelkit.train import Trainer
 
     used = []  # the workers setting of every batch the Trainer drew

@@ -230,7 +230,7 @@ def test_the_rank_0_checkpoint_loads_as_the_trained_model(two_ranks):
 
 
 def test_models_whose_training_pass_draws_random_numbers_are_refused_under_torchrun(tmp_path, capsys, monkeypatch):
-    from funnelkit.cli import main
+    from funnelkit.cli.main import main
 
     monkeypatch.setenv("RANK", "0")
     monkeypatch.setenv("LOCAL_RANK", "0")
@@ -252,7 +252,7 @@ def test_the_command_line_trains_the_quick_image_flow_under_torchrun_as_one_proc
     import sys
 
     from funnelkit.checkpoints import read_checkpoint
-    from funnelkit.cli import main
+    from funnelkit.cli.main import main
 
     words = ["train", "images", "--steps", "2", "--device", "cpu", "--out"]
     assert main([*words, str(tmp_path / "one")]) == 0

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from funnelkit import cli
+import funnelkit.cli.main as cli
 from funnelkit.files import write_atomically
 from funnelkit.locks import LOCK_NAME, folder_lock
 
@@ -50,7 +50,7 @@ def test_the_temporary_is_named_after_its_process(tmp_path):
 
 SLOW_WRITER = """
 import sys, time
-from funnelkit import cli
+import funnelkit.cli.main as cli
 from funnelkit.files import write_atomically
 from funnelkit.locks import folder_lock
 
@@ -162,7 +162,7 @@ def test_a_file_size_limit_hit_mid_write_gives_one_line_and_no_half_file(tmp_pat
     run = tmp_path / "run"
     script = ("import resource, sys\n"
               "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))\n"
-              "from funnelkit.cli import main\n"
+              "from funnelkit.cli.main import main\n"
               f"sys.exit(main(['train', 'four-circles', '--steps', '2', '--out', {str(run)!r}]))\n")
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
     lines = [line for line in done.stderr.splitlines() if line.startswith("funnelkit ")]

@@ -131,7 +131,7 @@ def test_the_global_generator_and_the_models_mode_are_left_as_they_were():
 
 
 def test_the_shipped_four_circles_model_goes_out_and_back():
-    from funnelkit import live
+    from funnelkit.app import live
 
     run = live.LiveRun.create(live.LiveSettings())
     assert run.source.startswith("shipped"), "the tracked four-circles F-NSF checkpoint is missing"

@@ -1,4 +1,4 @@
-"""funnelkit.gallery: finding image runs, seeded sample grids (and what T tempers), PNG bytes,
+"""funnelkit.app.gallery: finding image runs, seeded sample grids (and what T tempers), PNG bytes,
 comparisons, the digit metric under a grid.
 
 Run folders are made here from small untrained models (the reader is checked against the format
@@ -19,7 +19,7 @@ import pytest
 import torch
 
 import funnelkit as fk
-from funnelkit import gallery as g
+from funnelkit.app import gallery as g
 from funnelkit.data.dequantize import to_uint8_images
 from funnelkit.experiments.results import image_grid
 from funnelkit.experiments.shipped import SHIPPED_RUNS

@@ -1,4 +1,4 @@
-"""funnelkit.live: settings checks, the URL round trip, training ticks, cached pictures, pretrained."""
+"""funnelkit.app.live: settings checks, the URL round trip, training ticks, cached pictures, pretrained."""
 
 import subprocess
 import sys
@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import funnelkit as fk
-from funnelkit import live
-from funnelkit.live import LiveRun, LiveSettings
+from funnelkit.app import live
+from funnelkit.app.live import LiveRun, LiveSettings
 
 SMALL = dict(hidden=8, bins=4, batch=64)  # tiny models: the tests are about state, not fitting
 
@@ -352,7 +352,7 @@ def test_import_funnelkit_is_lazy_and_keeps_its_attributes():
         "assert fk.models.plane_model and fk.layers.Funnel and fk.paths.REPO_ROOT and fk.TrainConfig\n"
         "from funnelkit.checkpoints import load, CheckpointError\n"
         "assert fk.load is load and fk.CheckpointError is CheckpointError and 'layers' in dir(fk)\n"
-        "import funnelkit.live\n"
+        "import funnelkit.app.live\n"
         "assert not {'funnelkit.experiments', 'funnelkit.fidelity', 'torch_fidelity'} & set(sys.modules)\n"
         "try:\n    fk.no_such_thing\nexcept AttributeError:\n    pass\nelse:\n    sys.exit('no error')\n"
     )
@@ -361,7 +361,7 @@ def test_import_funnelkit_is_lazy_and_keeps_its_attributes():
 
 
 def test_funnelkit_never_imports_streamlit():
-    code = "import sys, funnelkit, funnelkit.live, funnelkit.viz.interactive; sys.exit('streamlit' in sys.modules)"
+    code = "import sys, funnelkit, funnelkit.app.live, funnelkit.viz.interactive; sys.exit('streamlit' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 

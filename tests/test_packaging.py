@@ -28,7 +28,7 @@ def test_environment_yml_lists_the_same_packages_as_pyproject():
 
 
 def test_funnelkit_never_imports_streamlit_or_ipywidgets():
-    code = "import sys, funnelkit, funnelkit.cli, funnelkit.experiments, funnelkit.viz.figures; " \
+    code = "import sys, funnelkit, funnelkit.cli.main, funnelkit.experiments, funnelkit.viz.figures; " \
            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('streamlit', 'ipywidgets')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -1,4 +1,4 @@
-"""Classroom rooms (funnelkit.room): one run trained in a process of its own, read by many viewers."""
+"""Classroom rooms (funnelkit.app.room): one run trained in a process of its own, read by many viewers."""
 
 import dataclasses
 import os
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from funnelkit import live
-from funnelkit.room import (ACTIVITY, NAME_RULE, NotPresenter, RoomError, Rooms, Snapshot, check_room_name,
+from funnelkit.app import live
+from funnelkit.app.room import (ACTIVITY, NAME_RULE, NotPresenter, RoomError, Rooms, Snapshot, check_room_name,
                             shared_line)
 
 SMALL = live.LiveSettings(dataset="two-moons", hidden=8, bins=4)  # no shipped model: a fresh, small run

@@ -17,7 +17,7 @@ import torch
 import funnelkit as fk
 from funnelkit import runs as folders
 from funnelkit.checkpoints import read_checkpoint
-from funnelkit.cli import main
+from funnelkit.cli.main import main
 from funnelkit.experiments import commands, four_circles
 from funnelkit.experiments import runs as experiment_runs
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import funnelkit as fk
-from funnelkit import gallery
+from funnelkit.app import gallery
 from funnelkit.validation import check_positive_int, check_temperature
 
 NUMPY_INTS = [np.int8(5), np.int16(5), np.int32(5), np.int64(5), np.uint8(5), np.uint64(5)]

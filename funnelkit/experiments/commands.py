@@ -1,5 +1,5 @@
 """What ``funnelkit train|eval|sample|reproduce`` do for every experiment (four circles' test
-numbers are :mod:`funnelkit.experiments.four_circles`'); :mod:`funnelkit.cli` only parses and prints.
+numbers are :mod:`funnelkit.experiments.four_circles`'); :mod:`funnelkit.cli.main` only parses and prints.
 
 One run of one model, in a run folder, by :func:`funnelkit.experiments.runs.train_or_load`
 (resumable; a finished run is loaded, not trained again; ``--extend`` continues a finished one;

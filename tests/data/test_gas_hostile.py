@@ -144,7 +144,7 @@ def test_the_2e9_bytearray_is_named_in_the_message(tmp_path):
 
 
 def test_cli_prints_one_short_error_for_the_hostile_pickle(tmp_path, capsys):
-    from funnelkit import cli
+    import funnelkit.cli.main as cli
 
     (tmp_path / "gas").mkdir()
     (tmp_path / "gas" / "ethylene_CO.pickle").write_bytes(HOSTILE["bytearray(2e9)"])

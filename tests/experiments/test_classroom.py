@@ -8,10 +8,10 @@ import pytest
 import torch
 
 import funnelkit as fk
-from funnelkit.cli import main
+from funnelkit.cli.main import main
 from funnelkit.data.images import image_dataset
 from funnelkit.experiments.shipped import SHIPPED_RUNS
-from funnelkit.gallery.runs import find_image_runs
+from funnelkit.app.gallery.runs import find_image_runs
 from funnelkit.experiments import commands, table2, table4
 from funnelkit.experiments.runs import held_out_split, per_example_bpd
 from funnelkit.models.anomaly import CLASSROOM_F_MLP, PRESETS, anomaly_config, anomaly_model

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from funnelkit.cli import main
+from funnelkit.cli.main import main
 from funnelkit.experiments import DESCRIPTIONS, RESULTS
 from funnelkit.experiments.shipped import SHIPPED_RUNS
 

@@ -37,7 +37,7 @@ def test_a_result_imports_no_other_result(name):
 
 
 def test_the_command_line_runs_and_the_gallery_take_the_shared_parts_not_a_result():
-    for path in (EXPERIMENTS / "commands.py", EXPERIMENTS.parent / "gallery" / "sampling.py"):
+    for path in (EXPERIMENTS / "commands.py", EXPERIMENTS.parent / "app" / "gallery" / "sampling.py"):
         assert {"table2", "table4"} & _imported_modules(path) == set(), path
 
 

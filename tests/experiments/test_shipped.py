@@ -9,7 +9,7 @@ import torch
 
 import funnelkit as fk
 from funnelkit.checkpoints import read_checkpoint
-from funnelkit.cli import main
+from funnelkit.cli.main import main
 from funnelkit.experiments import runs
 from funnelkit.runs import describe_run
 from funnelkit.experiments.shipped import KEPT_TRAINER_STATE, SHIPPED_RUNS, finished_runs, ship, use_shipped

@@ -15,10 +15,10 @@ from pathlib import Path
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .checkpoints import CHECKPOINT_NAME
-    from .experiments import DESCRIPTIONS
-    from .experiments.commands import DEFAULT_DATASET, EXPERIMENTS, datasets, model_names
-    from .experiments.runs import EVALUATION_NAME, METRICS_NAME
+    from ..checkpoints import CHECKPOINT_NAME
+    from ..experiments import DESCRIPTIONS
+    from ..experiments.commands import DEFAULT_DATASET, EXPERIMENTS, datasets, model_names
+    from ..experiments.runs import EVALUATION_NAME, METRICS_NAME
 
     parser = argparse.ArgumentParser(prog="funnelkit", description="Funnels: exact maximum likelihood with dimensionality reduction.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -158,7 +158,7 @@ def _digits(args: argparse.Namespace) -> None:
 
     import torch
 
-    from .digits.training import ClassifierSettings, save_classifier, train_classifier
+    from ..digits.training import ClassifierSettings, save_classifier, train_classifier
 
     if args.threads < 1:
         raise ValueError(f"--threads must be at least 1, got {args.threads}")
@@ -175,9 +175,9 @@ def _digits(args: argparse.Namespace) -> None:
 def _train(args: argparse.Namespace) -> None:
     import torch
 
-    from . import distributed
-    from .experiments import commands
-    from .train import Speed, speed_settings
+    from .. import distributed
+    from ..experiments import commands
+    from ..train import Speed, speed_settings
 
     spec = commands.make_spec(args.experiment, args.model, args.preset, args.dataset, args.bits, args.latent_size,
                               args.root, args.download, args.steps, args.seed)
@@ -203,8 +203,8 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _eval(args: argparse.Namespace) -> None:
-    from .device import pick_device
-    from .experiments import commands
+    from ..device import pick_device
+    from ..experiments import commands
 
     if args.n is not None and args.n < 1:
         raise ValueError(f"--n must be at least 1, got {args.n}")
@@ -215,9 +215,9 @@ def _eval(args: argparse.Namespace) -> None:
 
 
 def _sample(args: argparse.Namespace) -> None:
-    from .device import pick_device
-    from .experiments import commands
-    from .models.tempering import check_sampling_temperature, check_temper
+    from ..device import pick_device
+    from ..experiments import commands
+    from ..models.tempering import check_sampling_temperature, check_temper
 
     # checked before anything is loaded or written: a bad mode or temperature ends as one line, exit 2
     temperature = _option(check_sampling_temperature, args.temperature, "--temperature")
@@ -236,13 +236,13 @@ def _option(check, value, option: str):
 
 
 def _models(args: argparse.Namespace) -> None:
-    from .models.table import FAMILIES, format_model_table, model_table
+    from ..models.table import FAMILIES, format_model_table, model_table
 
     print(format_model_table(model_table(args.preset, tuple(args.family or FAMILIES))), end="")
 
 
 def _reproduce(args: argparse.Namespace) -> None:
-    from .experiments import commands
+    from ..experiments import commands
 
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads must be at least 1, got {args.threads}")
@@ -254,7 +254,7 @@ def _reproduce(args: argparse.Namespace) -> None:
 
         torch.set_num_threads(args.threads)
     if args.shipped:
-        from .experiments.shipped import use_shipped
+        from ..experiments.shipped import use_shipped
 
         runs = args.runs or "runs"  # where the entries look by default
         print(f"copied {len(use_shipped(runs))} shipped run(s) into {runs}")
@@ -264,7 +264,7 @@ def _reproduce(args: argparse.Namespace) -> None:
 
 
 def _ship(args: argparse.Namespace) -> None:
-    from .experiments.shipped import SHIPPED_RUNS, ship
+    from ..experiments.shipped import SHIPPED_RUNS, ship
 
     for run in ship(args.folder, args.to or SHIPPED_RUNS, float16=args.float16, progress=True):
         print(f"shipped {run}")
@@ -312,7 +312,7 @@ def _os_error_line(error):
     """One line for an OSError of the disk or of a path, or None for one that is a bug (let it show)."""
     import errno
 
-    from .files import DISK_ERRNOS
+    from ..files import DISK_ERRNOS
 
     where = f" {error.filename}" if error.filename is not None else ""
     if error.errno in DISK_ERRNOS:  # read-only, full, over quota, not allowed
@@ -328,8 +328,8 @@ def main(argv: list[str] | None = None) -> int:
     Ctrl-C ends with exit 130, SIGTERM with 143 (SIGHUP 129), after the normal unwinding: the
     run folder's lock is released and no temporary file is left.
     """
-    from .checkpoints import CheckpointError
-    from .device import pick_device
+    from ..checkpoints import CheckpointError
+    from ..device import pick_device
 
     args = _parser().parse_args(argv)
     handlers = {"train": _train, "eval": _eval, "sample": _sample, "reproduce": _reproduce, "models": _models,

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..validation import check_positive_int
+from ...validation import check_positive_int
 from .names import DATA_SHAPES
 from .sampling import check_sample_request, model_bits, sample_images
 
@@ -50,7 +50,7 @@ def not_measured_line(run):
 def real_digit_fid(n=METRIC_SAMPLES, bits=8):
     """The digit FID of ``n`` real training digits (a fixed seeded choice among the 9,000 the image
     models train on), reduced to ``bits`` as a model's samples are, against the held-out reference."""
-    from ..digits import digit_metrics, mnist_digits_split
+    from ...digits import digit_metrics, mnist_digits_split
 
     n = check_positive_int(n, "the number of digits")
     train = mnist_digits_split()[0]
@@ -64,7 +64,7 @@ def real_digit_fid(n=METRIC_SAMPLES, bits=8):
 def digit_quality(model, temperature=1.0, temper="base", seed=0, n=METRIC_SAMPLES):
     """The digit FID of ``n`` seeded samples of an MNIST model (the grid's draw: same seed, temperature
     and temper), with the real-digit figure at the same ``n`` and bit depth, as :class:`DigitQuality`."""
-    from ..digits import digit_metrics
+    from ...digits import digit_metrics
 
     n, temperature, seed = check_sample_request(n, temperature, seed, high=None)
     if n < 2:

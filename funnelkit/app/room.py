@@ -4,15 +4,15 @@ A lecturer opens a room; every student's page shows the same run, live. Nothing 
 streamlit: the dashboard (``app.py``, ``?room=NAME``) only reads snapshots and forwards the
 presenter's buttons.
 
-    room = ROOMS.open("stats101")                # a LiveRun (funnelkit.live) in a process of its own
+    room = ROOMS.open("stats101")                # a LiveRun (funnelkit.app.live) in a process of its own
     room.token                                   # the presenter's secret (secrets.token_urlsafe)
     room.play(room.token)                        # controls need the token; a wrong one raises
     snapshot = ROOMS.get("stats101").snapshot()  # what every viewer draws: immutable, no lock
 
 How it is shared:
 
-* **One run, one process.** A :class:`Room` owns one :class:`funnelkit.live.LiveRun`, trained in a
-  process of its own (:mod:`funnelkit.room_process`) while the presenter has it playing, so that the
+* **One run, one process.** A :class:`Room` owns one :class:`funnelkit.app.live.LiveRun`, trained in a
+  process of its own (:mod:`funnelkit.app.room_process`) while the presenter has it playing, so that the
   training never holds the server's interpreter lock: the server's threads only serve pages. The
   process trains in short chunks and sends a frame after each (what is new in the loss history, and
   the pictures when they were drawn again: once for the whole room, at most every 0.25 s and at most a
@@ -109,7 +109,7 @@ class Snapshot:
 
     @property
     def last_loss(self):
-        """The mean loss of the last 20 steps, as :attr:`funnelkit.live.LiveRun.last_loss`."""
+        """The mean loss of the last 20 steps, as :attr:`funnelkit.app.live.LiveRun.last_loss`."""
         tail = self.losses[-20:]
         return float(tail.mean()) if tail.size else None
 
@@ -148,10 +148,10 @@ def shared_line(trainings):
 
 
 class Room:
-    """One live run trained in a process of its own (:mod:`funnelkit.room_process`), watched through
+    """One live run trained in a process of its own (:mod:`funnelkit.app.room_process`), watched through
     :meth:`snapshot`.
 
-    ``settings`` (a :class:`funnelkit.live.LiveSettings`) pick the run; on four circles it starts
+    ``settings`` (a :class:`funnelkit.app.live.LiveSettings`) pick the run; on four circles it starts
     from the shipped model, as an independent session does. ``resolution``, ``n_samples`` and
     ``n_data`` size the pictures; ``threads`` are the training process's torch threads (by default
     this process's). Use :meth:`Rooms.open` rather than the constructor in an app.
@@ -232,7 +232,7 @@ class Room:
         return self._control(token, "play")
 
     def pause(self, token):
-        """Stop training after the current chunk (at most :data:`funnelkit.room_process.TRAIN_CHUNK_S`)."""
+        """Stop training after the current chunk (at most :data:`funnelkit.app.room_process.TRAIN_CHUNK_S`)."""
         return self._control(token, "pause")
 
     def step(self, token, n=1):
@@ -248,7 +248,7 @@ class Room:
         return self._control(token, "load_pretrained")
 
     def apply(self, token, settings):
-        """New settings for the room's run (as :meth:`funnelkit.live.LiveRun.apply`): returns the snapshot."""
+        """New settings for the room's run (as :meth:`funnelkit.app.live.LiveRun.apply`): returns the snapshot."""
         if not isinstance(settings, live.LiveSettings):
             raise ValueError(f"settings must be LiveSettings, got {type(settings).__name__}")
         return self._control(token, "apply", settings)
@@ -261,7 +261,7 @@ class Room:
 
     # -- frames from the training process ------------------------------------------------------
     def _receive(self, frame):
-        """Turn a :class:`funnelkit.room_process.Frame` into the next snapshot (the thread that reads frames)."""
+        """Turn a :class:`funnelkit.app.room_process.Frame` into the next snapshot (the thread that reads frames)."""
         last = self._snapshot
         if frame.history_start == 0 or last is None:
             steps, losses = frame.steps, frame.losses

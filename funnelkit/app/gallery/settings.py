@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from .. import url_query
 
-from ..models.tempering import check_temper
+from ...models.tempering import check_temper
 from .sampling import LIMITS, check_sample_request
 
 

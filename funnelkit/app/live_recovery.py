@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from nflows.transforms.base import InputOutsideDomain
 
-from .train import TrainingDiverged
+from ..train import TrainingDiverged
 
 #: What a training step or a picture raises when the model's numbers have broken down: nflows'
 #: internal checks (``AssertionError``, ``InputOutsideDomain``), torch's maths (``RuntimeError``,

@@ -1,6 +1,6 @@
 """A classroom room's training in a process of its own, and the server's handle on it.
 
-A room (:mod:`funnelkit.room`) is watched by a whole class: 30 pages redraw its charts twice a second
+A room (:mod:`funnelkit.app.room`) is watched by a whole class: 30 pages redraw its charts twice a second
 or more, each redraw costing the server a few milliseconds of Python (the Plotly figures written as
 JSON). Trained in a thread of the server, the room's training took 0.76 CPU-seconds a second of the
 same interpreter, so the pages' redraws waited for the interpreter lock (measured: 1.4-1.85 redraws a
@@ -24,7 +24,7 @@ pictures (density grid, samples) are drawn at most every :data:`PUBLISH_EVERY_S`
 on a machine with fewer free cores than rooms the pages are served first. It ends when asked, and
 on its own when the server goes away (its pipe closes).
 
-The process is a fresh interpreter, ``python -m funnelkit.room_process`` (opening a room waits for it
+The process is a fresh interpreter, ``python -m funnelkit.app.room_process`` (opening a room waits for it
 to import torch: 2-3 s), not a :mod:`multiprocessing` child: under Streamlit the server's
 ``__main__`` is the app script, which ``spawn`` and ``forkserver`` would run again in the child.
 It needs a POSIX system (the socket is passed as a file descriptor).
@@ -61,7 +61,7 @@ class Frame:
 
     The loss history comes as what is new: ``steps`` and ``losses`` start at index ``history_start`` of
     the run's history (0: the whole history, after a new model or a step back). ``pictures``
-    (a :class:`funnelkit.live.Pictures`) is ``None`` when they were not drawn again since the last frame.
+    (a :class:`funnelkit.app.live.Pictures`) is ``None`` when they were not drawn again since the last frame.
     """
 
     iteration: int
@@ -83,8 +83,8 @@ class Frame:
 class TrainingProcess:
     """The server's handle on one training process (see the module).
 
-    ``settings`` (a :class:`funnelkit.live.LiveSettings`) and ``device`` pick the run, as
-    :meth:`funnelkit.live.LiveRun.create` does; ``picture_size`` is ``(resolution, n_samples, n_data)``;
+    ``settings`` (a :class:`funnelkit.app.live.LiveSettings`) and ``device`` pick the run, as
+    :meth:`funnelkit.app.live.LiveRun.create` does; ``picture_size`` is ``(resolution, n_samples, n_data)``;
     ``threads`` the process's torch threads (``None``: torch's default). ``on_frame(frame)`` is called
     in a thread of this process for every frame, in order; ``on_end(text)`` once if the process ends
     without being asked. The constructor returns after the first frame, or raises what building the
@@ -102,7 +102,7 @@ class TrainingProcess:
             package_root = str(Path(__file__).resolve().parents[1])
             path = os.pathsep.join([package_root, *filter(None, [os.environ.get("PYTHONPATH")])])
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "funnelkit.room_process", str(theirs.fileno()), name],
+                [sys.executable, "-m", "funnelkit.app.room_process", str(theirs.fileno()), name],
                 pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=dict(os.environ, PYTHONPATH=path))
         self._connection = Connection(ours.detach())
         with contextlib.suppress(OSError):  # it ended at once: _first_message says so
@@ -201,7 +201,7 @@ class TrainingProcess:
 
 # -- the training process -----------------------------------------------------------------------
 def main(argv=None):
-    """The training process's entry point: ``python -m funnelkit.room_process FD NAME`` (FD: its end of
+    """The training process's entry point: ``python -m funnelkit.app.room_process FD NAME`` (FD: its end of
     the socket pair the server made)."""
     argv = sys.argv[1:] if argv is None else argv
     connection = Connection(int(argv[0]))
@@ -337,6 +337,6 @@ def _sendable(error):
 
 
 if __name__ == "__main__":
-    from funnelkit.room_process import main as _main  # the module's own classes, for pickling frames
+    from funnelkit.app.room_process import main as _main  # the module's own classes, for pickling frames
 
     _main()

@@ -14,10 +14,10 @@ import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ..checkpoints import CHECKPOINT_NAME, CheckpointError, read_checkpoint
-from ..experiments.shipped import SHIPPED_RUNS
-from ..runs import METRICS_NAME, describe_run, training_sentence
-from ..paths import REPO_ROOT
+from ...checkpoints import CHECKPOINT_NAME, CheckpointError, read_checkpoint
+from ...experiments.shipped import SHIPPED_RUNS
+from ...runs import METRICS_NAME, describe_run, training_sentence
+from ...paths import REPO_ROOT
 from .compare import comparisons
 from .names import DATA_SHAPES, DATASET_NAMES, IMAGE_BUILDERS, MODEL_NAMES, run_order
 

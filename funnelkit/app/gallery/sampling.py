@@ -13,11 +13,11 @@ import threading
 
 import torch
 
-from ..experiments.image_runs import samples_uint8
-from ..experiments.paper_numbers import FIG4_TEMPERATURES
-from ..experiments.results import image_grid
-from ..models.tempering import TEMPER_MODES, check_sampling_temperature, check_temper
-from ..validation import check_positive_int
+from ...experiments.image_runs import samples_uint8
+from ...experiments.paper_numbers import FIG4_TEMPERATURES
+from ...experiments.results import image_grid
+from ...models.tempering import TEMPER_MODES, check_sampling_temperature, check_temper
+from ...validation import check_positive_int
 from .names import IMAGE_BUILDERS
 
 PRESET_TEMPERATURES = tuple(FIG4_TEMPERATURES)  # 0.5, 0.75, 1.0

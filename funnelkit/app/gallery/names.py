@@ -5,8 +5,8 @@ sets' names and shapes are the kit's own tables (:data:`funnelkit.data.images.DA
 :data:`funnelkit.models.image.IMAGE_SHAPES`), not copies.
 """
 
-from ..data.images import DATASET_NAMES
-from ..models.image import IMAGE_SHAPES
+from ...data.images import DATASET_NAMES
+from ...models.image import IMAGE_SHAPES
 
 IMAGE_BUILDERS = {"image": "images", "anomaly": "anomaly"}  # config builder -> experiment
 MODEL_ORDER = ("f-nsf", "nsf", "vae", "f-mlp")

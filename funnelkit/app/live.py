@@ -18,7 +18,7 @@ checkpoint shipped in ``data/checkpoints`` when there is one, so a trained model
 
 A run never raises into the page when its maths break down (a learning rate of 0.3 or more can
 make the splines so steep within a few dozen steps that drawing samples fails inside nflows, or the
-loss turns NaN): it steps back to its last good state (:mod:`funnelkit.live_recovery`), pauses, and
+loss turns NaN): it steps back to its last good state (:mod:`funnelkit.app.live_recovery`), pauses, and
 says so in :attr:`LiveRun.message`; :meth:`LiveRun.play` lets it train again. An error nobody
 expected (a bug, memory running out) is the page's to catch: :meth:`LiveRun.fail` then steps back and
 pauses the same way, with a message. :class:`Paced` decides when a page makes its slow pictures again
@@ -35,18 +35,18 @@ import numpy as np
 import torch
 
 from . import url_query
-from .checkpoints import read_checkpoint
-from .data import TOYS, four_circles_log_prob, toy
-from .device import pick_device, seeded
-from .grid import grid_log_prob
-from .layers.funnel import Funnel
+from ..checkpoints import read_checkpoint
+from ..data import TOYS, four_circles_log_prob, toy
+from ..device import pick_device, seeded
+from ..grid import grid_log_prob
+from ..layers.funnel import Funnel
 from .live_recovery import BREAKDOWN_ERRORS, GoodStates, describe, model_is_finite
-from .metrics import ks_statistic
-from .models import PLANE_MODELS, plane_model
-from .models.plane import PRESETS
-from .paths import shipped_checkpoint
-from .train import TrainConfig, Trainer
-from .validation import check_positive_int
+from ..metrics import ks_statistic
+from ..models import PLANE_MODELS, plane_model
+from ..models.plane import PRESETS
+from ..paths import shipped_checkpoint
+from ..train import TrainConfig, Trainer
+from ..validation import check_positive_int
 
 DATASETS = tuple(TOYS)
 MODELS = PLANE_MODELS
@@ -127,7 +127,7 @@ class LiveSettings:
     def from_query(cls, query):
         """Settings from URL query values; returns ``(settings, problems)``: each bad value is
         replaced by its default and described in ``problems``, so a link with one typo still
-        opens, with a message saying what was ignored (:func:`funnelkit.url_query.from_query`)."""
+        opens, with a message saying what was ignored (:func:`funnelkit.app.url_query.from_query`)."""
         return url_query.from_query(cls, query, _parse)
 
     # -- what differs between two settings ------------------------------------------------------
