@@ -33,7 +33,7 @@ import torch
 
 import funnelkit as fk
 from funnelkit.app import gallery
-from funnelkit.app import live
+from funnelkit.app import live, live_settings
 from funnelkit.app import room as classroom
 from funnelkit.checkpoints import versions
 from funnelkit.app.live_recovery import describe
@@ -153,7 +153,7 @@ def init_session():
     """Once per browser session: read the settings from the URL (bad values become messages)."""
     if "settings_ready" in ss:
         return
-    settings, problems = live.LiveSettings.from_query(st.query_params.to_dict())
+    settings, problems = live_settings.LiveSettings.from_query(st.query_params.to_dict())
     for name, value in settings.to_dict().items():
         ss[name] = value
     choice = os.environ.get("FUNNELKIT_APP_DEVICE", "auto")
@@ -170,8 +170,8 @@ def init_session():
 
 
 def current_settings():
-    values = {name: ss[name] for name in live.LiveSettings.__dataclass_fields__}
-    return live.LiveSettings(**values)
+    values = {name: ss[name] for name in live_settings.LiveSettings.__dataclass_fields__}
+    return live_settings.LiveSettings(**values)
 
 
 def current_run(settings):
@@ -198,7 +198,7 @@ def back_to_working_settings():
     """The way back from settings that failed: the sidebar takes the settings of the session's model
     again (the defaults when it has none yet)."""
     run = ss.get("run")
-    good = run.settings if run is not None else live.LiveSettings()
+    good = run.settings if run is not None else live_settings.LiveSettings()
     for name, value in good.to_dict().items():
         ss[name] = value
 
@@ -288,21 +288,21 @@ def sidebar():
     with st.sidebar:
         st.header("Settings")
         st.caption("The 2-D model of the Train, Latents, Watch it move and How it works tabs.")
-        st.selectbox("Dataset", live.DATASETS, key="dataset", format_func=DATASET_NAMES.get)
-        st.radio("Model", live.MODELS, key="model", format_func=MODEL_NAMES.get,
+        st.selectbox("Dataset", live_settings.DATASETS, key="dataset", format_func=DATASET_NAMES.get)
+        st.radio("Model", live_settings.MODELS, key="model", format_func=MODEL_NAMES.get,
                  help="F-NSF ends in a funnel layer (Eq. 6) that drops x₁; NSF keeps both dimensions.")
-        low, high = live.LIMITS["hidden"]
+        low, high = live_settings.LIMITS["hidden"]
         st.number_input("Hidden units", low, high, step=8, key="hidden", help="Width of each spline's MLP.")
-        low, high = live.LIMITS["bins"]
+        low, high = live_settings.LIMITS["bins"]
         st.number_input("Spline bins", low, high, step=1, key="bins")
-        low, high = live.LIMITS["lr"]
+        low, high = live_settings.LIMITS["lr"]
         st.number_input("Learning rate", low, high, step=1e-4, format="%.5f", key="lr",
                         help="Adam's step size. From about 0.3 up the splines often break down within a few "
                              "dozen steps: the run then goes back to its last good model and pauses, so you "
                              "can see what too large a step does.")
-        low, high = live.LIMITS["batch"]
+        low, high = live_settings.LIMITS["batch"]
         st.number_input("Batch size", low, high, step=32, key="batch")
-        low, high = live.LIMITS["seed"]
+        low, high = live_settings.LIMITS["seed"]
         st.number_input("Training seed", low, high, step=1, key="seed",
                         help="Initial weights and the training data stream.")
         st.caption("Dataset, model, sizes and seed start a fresh model; learning rate and batch size "
@@ -396,7 +396,7 @@ def control_buttons(has_pretrained):
                    help="A fresh, untrained model.", icon=":material/restart_alt:")
     if has_pretrained:
         cols[4].button("Load pretrained", key="load_pretrained", on_click=guarded(load_pretrained, "loading"),
-                       width="stretch", help="The model shipped in data/checkpoints, trained with the quick preset.")
+                       width="stretch", help="The model shipped in data/runs/four-circles-quick, trained with the quick preset.")
 
 
 def live_cycle(name, what, show, views, cycle):
@@ -1037,7 +1037,7 @@ def room_device():
 
 def open_room(name):
     """The Open button: a new room with the link's settings; the page's link becomes the presenter link."""
-    settings, _ = live.LiveSettings.from_query(st.query_params.to_dict())
+    settings, _ = live_settings.LiveSettings.from_query(st.query_params.to_dict())
     try:
         room = classroom.ROOMS.open(name, settings, device=room_device(), resolution=GRID, n_samples=N_SAMPLES)
     except (classroom.RoomError, ValueError, OSError, RuntimeError) as error:
@@ -1090,11 +1090,11 @@ def room_settings_form(name, settings):
     """The presenter's sidebar: dataset, model and learning rate of the room's run."""
     with st.sidebar.form("room_settings", border=False):
         st.subheader("The room's run")
-        st.selectbox("Dataset", live.DATASETS, index=live.DATASETS.index(settings.dataset), key="room_dataset",
+        st.selectbox("Dataset", live_settings.DATASETS, index=live_settings.DATASETS.index(settings.dataset), key="room_dataset",
                      format_func=DATASET_NAMES.get)
-        st.radio("Model", live.MODELS, index=live.MODELS.index(settings.model), key="room_model",
+        st.radio("Model", live_settings.MODELS, index=live_settings.MODELS.index(settings.model), key="room_model",
                  format_func=MODEL_NAMES.get)
-        low, high = live.LIMITS["lr"]
+        low, high = live_settings.LIMITS["lr"]
         st.number_input("Learning rate", low, high, value=settings.lr, step=1e-4, format="%.5f", key="room_lr")
         st.form_submit_button("Apply to the room", on_click=apply_room_settings, args=(name,))
         st.caption("A new dataset or model starts a fresh model; a new learning rate applies to the running one.")
@@ -1116,7 +1116,7 @@ def room_controls(room, token):
     if snap.settings.pretrained_path() is not None:
         cols[4].button("Load pretrained", key="room_load_pretrained", on_click=room_action,
                        args=(room.name, "load_pretrained"), width="stretch",
-                       help="The model shipped in data/checkpoints, trained with the quick preset.")
+                       help="The model shipped in data/runs/four-circles-quick, trained with the quick preset.")
     cols[5].caption(f"You present room **{room.name}**: your buttons drive the training every page of the room "
                     "shows.")
     room_links(room.name, token)

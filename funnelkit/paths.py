@@ -1,11 +1,14 @@
-"""Where the kit's own files live: shipped checkpoints and default output folders."""
+"""Where the kit's own files live: shipped runs and default output folders."""
 
 import os
 from pathlib import Path
 
+from .checkpoints import CHECKPOINT_NAME
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("FUNNELKIT_DATA", REPO_ROOT / "data"))
-SHIPPED_CHECKPOINTS = DATA_DIR / "checkpoints"
+#: The shipped run folders, ``data/runs/<group>/<run>`` (:mod:`funnelkit.experiments.shipped`).
+SHIPPED_RUNS = DATA_DIR / "runs"
 
 
 def shown(path):
@@ -21,5 +24,6 @@ def shown_in_text(text):
 
 
 def shipped_checkpoint(experiment, model, preset):
-    """The path of a checkpoint shipped in ``data/checkpoints`` (it may not exist)."""
-    return SHIPPED_CHECKPOINTS / f"{experiment}-{model}-{preset}.pt"
+    """The ``checkpoint.pt`` of the shipped run of ``model`` in ``data/runs/<experiment>-<preset>/<model>``
+    (it may not exist): ``shipped_checkpoint("four-circles", "f-nsf", "quick")``."""
+    return SHIPPED_RUNS / f"{experiment}-{preset}" / model / CHECKPOINT_NAME

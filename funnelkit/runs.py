@@ -240,8 +240,8 @@ _TRAINER_METRICS = ("finished", "step", "steps", "train_nll", "eval_nll", "best_
 def describe_run(path, payload=None):
     """The :class:`RunDescription` of a run folder or checkpoint file.
 
-    Reads ``metrics.json`` when the folder has one (a checkpoint file elsewhere, e.g.
-    ``data/checkpoints/*.pt``, has none), else the checkpoint (``payload`` if given). A missing
+    Reads ``metrics.json`` when the folder has one (a checkpoint file of another name, e.g. a
+    user's ``fk.save_checkpoint("my.pt", model)``, has none), else the checkpoint (``payload`` if given). A missing
     or damaged checkpoint without a ``metrics.json`` raises (FileNotFoundError, CheckpointError).
     """
     path = Path(path)

@@ -9,7 +9,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 import funnelkit as fk
-from funnelkit.app import gallery, live
+from funnelkit.app import gallery, live, live_settings
 from funnelkit.experiments.shipped import SHIPPED_RUNS
 
 from .test_gallery import make_run
@@ -33,7 +33,7 @@ def _light_app(monkeypatch):
 @pytest.fixture
 def no_shipped(tmp_path, monkeypatch):
     """No shipped checkpoint, whatever this checkout holds: the app starts from a fresh model."""
-    monkeypatch.setattr(live, "shipped_checkpoint", lambda *args: tmp_path / "absent.pt")
+    monkeypatch.setattr(live_settings, "shipped_checkpoint", lambda *args: tmp_path / "absent.pt")
 
 
 def start(query=None, **params):
@@ -180,7 +180,7 @@ def test_bad_setting_in_the_link_shows_a_message_not_a_traceback(no_shipped, par
     for word in words:
         assert word in errors
     assert iteration(at) == 0  # the app still works, with the defaults
-    assert at.session_state.run.settings == live.LiveSettings()
+    assert at.session_state.run.settings == live_settings.LiveSettings()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has the device asked for")
@@ -198,7 +198,7 @@ def test_link_sets_the_settings(no_shipped):
     assert at.selectbox(key="dataset").value == "two-moons"
     assert at.radio(key="model").value == "nsf"
     assert at.number_input(key="hidden").value == 16
-    assert at.session_state.run.settings == live.LiveSettings("two-moons", "nsf", 16, 6, 0.01, 64, 3)
+    assert at.session_state.run.settings == live_settings.LiveSettings("two-moons", "nsf", 16, 6, 0.01, 64, 3)
     assert at.session_state.run.model.latent_dim == 2
     assert not [m for m in at.metric if m.label.startswith("best possible")]  # no true density
 
@@ -217,7 +217,7 @@ def test_changing_a_setting_writes_the_link(no_shipped):
 
 def test_first_open_shows_the_shipped_model(tmp_path, monkeypatch):
     path = tmp_path / "four-circles-f-nsf-quick.pt"
-    monkeypatch.setattr(live, "shipped_checkpoint", lambda *args: path)
+    monkeypatch.setattr(live_settings, "shipped_checkpoint", lambda *args: path)
     torch.manual_seed(0)
     model = fk.models.plane_model("f-nsf", preset="quick")
     trainer = fk.Trainer(model, lambda n, g: fk.data.four_circles(n, generator=g), fk.TrainConfig(steps=10))
@@ -436,7 +436,7 @@ def test_settings_that_cannot_be_built_show_a_message_and_a_way_back(no_shipped,
 def test_a_damaged_shipped_model_gives_a_fresh_one_and_says_why(tmp_path, monkeypatch):
     path = tmp_path / "four-circles-f-nsf-quick.pt"
     path.write_bytes(b"not a checkpoint")
-    monkeypatch.setattr(live, "shipped_checkpoint", lambda *args: path)
+    monkeypatch.setattr(live_settings, "shipped_checkpoint", lambda *args: path)
     at = start()
     assert not at.exception and iteration(at) == 0
     (error,) = [e.value for e in at.error]

@@ -10,12 +10,12 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from funnelkit.app import live
+from funnelkit.app import live, live_settings
 from funnelkit.app.room import ROOMS
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TIMEOUT = 120
-SMALL = live.LiveSettings(dataset="two-moons", hidden=8, bins=4)
+SMALL = live_settings.LiveSettings(dataset="two-moons", hidden=8, bins=4)
 
 
 @pytest.fixture(autouse=True)

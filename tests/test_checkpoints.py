@@ -77,7 +77,7 @@ def test_shipped_checkpoints_load_and_are_trained(name):
     model = fk.load(path)
     x = fk.data.four_circles(20_000, seed=123)
     gap = (fk.data.four_circles_log_prob(x) - model.log_prob(x)).mean().item()
-    assert gap < 0.08, f"{path.name} is {gap:.3f} nats below the true density"
+    assert gap < 0.08, f"{path} is {gap:.3f} nats below the true density"
     assert model.metrics["train_config"]["steps"] == model.metrics["steps"]
 
 

@@ -9,7 +9,8 @@ import torch
 
 import funnelkit as fk
 from funnelkit.device import available_devices, pick_device
-from funnelkit.app.live import LiveRun, LiveSettings
+from funnelkit.app.live import LiveRun
+from funnelkit.app.live_settings import LiveSettings
 
 SHIPPED = fk.paths.shipped_checkpoint("four-circles", "nsf", "quick")
 
@@ -98,8 +99,8 @@ def test_fk_load_checks_the_device_before_reading_the_file(tmp_path):
         fk.load(tmp_path / "absent.pt", device=f"cuda:{cuda}")  # one past the last GPU (or no GPU)
 
 
-@pytest.mark.skipif(not SHIPPED.is_file(), reason="no shipped checkpoint in this checkout")
 def test_fk_load_puts_the_model_on_the_picked_device():
+    assert SHIPPED.is_file(), f"the tracked checkpoint {SHIPPED} is missing"
     x = fk.data.four_circles(8, seed=1)
     on_cpu = fk.load(SHIPPED, device="cpu")
     for name in available_devices():

@@ -131,9 +131,9 @@ def test_the_global_generator_and_the_models_mode_are_left_as_they_were():
 
 
 def test_the_shipped_four_circles_model_goes_out_and_back():
-    from funnelkit.app import live
+    from funnelkit.app import live, live_settings
 
-    run = live.LiveRun.create(live.LiveSettings())
+    run = live.LiveRun.create(live_settings.LiveSettings())
     assert run.source.startswith("shipped"), "the tracked four-circles F-NSF checkpoint is missing"
     path = round_trip(run.model, 1000, SEED)
     np.testing.assert_allclose(path.stages[-1].values, path.stages[0].values, rtol=0, atol=1e-4)

@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from funnelkit.app.live import Stage
+from funnelkit.models.inspection import Stage
 from funnelkit.viz import interactive as iv
 
 RNG = np.random.default_rng(0)

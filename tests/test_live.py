@@ -8,8 +8,9 @@ import pytest
 import torch
 
 import funnelkit as fk
-from funnelkit.app import live
-from funnelkit.app.live import LiveRun, LiveSettings
+from funnelkit.app import live, live_settings
+from funnelkit.app.live import LiveRun
+from funnelkit.app.live_settings import LiveSettings
 
 SMALL = dict(hidden=8, bins=4, batch=64)  # tiny models: the tests are about state, not fitting
 
@@ -89,7 +90,7 @@ def test_query_with_bad_values_keeps_the_good_ones_and_names_the_bad():
 
 def test_pretrained_path_only_for_the_shipped_architecture(tmp_path, monkeypatch):
     fake = tmp_path / "four-circles-f-nsf-quick.pt"
-    monkeypatch.setattr(live, "shipped_checkpoint", lambda exp, model, preset: tmp_path / f"{exp}-{model}-{preset}.pt")
+    monkeypatch.setattr(live_settings, "shipped_checkpoint", lambda exp, model, preset: tmp_path / f"{exp}-{model}-{preset}.pt")
     assert LiveSettings().pretrained_path() is None  # no file yet
     fake.write_bytes(b"")
     assert LiveSettings().pretrained_path() == fake
@@ -244,13 +245,13 @@ def test_reference_loss_only_for_four_circles(run):
 # -- pretrained ----------------------------------------------------------------------------------
 def test_create_starts_from_the_shipped_checkpoint(tmp_path, monkeypatch):
     path = tmp_path / "four-circles-f-nsf-quick.pt"
-    monkeypatch.setattr(live, "shipped_checkpoint", lambda *args: path)
+    monkeypatch.setattr(live_settings, "shipped_checkpoint", lambda *args: path)
     source = LiveRun.create(LiveSettings(), device="cpu", pretrained=False)
     source.step(2)
     fk.save_checkpoint(path, source.model, {"step": 2}, source.trainer.state_dict())
 
     run = LiveRun.create(LiveSettings(lr=0.01), device="cpu")
-    assert run.source == f"shipped checkpoint {path.name}"
+    assert run.source == f"shipped checkpoint {fk.paths.shown(path)}"
     assert run.iteration == 2 and len(run.trainer.history["loss"]) == 2
     x = run.data(32)
     assert torch.allclose(run.model.log_prob(x), source.model.log_prob(x))
@@ -304,7 +305,7 @@ def test_the_shipped_model_continues_without_a_jump_in_the_loss():
 
 def test_the_continuation_rate_follows_the_settings(tmp_path, monkeypatch):
     path = tmp_path / "four-circles-f-nsf-quick.pt"
-    monkeypatch.setattr(live, "shipped_checkpoint", lambda *args: path)
+    monkeypatch.setattr(live_settings, "shipped_checkpoint", lambda *args: path)
     source = LiveRun.create(LiveSettings(), device="cpu", pretrained=False)
     assert source.lr == LiveSettings().lr  # a fresh model trains at the settings' rate
     source.step(2)
@@ -321,7 +322,7 @@ def test_a_new_run_reuses_the_opening_picture_and_owns_its_state(tmp_path, monke
     """The second session on a server shows the first one's opening picture without drawing it; its
     model, Adam's moments and history are its own (training one leaves the other as it was)."""
     path = tmp_path / "four-circles-f-nsf-quick.pt"
-    monkeypatch.setattr(live, "shipped_checkpoint", lambda *args: path)
+    monkeypatch.setattr(live_settings, "shipped_checkpoint", lambda *args: path)
     settings = LiveSettings(**SMALL)
     source = LiveRun.create(settings, device="cpu", pretrained=False)
     monkeypatch.setattr(LiveSettings, "pretrained_path", lambda self: path if self.hidden == SMALL["hidden"] else None)

@@ -287,7 +287,8 @@ def test_the_shipped_runs_are_in_the_current_format_and_say_which_result_made_th
     from funnelkit.experiments.shipped import SHIPPED_RUNS
 
     made_by = {"table1-quick": "table1", "table1-classroom": "table1", "images-quick": "table2",
-               "table4-quick": "table4", "table4-classroom": "table4", "images-classroom": None}  # the classroom runs were made by `funnelkit train images`, no result entry
+               "table4-quick": "table4", "table4-classroom": "table4", "images-classroom": None,
+               "four-circles-quick": None}  # made by `funnelkit train images|four-circles`, no result entry
     shipped = sorted(p.parent for p in SHIPPED_RUNS.glob("*/*/checkpoint.pt"))
     assert shipped, "the tracked shipped runs in data/runs are missing"
     for folder in shipped:

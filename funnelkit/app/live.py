@@ -9,12 +9,11 @@ short, time-boxed ticks, as TensorFlow Playground does with its ``Player``:
     run.iteration, run.trainer.history["loss"]
     view = run.pictures(resolution=100)      # density grid, samples, data: plain numpy
 
-Settings are checked here (:class:`LiveSettings` raises ``ValueError`` naming the setting, the
-allowed values and what came), so a bad value in a shared link becomes a message, not a
-traceback, and the checks are testable without a browser.
+The settings are :class:`funnelkit.app.live_settings.LiveSettings` (checked, and to and from the URL);
+what the per-layer views show is computed by :mod:`funnelkit.models.inspection` (Eq. 6 layer by layer).
 
 On four circles with the ``quick`` architecture, :meth:`LiveRun.create` starts from the
-checkpoint shipped in ``data/checkpoints`` when there is one, so a trained model shows at once.
+checkpoint shipped in ``data/runs/four-circles-quick`` when there is one, so a trained model shows at once.
 
 A run never raises into the page when its maths break down (a learning rate of 0.3 or more can
 make the splines so steep within a few dozen steps that drawing samples fails inside nflows, or the
@@ -29,28 +28,24 @@ import copy
 import functools
 import math
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
-from . import url_query
 from ..checkpoints import read_checkpoint
-from ..data import TOYS, four_circles_log_prob, toy
+from ..data import four_circles_log_prob, toy
 from ..device import pick_device, seeded
 from ..grid import grid_log_prob
-from ..layers.funnel import Funnel
-from .live_recovery import BREAKDOWN_ERRORS, GoodStates, describe, model_is_finite
 from ..metrics import ks_statistic
-from ..models import PLANE_MODELS, plane_model
-from ..models.plane import PRESETS
-from ..paths import shipped_checkpoint
+from ..models import plane_model
+from ..models.inspection import FunnelInside, eq6_table, funnel_inside, layer_stages
+from ..paths import shown
 from ..train import TrainConfig, Trainer
 from ..validation import check_positive_int
+from .live_recovery import BREAKDOWN_ERRORS, GoodStates, describe, model_is_finite
+from .live_settings import PRESET, PRESETS, LiveSettings
 
-DATASETS = tuple(TOYS)
-MODELS = PLANE_MODELS
-PRESET = "quick"  # the architecture family of the live models; its sizes are the defaults
 BOUNDS = (-4.0, 4.0)  # the square shown in every 2-D picture
 OPEN_ENDED_STEPS = 10**9  # live training has no planned end; the schedule is constant
 VIEW_SEED = 12_345  # the points drawn for pictures (never the training stream)
@@ -58,118 +53,6 @@ VIEW_SEED = 12_345  # the points drawn for pictures (never the training stream)
 #: schedule ended at 0, and Adam at the default 3e-3 lifts the shipped four-circles loss from 2.898 to
 #: about 3.0 within 100 steps; at 1e-4 (the rate of the schedule's last ~12 %) it stays within 0.01.
 SHIPPED_CONTINUE_LR = 1e-4
-
-#: Allowed ranges of the numeric settings: (smallest, largest).
-LIMITS = {
-    "hidden": (1, 512),
-    "bins": (2, 64),
-    "lr": (1e-5, 1.0),
-    "batch": (1, 4096),
-    "seed": (0, 2**31 - 1),
-}
-
-LABELS = {
-    "dataset": "dataset",
-    "model": "model",
-    "hidden": "hidden units",
-    "bins": "spline bins",
-    "lr": "learning rate",
-    "batch": "batch size",
-    "seed": "seed",
-}
-
-
-def _check_int(name, value):
-    low, high = LIMITS[name]
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
-        raise ValueError(f"{LABELS[name]} must be a whole number from {low} to {high}, got {value!r}")
-
-
-@dataclass(frozen=True)
-class LiveSettings:
-    """What the user picks in the dashboard; the defaults are the shipped ``quick`` run.
-
-    The field names are also the URL query keys (``?dataset=two-moons&hidden=32``).
-    """
-
-    dataset: str = "four-circles"
-    model: str = "f-nsf"
-    hidden: int = PRESETS[PRESET].hidden_features
-    bins: int = PRESETS[PRESET].num_bins
-    lr: float = 3e-3
-    batch: int = 256
-    seed: int = 0
-
-    def __post_init__(self):
-        if self.dataset not in DATASETS:
-            raise ValueError(f"unknown dataset {self.dataset!r}; expected one of {', '.join(DATASETS)}")
-        if self.model not in MODELS:
-            raise ValueError(f"unknown model {self.model!r}; expected one of {', '.join(MODELS)}")
-        for name in ("hidden", "bins", "batch", "seed"):
-            _check_int(name, getattr(self, name))
-        low, high = LIMITS["lr"]
-        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not low <= self.lr <= high:
-            raise ValueError(f"learning rate must be a number from {low:g} to {high:g}, got {self.lr!r}")
-        # Normalise numpy scalars and ints so that equal settings compare and hash equal.
-        for name in ("hidden", "bins", "batch", "seed"):
-            object.__setattr__(self, name, int(getattr(self, name)))
-        object.__setattr__(self, "lr", float(self.lr))
-
-    # -- the URL ------------------------------------------------------------------------------
-    def to_dict(self):
-        return asdict(self)
-
-    def to_query(self):
-        """The settings as URL query values (strings)."""
-        return url_query.to_query(self)
-
-    @classmethod
-    def from_query(cls, query):
-        """Settings from URL query values; returns ``(settings, problems)``: each bad value is
-        replaced by its default and described in ``problems``, so a link with one typo still
-        opens, with a message saying what was ignored (:func:`funnelkit.app.url_query.from_query`)."""
-        return url_query.from_query(cls, query, _parse)
-
-    # -- what differs between two settings ------------------------------------------------------
-    @property
-    def architecture(self):
-        """What a model is built from: changing any of these needs a new model."""
-        return (self.dataset, self.model, self.hidden, self.bins, self.seed)
-
-    def plane_overrides(self):
-        return {"hidden_features": self.hidden, "num_bins": self.bins}
-
-    def pretrained_path(self):
-        """The shipped checkpoint for these settings, or ``None`` when there is none.
-
-        Checkpoints are shipped for four circles with the ``quick`` architecture; the learning
-        rate, batch size and seed only affect how training continues from it.
-        """
-        quick = PRESETS[PRESET]
-        if self.dataset != "four-circles" or (self.hidden, self.bins) != (quick.hidden_features, quick.num_bins):
-            return None
-        path = shipped_checkpoint("four-circles", self.model, PRESET)
-        return path if path.is_file() else None
-
-
-def _parse(name, raw):
-    """One URL value as the type of setting ``name``; raises ``ValueError``."""
-    text = str(raw).strip()
-    if name in ("dataset", "model"):
-        return text
-    if name == "lr":
-        try:
-            value = float(text)
-        except ValueError:
-            raise ValueError(f"learning rate must be a number, got {text!r}") from None
-        if not math.isfinite(value):
-            raise ValueError(f"learning rate must be finite, got {text!r}")
-        return value
-    try:
-        return int(text)
-    except ValueError:
-        raise ValueError(f"{LABELS[name]} must be a whole number, got {text!r}") from None
-
 
 # ------------------------------------------------------------------------------------------------
 @dataclass
@@ -190,31 +73,6 @@ class LatentView:
     step: int
     z: np.ndarray
     ks: list
-
-
-@dataclass
-class Stage:
-    """The data after one layer: ``points`` is ``(n, width)``."""
-
-    title: str
-    points: np.ndarray
-    log_p_dropped: float | None = None  # mean log p_phi(x_- | z) of a funnel layer
-
-
-@dataclass
-class FunnelView:
-    """A funnel layer from the inside: its input's dropped coordinate x_- against its z.
-
-    ``log_p[i, j] = log p_phi(x_minus_axis[i] | z_axis[j])``, the learned decoder.
-    """
-
-    step: int
-    layer_index: int
-    z: np.ndarray  # (n,) the funnel's output for the data
-    x_minus: np.ndarray  # (n,) the dropped coordinate of the funnel's input
-    z_axis: np.ndarray
-    x_minus_axis: np.ndarray
-    log_p: np.ndarray
 
 
 class Paced:
@@ -329,7 +187,7 @@ class LiveRun:
             raise ValueError(
                 "no shipped checkpoint for these settings: checkpoints are shipped for four circles "
                 f"with {PRESETS[PRESET].hidden_features} hidden units and {PRESETS[PRESET].num_bins} bins "
-                f"(expected at {shipped_checkpoint('four-circles', self.settings.model, PRESET)})"
+                f"(expected at {self.settings.shipped_path()})"
             )
         payload = _read_shipped(path)
         self._build()
@@ -338,7 +196,7 @@ class LiveRun:
         if payload.get("trainer"):
             self.trainer.load_state_dict(payload["trainer"])  # its step, Adam's moments, its history
             self._set_lr(self.continue_lr())  # a constant rate, not the checkpoint's annealed one
-        self.source = f"shipped checkpoint {path.name}"
+        self.source = f"shipped checkpoint {shown(path)}"
         self._good = GoodStates(self.trainer)  # the run starts from here
         opening = _OPENING_PICTURES.get(_opening_key(path, self.device, self.settings.seed))
         if opening is not None and opening.step == self.iteration:  # drawn before, for another session
@@ -552,75 +410,17 @@ class LiveRun:
 
     def stages(self, n=600):
         """The data and its image after each layer (Playground's per-neuron thumbnails)."""
-        return self._cached("stages", n, lambda: self._make_stages(n))
+        return self._cached("stages", n, lambda: layer_stages(self.model, self.data(n)))
 
-    @torch.no_grad()
-    def _make_stages(self, n):
-        x = self.data(n)
-        layers, _ = self.model.eval().contributions(self._to_model(x))
-        out = [Stage("data x", x.numpy())]
-        for i, layer in enumerate(layers, start=1):
-            title = f"{i}. {_short_name(layer.name)} ({layer.features_in}→{layer.features_out})"
-            dropped = layer.log_p_dropped.mean().item() if layer.features_out < layer.features_in else None
-            out.append(Stage(title, layer.outputs.cpu().double().numpy(), dropped))
-        return out
-
-    def funnel(self, n=800, resolution=80):
-        """The first funnel layer seen from inside, or ``None`` if the model has no funnel."""
-        return self._cached("funnel", (n, resolution), lambda: self._make_funnel(n, resolution))
-
-    @torch.no_grad()
-    def _make_funnel(self, n, resolution):
-        model = self.model.eval()
-        index = next((i for i, layer in enumerate(model.layers) if isinstance(layer, Funnel)), None)
-        if index is None:
-            return None
-        funnel = model.layers[index]
-        if funnel.n_drop != 1 or funnel.features_out != 1:
-            return None  # the picture is drawn for 2-D -> 1-D funnels
-        x = self._to_model(self.data(n))
-        layers, _ = model.contributions(x)
-        x_minus, _ = funnel.splitter.split(layers[index - 1].outputs if index else x)
-        z = layers[index].outputs
-        x_minus, z = x_minus[:, 0].cpu().double(), z[:, 0].cpu().double()
-        z_axis = _padded_axis(z, resolution)
-        m_axis = _padded_axis(x_minus, resolution)
-        mm, zz = torch.meshgrid(m_axis, z_axis, indexing="ij")
-        log_p = funnel.decoder.log_prob(
-            self._to_model(mm.reshape(-1, 1)), context=self._to_model(zz.reshape(-1, 1))
-        ).cpu().double().reshape(resolution, resolution)
-        return FunnelView(
-            self.iteration, index, z.numpy(), x_minus.numpy(), z_axis.numpy(), m_axis.numpy(), log_p.numpy()
-        )
+    def funnel(self, n=800, resolution=80) -> FunnelInside | None:
+        """The first funnel layer seen from inside (:func:`funnelkit.models.inspection.funnel_inside`), or
+        ``None`` if the model has no 2-D -> 1-D funnel."""
+        return self._cached("funnel", (n, resolution), lambda: funnel_inside(self.model, self.data(n), resolution))
 
     def layer_terms(self, x):
-        """Eq. 6 in numbers, averaged over points ``x``: one row per layer, then the base.
-
-        Returns ``(rows, summed, log_prob)``: the ``contribution`` column adds up to ``summed``,
-        which equals the mean of ``model.log_prob(x)`` (the second value, computed directly).
-        """
-        x = self._to_model(torch.as_tensor(x, dtype=torch.float32).reshape(-1, 2))
-
-        @torch.no_grad()
-        def terms():
-            self.model.eval()
-            return (*self.model.contributions(x), self.model.log_prob(x))
-
-        layers, base, total = self._drawn(terms)
-        rows = [
-            {
-                "layer": f"{i}. {_short_name(c.name)}",
-                "dims": f"{c.features_in}→{c.features_out}",
-                "log|det J|": c.logabsdet.mean().item(),
-                "log p_φ(x₋|z)": c.log_p_dropped.mean().item(),
-                "contribution": (c.logabsdet + c.log_p_dropped).mean().item(),
-            }
-            for i, c in enumerate(layers, start=1)
-        ]
-        rows.append({"layer": "base: log N(z; 0, I)", "dims": f"{self.model.latent_dim}", "log|det J|": 0.0,
-                     "log p_φ(x₋|z)": 0.0, "contribution": base.mean().item()})
-        summed = base + sum(c.logabsdet + c.log_p_dropped for c in layers)
-        return rows, summed.mean().item(), total.mean().item()
+        """Eq. 6 in numbers, averaged over points ``x``: ``(rows, summed, log_prob)`` of
+        :func:`funnelkit.models.inspection.eq6_table` (``summed``, the rows' total, equals ``log_prob``)."""
+        return self._drawn(lambda: eq6_table(self.model, torch.as_tensor(x, dtype=torch.float32).reshape(-1, 2)))
 
 
 @torch.no_grad()
@@ -696,7 +496,7 @@ def opening_view(settings, device="cpu", resolution=100, n_samples=1000, n_data=
                                  "cost": now - start, "value": pictures})
         _OPENING_PICTURES[key] = cached
     reference = _four_circles_reference() if settings.dataset == "four-circles" else None
-    return Opening(step, list(history["loss"]), list(history["step"]), f"shipped checkpoint {path.name}",
+    return Opening(step, list(history["loss"]), list(history["step"]), f"shipped checkpoint {shown(path)}",
                    model.num_parameters(), cached.cached["value"], reference, key, continue_lr(settings))
 
 
@@ -761,19 +561,5 @@ def _four_circles_reference(n=20_000):
     x = toy("four-circles", n, seed=VIEW_SEED, dtype=torch.float64)
     return -four_circles_log_prob(x).mean().item()
 
-
-def _short_name(name):
-    return {
-        "MaskedPiecewiseRationalQuadraticAutoregressiveTransform": "RQ spline",
-        "ReversePermutation": "reverse",
-        "LULinear": "LU linear",
-        "Funnel": "funnel",
-    }.get(name, name)
-
-
-def _padded_axis(values, resolution, pad=0.15):
-    low, high = values.min().item(), values.max().item()
-    width = max(high - low, 1e-3)
-    return torch.linspace(low - pad * width, high + pad * width, resolution, dtype=torch.float64)
 
 

@@ -42,6 +42,7 @@ import numpy as np
 import torch
 
 from . import live
+from .live_settings import LiveSettings
 from .room_process import TrainingProcess
 
 NAME_RULE = "1 to 32 characters: lowercase letters a-z, digits and hyphens, starting and ending with a letter or digit"
@@ -98,7 +99,7 @@ class Snapshot:
     steps: np.ndarray
     losses: np.ndarray
     pictures: live.Pictures
-    settings: live.LiveSettings
+    settings: LiveSettings
     source: str
     lr: float
     reference: float | None
@@ -151,7 +152,7 @@ class Room:
     """One live run trained in a process of its own (:mod:`funnelkit.app.room_process`), watched through
     :meth:`snapshot`.
 
-    ``settings`` (a :class:`funnelkit.app.live.LiveSettings`) pick the run; on four circles it starts
+    ``settings`` (a :class:`funnelkit.app.LiveSettings`) pick the run; on four circles it starts
     from the shipped model, as an independent session does. ``resolution``, ``n_samples`` and
     ``n_data`` size the pictures; ``threads`` are the training process's torch threads (by default
     this process's). Use :meth:`Rooms.open` rather than the constructor in an app.
@@ -160,8 +161,8 @@ class Room:
     def __init__(self, name, settings=None, device="cpu", resolution=100, n_samples=1000, n_data=500,
                  clock=time.monotonic, threads=None):
         self.name = check_room_name(name)
-        settings = live.LiveSettings() if settings is None else settings
-        if not isinstance(settings, live.LiveSettings):
+        settings = LiveSettings() if settings is None else settings
+        if not isinstance(settings, LiveSettings):
             raise ValueError(f"settings must be LiveSettings, got {type(settings).__name__}")
         self.token = secrets.token_urlsafe(16)
         self._clock = clock
@@ -249,7 +250,7 @@ class Room:
 
     def apply(self, token, settings):
         """New settings for the room's run (as :meth:`funnelkit.app.live.LiveRun.apply`): returns the snapshot."""
-        if not isinstance(settings, live.LiveSettings):
+        if not isinstance(settings, LiveSettings):
             raise ValueError(f"settings must be LiveSettings, got {type(settings).__name__}")
         return self._control(token, "apply", settings)
 

@@ -83,7 +83,7 @@ class Frame:
 class TrainingProcess:
     """The server's handle on one training process (see the module).
 
-    ``settings`` (a :class:`funnelkit.app.live.LiveSettings`) and ``device`` pick the run, as
+    ``settings`` (a :class:`funnelkit.app.live_settings.LiveSettings`) and ``device`` pick the run, as
     :meth:`funnelkit.app.live.LiveRun.create` does; ``picture_size`` is ``(resolution, n_samples, n_data)``;
     ``threads`` the process's torch threads (``None``: torch's default). ``on_frame(frame)`` is called
     in a thread of this process for every frame, in order; ``on_end(text)`` once if the process ends

@@ -2,7 +2,7 @@
 
 Settings are frozen dataclasses that check themselves on creation (``ValueError``). A link's bad
 value never stops the page: it is replaced by its default and described in a list of problems.
-Used by :class:`funnelkit.app.live.LiveSettings` and :class:`funnelkit.app.gallery.SampleSettings`.
+Used by :class:`funnelkit.app.live_settings.LiveSettings` and :class:`funnelkit.app.gallery.SampleSettings`.
 """
 
 from dataclasses import asdict, fields, replace

@@ -16,7 +16,7 @@ from ..data import four_circles, four_circles_log_prob
 from ..device import pick_device, seed_everything
 from ..metrics import log_likelihood, mean_and_error
 from ..models import plane_model
-from ..paths import shipped_checkpoint
+from ..paths import shipped_checkpoint, shown
 from ..train import TrainConfig, Trainer
 from ..validation import check_choice
 
@@ -145,9 +145,10 @@ def format_numbers(numbers):
 
 
 def shipped_or_trained(model_name, preset="quick", device="cpu", progress=True):
-    """The shipped checkpoint of a model if there is one, else a freshly trained model."""
+    """``(model, source)``: the shipped run of a model (``data/runs/four-circles-<preset>/<model>``) if
+    there is one, else a freshly trained model; ``source`` says which."""
     path = shipped_checkpoint(NAME, model_name, preset)
     if path.exists():
-        return load(path, device=device), f"shipped checkpoint {path.name}"
+        return load(path, device=device), f"shipped checkpoint {shown(path)}"
     model, _ = train(model_name, preset, device=device, progress=progress)
     return model, f"trained now ({preset} preset)"

@@ -30,11 +30,10 @@ from .. import runs as folders
 from ..checkpoints import CHECKPOINT_NAME, read_checkpoint
 from ..files import write_atomically
 from ..locks import folder_lock
-from ..paths import DATA_DIR, shown_in_text
+from ..paths import SHIPPED_RUNS, shown_in_text
 from ..runs import EVALUATION_NAME, METRICS_NAME
 from .results import plain
 
-SHIPPED_RUNS = DATA_DIR / "runs"
 #: Trainer state a finished run keeps when shipped; the rest only serves a resumed training.
 KEPT_TRAINER_STATE = ("config", "step", "seconds", "history")
 #: The most a test number (bits/dim, or nats) may move when the weights are stored in float16.

@@ -1,0 +1,136 @@
+"""What a user picks for a live 2-D run (dataset, model, sizes, learning rate, batch, seed), checked, and
+to and from the page's URL. :class:`LiveSettings` raises ``ValueError`` naming the setting, the allowed
+values and what came, so a bad value in a shared link becomes a message, not a traceback, and the
+checks are testable without a browser; :meth:`LiveSettings.from_query` keeps the good values of a link
+and says what it ignored.
+"""
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ..data import TOYS
+from ..models import PLANE_MODELS
+from ..models.plane import PRESETS
+from ..paths import shipped_checkpoint
+from . import url_query
+
+DATASETS = tuple(TOYS)
+MODELS = PLANE_MODELS
+PRESET = "quick"  # the architecture family of the live models; its sizes are the defaults
+
+#: Allowed ranges of the numeric settings: (smallest, largest).
+LIMITS = {
+    "hidden": (1, 512),
+    "bins": (2, 64),
+    "lr": (1e-5, 1.0),
+    "batch": (1, 4096),
+    "seed": (0, 2**31 - 1),
+}
+
+LABELS = {
+    "dataset": "dataset",
+    "model": "model",
+    "hidden": "hidden units",
+    "bins": "spline bins",
+    "lr": "learning rate",
+    "batch": "batch size",
+    "seed": "seed",
+}
+
+
+def _check_int(name, value):
+    low, high = LIMITS[name]
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
+        raise ValueError(f"{LABELS[name]} must be a whole number from {low} to {high}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class LiveSettings:
+    """What the user picks in the dashboard; the defaults are the shipped ``quick`` run.
+
+    The field names are also the URL query keys (``?dataset=two-moons&hidden=32``).
+    """
+
+    dataset: str = "four-circles"
+    model: str = "f-nsf"
+    hidden: int = PRESETS[PRESET].hidden_features
+    bins: int = PRESETS[PRESET].num_bins
+    lr: float = 3e-3
+    batch: int = 256
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.dataset not in DATASETS:
+            raise ValueError(f"unknown dataset {self.dataset!r}; expected one of {', '.join(DATASETS)}")
+        if self.model not in MODELS:
+            raise ValueError(f"unknown model {self.model!r}; expected one of {', '.join(MODELS)}")
+        for name in ("hidden", "bins", "batch", "seed"):
+            _check_int(name, getattr(self, name))
+        low, high = LIMITS["lr"]
+        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not low <= self.lr <= high:
+            raise ValueError(f"learning rate must be a number from {low:g} to {high:g}, got {self.lr!r}")
+        # Normalise numpy scalars and ints so that equal settings compare and hash equal.
+        for name in ("hidden", "bins", "batch", "seed"):
+            object.__setattr__(self, name, int(getattr(self, name)))
+        object.__setattr__(self, "lr", float(self.lr))
+
+    # -- the URL ------------------------------------------------------------------------------
+    def to_dict(self):
+        return asdict(self)
+
+    def to_query(self):
+        """The settings as URL query values (strings)."""
+        return url_query.to_query(self)
+
+    @classmethod
+    def from_query(cls, query):
+        """Settings from URL query values; returns ``(settings, problems)``: each bad value is
+        replaced by its default and described in ``problems``, so a link with one typo still
+        opens, with a message saying what was ignored (:func:`funnelkit.app.url_query.from_query`)."""
+        return url_query.from_query(cls, query, _parse)
+
+    # -- what differs between two settings ------------------------------------------------------
+    @property
+    def architecture(self):
+        """What a model is built from: changing any of these needs a new model."""
+        return (self.dataset, self.model, self.hidden, self.bins, self.seed)
+
+    def plane_overrides(self):
+        return {"hidden_features": self.hidden, "num_bins": self.bins}
+
+    def pretrained_path(self):
+        """The shipped checkpoint for these settings, or ``None`` when there is none.
+
+        Checkpoints are shipped for four circles with the ``quick`` architecture; the learning
+        rate, batch size and seed only affect how training continues from it.
+        """
+        quick = PRESETS[PRESET]
+        if self.dataset != "four-circles" or (self.hidden, self.bins) != (quick.hidden_features, quick.num_bins):
+            return None
+        path = self.shipped_path()
+        return path if path.is_file() else None
+
+    def shipped_path(self):
+        """Where the shipped four-circles checkpoint of this model is (it may not exist)."""
+        return shipped_checkpoint("four-circles", self.model, PRESET)
+
+
+def _parse(name, raw):
+    """One URL value as the type of setting ``name``; raises ``ValueError``."""
+    text = str(raw).strip()
+    if name in ("dataset", "model"):
+        return text
+    if name == "lr":
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"learning rate must be a number, got {text!r}") from None
+        if not math.isfinite(value):
+            raise ValueError(f"learning rate must be finite, got {text!r}")
+        return value
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{LABELS[name]} must be a whole number, got {text!r}") from None
