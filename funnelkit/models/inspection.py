@@ -34,7 +34,8 @@ def short_name(name: str) -> str:
 
 @dataclass
 class Stage:
-    """The data after one layer: ``points`` is ``(n, width)``."""
+    """The data after one layer of a flow (Sec. 2: a funnel layer's output is narrower than its input):
+    ``points`` is ``(n, width)``."""
 
     title: str
     points: np.ndarray
