@@ -18,6 +18,7 @@ digit FID under each MNIST grid, default 500; 0 shows no FID).
 """
 
 import gc
+import importlib
 import logging
 import os
 import platform
@@ -29,23 +30,35 @@ from dataclasses import replace
 
 import numpy as np
 import streamlit as st
-import torch
 
 import funnelkit as fk
-from funnelkit.app import gallery
-from funnelkit.app import live, live_settings
-from funnelkit.app import room as classroom
-from funnelkit.checkpoints import versions
-from funnelkit.app.live_recovery import describe
+from funnelkit.app import frames, live_settings
 from funnelkit.paths import REPO_ROOT, shown
 from funnelkit.viz import interactive as iv
+
+
+class OnUse:
+    """A module imported on its first use. The first page of a server just started is drawn from the
+    opening frame kept on disk (funnelkit.app.frames) before torch is loaded (about 2 s to import here)."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __getattr__(self, attribute):
+        return getattr(importlib.import_module(self.name), attribute)
+
+
+torch = OnUse("torch")
+live = OnUse("funnelkit.app.live")
+gallery = OnUse("funnelkit.app.gallery")
+classroom = OnUse("funnelkit.app.room")
+recovery = OnUse("funnelkit.app.live_recovery")
 
 GRID = int(os.environ.get("FUNNELKIT_APP_GRID", "100"))
 N_SAMPLES = int(os.environ.get("FUNNELKIT_APP_SAMPLES", "1000"))
 # Small 2-D flows train several times faster on one CPU thread than on many (thread overhead
 # dominates such tiny operations, worse on a busy machine); FUNNELKIT_APP_THREADS overrides.
 CPU_THREADS = int(os.environ.get("FUNNELKIT_APP_THREADS", "1"))
-METRIC_SAMPLES = int(os.environ.get("FUNNELKIT_APP_METRIC_SAMPLES", str(gallery.METRIC_SAMPLES)))
 # While Play runs, each live tab redraws itself in cycles (live_cycle): it first shows what is ready, at once,
 # so that no chart waits greyed out for training; then it trains for the rest of the cycle (at least MIN_TICK)
 # and makes the next cycle's pictures, paced by live.Paced.
@@ -125,8 +138,16 @@ def page_style():
         [data-testid="stMainBlockContainer"] { padding-top: 0.8rem; }
         """
     st.html(f"<style>{css}</style>")
-if CPU_THREADS > 0 and torch.get_num_threads() != CPU_THREADS:
-    torch.set_num_threads(CPU_THREADS)
+
+
+def torch_ready():
+    """Import torch now (if the page has not yet) with its CPU threads set (FUNNELKIT_APP_THREADS)."""
+    if CPU_THREADS > 0 and torch.get_num_threads() != CPU_THREADS:
+        torch.set_num_threads(CPU_THREADS)
+
+
+def metric_samples():
+    return int(os.environ.get("FUNNELKIT_APP_METRIC_SAMPLES", str(gallery.METRIC_SAMPLES)))
 
 
 # -- state ---------------------------------------------------------------------------------------
@@ -158,7 +179,8 @@ def init_session():
         ss[name] = value
     choice = os.environ.get("FUNNELKIT_APP_DEVICE", "auto")
     try:
-        fk.pick_device(choice)
+        if choice not in ("auto", "cpu"):  # these two always work; checking the others needs torch
+            fk.pick_device(choice)
     except ValueError as error:
         problems.append(f"FUNNELKIT_APP_DEVICE={choice!r} was ignored: {error}. Using auto.")
         choice = "auto"
@@ -177,6 +199,7 @@ def current_settings():
 def current_run(settings):
     """The session's LiveRun, created once and adapted when the settings change. Raises when the settings
     cannot be used; the run then keeps its model and settings (LiveRun.apply is all or nothing)."""
+    torch_ready()
     device = fk.pick_device(ss.get("device_choice", "auto"))
     if ss.get("run") is None:
         run = live.LiveRun.create(settings, device=device, pretrained=False)
@@ -185,7 +208,7 @@ def current_run(settings):
                 run.load_pretrained()
             except Exception as error:  # a damaged or unreadable file: a fresh model, and say why
                 LOG.error("loading the shipped model failed", exc_info=error)
-                ss.train_error = (f"The shipped model could not be loaded ({describe(error)}), so this is a fresh, "
+                ss.train_error = (f"The shipped model could not be loaded ({recovery.describe(error)}), so this is a fresh, "
                                   "untrained model. Press Play to train it, or Load pretrained to try again.")
         ss.run = run
     elif ss.run.apply(settings, device) != "same":
@@ -206,7 +229,7 @@ def back_to_working_settings():
 def settings_failed(error):
     """Settings that cannot be used: what went wrong, and a button back to the ones that worked."""
     LOG.error("these settings failed", exc_info=error)
-    st.error(f"These settings cannot be used: {describe(error) if not isinstance(error, ValueError) else error}")
+    st.error(f"These settings cannot be used: {recovery.describe(error) if not isinstance(error, ValueError) else error}")
     has_run = ss.get("run") is not None
     st.button("Back to the settings of the model" if has_run else "Back to the default settings",
               key="back_to_settings", on_click=back_to_working_settings, icon=":material/undo:",
@@ -242,7 +265,7 @@ def stop_on_error(doing, error, restore=True):
         except Exception as again:  # stepping back failed too: only a fresh model is left
             LOG.error("stepping back after that failed too", exc_info=again)
     ss.train_error = (f"{doing[0].upper()}{doing[1:]} failed with an error the kit did not expect "
-                      f"({describe(error)}). Press Reset for a fresh model.")
+                      f"({recovery.describe(error)}). Press Reset for a fresh model.")
 
 
 def guarded(action, doing):
@@ -313,14 +336,17 @@ def device_name(device):
     return f"{device} ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else str(device)
 
 
-def sidebar_footer(device):
+def sidebar_footer():
+    """The device and the versions, last on the page: they need torch, loaded after the first paint."""
+    torch_ready()
+    device = fk.pick_device(ss.device_choice)
     with st.sidebar:
         st.divider()
         device = device_name(device)
         st.selectbox("Device", ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
                      + (["mps"] if torch.backends.mps.is_available() else []), key="device_choice",
                      help="auto: cuda if torch sees one, else mps, else cpu. Changing it starts a fresh model.")
-        v = versions()
+        v = fk.checkpoints.versions()
         st.caption(
             f"Running on **{device}**  \n"
             f"funnelkit {v['funnelkit']} · torch {v['torch']} · nflows {v['nflows']} · "
@@ -357,11 +383,11 @@ def opening_tab(view):
 
 
 def show_opening(view):
-    note = SHIPPED_NOTE.format(lr=view.lr) if view.lr == live.SHIPPED_CONTINUE_LR else ""
+    note = SHIPPED_NOTE.format(lr=view.lr) if view.lr == live_settings.SHIPPED_CONTINUE_LR else ""
     loss = iv.loss_curve(view.steps, view.losses, view.reference, max_points=LOSS_POINTS, height=PLOT_HEIGHT,
                          title="Training loss")
     show_panel(view.iteration, view.last_loss, view.reference, None, caption_line(view.source, note),
-               f"{view.parameters:,} parameters on {fk.pick_device(ss.device_choice)}; learning rate {view.lr:g}.",
+               f"{view.parameters:,} parameters on {view.device}; learning rate {view.lr:g}.",
                (*train_figures(view.key, view.pictures), loss))
 
 
@@ -370,10 +396,20 @@ def opening(settings):
     the LiveRun then says why)."""
     if ss.get("run") is not None or ss.running:
         return None
+    kept = frames.read_opening(settings, ss.device_choice, GRID, N_SAMPLES)  # no torch needed
+    if kept is not None:
+        return kept
+    torch_ready()
     try:
-        return live.opening_view(settings, fk.pick_device(ss.device_choice), GRID, N_SAMPLES)
+        view = live.opening_view(settings, fk.pick_device(ss.device_choice), GRID, N_SAMPLES)
     except (ValueError, OSError, RuntimeError, KeyError, ArithmeticError):
         return None
+    if view is not None:
+        try:
+            frames.write_opening(view, settings, ss.device_choice, GRID, N_SAMPLES)  # for the next server
+        except OSError as error:  # a read-only cache folder: the next start draws it again
+            LOG.warning("the opening frame could not be kept: %s", error)
+    return view
 
 
 SHIPPED_NOTE = " Play goes on at learning rate {lr:g}, where its cosine schedule ended: no jump in the loss."
@@ -462,7 +498,7 @@ def train_live(opening_view=None):
 
 def show_train(run, views):
     note = ""
-    if run.source.startswith("shipped") and run.lr == live.SHIPPED_CONTINUE_LR:
+    if run.source.startswith("shipped") and run.lr == live_settings.SHIPPED_CONTINUE_LR:
         note = SHIPPED_NOTE.format(lr=run.lr)
     help_line = (f"{run.model.num_parameters():,} parameters on {run.device}; learning rate {run.lr:g}. A shipped "
                  "model was trained with a cosine schedule that ends at 0: it goes on at a small rate until you "
@@ -652,7 +688,6 @@ FLOW_POINTS = 400  # points in the animation: smooth in a browser, about 0.05 s 
 def watch_tab(run):
     """Points travel from N(0, 1) through each layer to the data and back (funnelkit.viz.flow_path);
     the browser plays the frames, so watching costs the server nothing."""
-    from funnelkit.app.live_recovery import BREAKDOWN_ERRORS, describe
     from funnelkit.viz.flow_animation import flow_animation_figure
     from funnelkit.viz.flow_path import round_trip
 
@@ -662,8 +697,8 @@ def watch_tab(run):
                + (funnel if run.settings.model == "f-nsf" else bijective))
     try:
         path = round_trip(run.model, FLOW_POINTS, seed=run.settings.seed)
-    except BREAKDOWN_ERRORS as error:  # a diverged model: say so, with a way back
-        st.warning(f"This model cannot be drawn now ({describe(error)}). Press Reset or Load pretrained on the "
+    except recovery.BREAKDOWN_ERRORS as error:  # a diverged model: say so, with a way back
+        st.warning(f"This model cannot be drawn now ({recovery.describe(error)}). Press Reset or Load pretrained on the "
                    "Train tab.", icon=":material/warning:")
         return
     title = f"{MODEL_NAMES[run.settings.model]}, {DATASET_NAMES[run.settings.dataset]}, iteration {run.iteration:,}"
@@ -857,13 +892,13 @@ def quality_caption(run, device, where=st, measure=True):
     how it was trained."""
     s = ss.samples
     lines = []
-    if measure and METRIC_SAMPLES > 0:
+    if measure and metric_samples() > 0:
         if not gallery.measures_digits(run):
             lines.append(gallery.not_measured_line(run))
         else:
             try:
                 lines.append(digit_quality_line(str(run.path), run.stamp, str(device), s.temperature, s.temper,
-                                                s.sample_seed, METRIC_SAMPLES))
+                                                s.sample_seed, metric_samples()))
             except (ValueError, OSError, RuntimeError) as error:  # e.g. the classifier file is missing
                 lines.append(f"No digit FID: {error}")
     if run.training_line:
@@ -1137,7 +1172,6 @@ def _room_frames():
     return {"frames": {}, "building": threading.Lock()}
 
 
-MAX_ROOM_FRAMES = 2 * classroom.MAX_ROOMS  # frames of rooms closed long ago are forgotten beyond this
 
 
 def room_frame(room, viewer):
@@ -1160,10 +1194,10 @@ def room_frame(room, viewer):
         density, samples = _room_picture_figures(snap.room_id, snap.drawn_version, snap.pictures)
         loss = iv.loss_curve(snap.steps, snap.losses, snap.reference, window=LOSS_WINDOW, max_points=LOSS_POINTS,
                              height=PLOT_HEIGHT, title="Training loss")
-        frames = shared["frames"]
-        frames[snap.room_id] = (time.monotonic(), snap, (density, samples, loss))
-        while len(frames) > MAX_ROOM_FRAMES:
-            frames.pop(min(frames, key=lambda k: frames[k][0]))
+        kept_frames = shared["frames"]
+        kept_frames[snap.room_id] = (time.monotonic(), snap, (density, samples, loss))
+        while len(kept_frames) > 2 * classroom.MAX_ROOMS:  # frames of rooms closed long ago are forgotten
+            kept_frames.pop(min(kept_frames, key=lambda k: kept_frames[k][0]))
         return snap, (density, samples, loss)
     finally:
         shared["building"].release()
@@ -1259,6 +1293,14 @@ def main():
     if room_name is not None:  # a classroom room: its own page (funnelkit.app.room)
         room_page(room_name)
         return
+    try:
+        own_page()
+    finally:  # after the plots (it needs torch), and also when a message stopped the page
+        sidebar_footer()
+
+
+def own_page():
+    """A page of one's own: the sidebar's settings, the title and the tab shown."""
     init_session()
     page_style()
     sidebar()
@@ -1273,8 +1315,6 @@ def main():
         settings_failed(error)
         st.stop()
     write_url(settings)
-    device = fk.pick_device(ss.device_choice)
-    sidebar_footer(device)
     tabs = st.tabs(TABS, key="tab", bind="query-params")
     renders = {"Train": train_tab, "Latents": latents_tab, "Samples": samples_tab, "Compare": compare_tab,
                "How it works": how_tab, "Watch it move": watch_tab}
@@ -1293,7 +1333,8 @@ def main():
                     st.stop()
                 renders[label](run)
             else:
-                renders[label](device)
+                torch_ready()
+                renders[label](fk.pick_device(ss.device_choice))
 
 
 main()

@@ -5,6 +5,11 @@ Two numbers per tree of the app:
         Train tab of the first page (chromium is started beforehand and not counted);
   warm: seconds from opening a new page on the already running server to its first chart.
 
+Each tree has a cache folder of its own (``FUNNELKIT_CACHE``), empty at the start: its first launch is a
+first start ever (the dashboard computes the shipped model's opening frame and keeps it there), the
+later ones start as a lecturer's second ``make app`` does, drawing the kept frame before torch loads.
+The cold number is the minimum over the later launches; the first start is reported beside it.
+
 With ``--before DIR`` the same is measured for another checkout of the kit (for example
 ``git archive HEAD | tar -x -C DIR``), launch by launch in turn with this one, so both see the
 same machine load; the minimum over ``--repeats`` launches is reported. With ``--floor`` a
@@ -18,6 +23,7 @@ Writes results/dashboard_start.json and .md.
 
 import argparse
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -44,9 +50,9 @@ def free_port():
         return s.getsockname()[1]
 
 
-def launch(tree, port):
-    """``streamlit run`` of ``tree``'s app.py, importing ``tree``'s funnelkit."""
-    env = dict(os.environ, PYTHONPATH=str(tree), FUNNELKIT_APP_DEVICE="cpu")
+def launch(tree, port, cache):
+    """``streamlit run`` of ``tree``'s app.py, importing ``tree``'s funnelkit, with ``cache`` as its cache folder."""
+    env = dict(os.environ, PYTHONPATH=str(tree), FUNNELKIT_APP_DEVICE="cpu", FUNNELKIT_CACHE=str(cache))
     return subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(tree / "app.py"), "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
@@ -78,12 +84,12 @@ def first_plot(browser, url):
         page.close()
 
 
-def measure(browser, tree, warm_pages):
+def measure(browser, tree, warm_pages, cache):
     """(cold seconds, server-ready seconds, [warm seconds...]) for one launch of ``tree``'s app."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     start = time.perf_counter()
-    server = launch(tree, port)
+    server = launch(tree, port, cache)
     try:
         ready = wait_healthy(url, start)
         page = browser.new_page(viewport={"width": 1366, "height": 768})
@@ -116,24 +122,30 @@ def main():
     from playwright.sync_api import sync_playwright
 
     runs = {name: [] for name in trees}
+    caches = {name: Path(tempfile.mkdtemp(prefix="dashboard-cache-")) for name in trees}
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
         try:
             for repeat in range(args.repeats):
                 order = list(trees) if repeat % 2 == 0 else list(reversed(list(trees)))
                 for name in order:
-                    cold, ready, warm = measure(browser, trees[name], args.warm_pages)
-                    runs[name].append({"cold_s": cold, "server_ready_s": ready, "warm_s": warm})
+                    kept = any(caches[name].rglob("opening-*.npz"))
+                    cold, ready, warm = measure(browser, trees[name], args.warm_pages, caches[name])
+                    runs[name].append({"cold_s": cold, "server_ready_s": ready, "warm_s": warm, "frame_kept": kept})
                     print(f"{name}: cold {cold:.2f} s (server ready {ready:.2f} s), warm "
                           + ", ".join(f"{w:.2f}" for w in warm) + " s", flush=True)
         finally:
             browser.close()
 
     load = os.getloadavg()
+    def later(rs):  # the launches after the first: a kept opening frame where the tree keeps one
+        return rs[1:] or rs
+
     summary = {
         name: {
-            "cold_min_s": min(r["cold_s"] for r in rs),
-            "cold_median_s": statistics.median(r["cold_s"] for r in rs),
+            "first_start_s": rs[0]["cold_s"],
+            "cold_min_s": min(r["cold_s"] for r in later(rs)),
+            "cold_median_s": statistics.median(r["cold_s"] for r in later(rs)),
             "warm_min_s": min(w for r in rs for w in r["warm_s"]),
             "warm_median_s": statistics.median(w for r in rs for w in r["warm_s"]),
             "server_ready_min_s": min(r["server_ready_s"] for r in rs),
@@ -146,16 +158,18 @@ def main():
     lines = ["# Dashboard start: launch to first plot, new page to first plot (chromium)", "",
              f"{args.repeats} launches per tree, {args.warm_pages} new pages on each warm server; the trees "
              f"measured in turn. Load average at the end: {load[0]:.1f} on {os.cpu_count()} CPUs.", "",
-             "| tree | cold: launch → first plot (min / median) | warm: new page → first plot (min / median) "
-             "| server answers health (min) |",
-             "|---|---|---|---|"]
+             "| tree | first start ever: launch → first plot | cold: launch → first plot (min / median) "
+             "| warm: new page → first plot (min / median) | server answers health (min) |",
+             "|---|---|---|---|---|"]
     for name, s in summary.items():
-        lines.append(f"| {name} | {s['cold_min_s']:.2f} / {s['cold_median_s']:.2f} s | {s['warm_min_s']:.2f} / "
-                     f"{s['warm_median_s']:.2f} s | {s['server_ready_min_s']:.2f} s |")
+        lines.append(f"| {name} | {s['first_start_s']:.2f} s | {s['cold_min_s']:.2f} / {s['cold_median_s']:.2f} s | "
+                     f"{s['warm_min_s']:.2f} / {s['warm_median_s']:.2f} s | {s['server_ready_min_s']:.2f} s |")
     lines += ["", "Command: `python benchmarks/bench_dashboard_start.py "
               + f"--repeats {args.repeats} --warm-pages {args.warm_pages}"
               + (" --before DIR" if args.before else "") + (" --floor`" if args.floor else "`"), ""]
     save_results("dashboard_start", result, "\n".join(lines))
+    for cache in caches.values():
+        shutil.rmtree(cache, ignore_errors=True)
 
 
 if __name__ == "__main__":

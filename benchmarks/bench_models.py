@@ -34,7 +34,7 @@ def tabular_steps(dataset="miniboone", names=("f-mlp", "vae", "nsf", "glow", "f-
     fk.seed_everything(0)
     models = {name: fk.models.tabular_model(name, dataset, preset="paper") for name in names}
     width = next(iter(models.values())).data_dim
-    batch_size = fk.models.tabular.TABULAR_PRESETS["paper"][dataset].batch_size
+    batch_size = fk.models.tabular.TABULAR_CONFIGS["paper"][dataset].batch_size
     generator = torch.Generator().manual_seed(0)
     pool = torch.randn(20_000, width, generator=generator) @ torch.randn(width, width, generator=generator) / width**0.5
 

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING
 import torch
 
 from .files import write_atomically
+from .paths import CHECKPOINT_NAME
 
 if TYPE_CHECKING:  # for the annotations only: models import this module
     from .models.base import DensityModel
 
-CHECKPOINT_NAME = "checkpoint.pt"
 FORMAT = 1
 
 
@@ -75,6 +75,26 @@ def save_checkpoint(path, model, metrics=None, trainer=None):
     return write_atomically(path, lambda file: torch.save(payload, file))
 
 
+#: Settings a model's config record may name by a name from before the kit's one vocabulary (the
+#: README's "Vocabulary"), per builder, and today's name: old checkpoints and run folders keep the
+#: names they were written with and load under today's (:func:`current_config`).
+RENAMED_SETTINGS = {
+    "tabular": {"training_steps": "steps", "learning_rate": "lr", "vae_learning_rate": "vae_lr"},
+    "image": {"latent_size": "latent_dim"},
+}
+
+
+def current_config(config):
+    """A model's config record with today's names: the one place that translates the old names of
+    :data:`RENAMED_SETTINGS` (read from a checkpoint by :func:`read_checkpoint`, from a
+    ``metrics.json`` by :func:`funnelkit.runs.translate_legacy`). A current record is returned as it is."""
+    renamed = RENAMED_SETTINGS.get(config.get("builder"), {}) if isinstance(config, dict) else {}
+    overrides = config.get("overrides") if renamed else None
+    if not isinstance(overrides, dict) or not renamed.keys() & overrides.keys():
+        return config
+    return {**config, "overrides": {renamed.get(name, name): value for name, value in overrides.items()}}
+
+
 def read_checkpoint(path):
     """The payload of a checkpoint file or run folder, checked; raises :class:`CheckpointError`."""
     path = resolve(path)
@@ -85,7 +105,7 @@ def read_checkpoint(path):
     if not isinstance(payload, dict) or not {"state_dict", "config"} <= payload.keys():
         raise CheckpointError(f"{path} is not a funnelkit checkpoint: expected keys state_dict and config")
     check_finite(payload["state_dict"], path)
-    return payload
+    return {**payload, "config": current_config(payload["config"])}
 
 
 def check_finite(state_dict, path):

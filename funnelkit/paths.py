@@ -1,12 +1,16 @@
-"""Where the kit's own files live: shipped runs and default output folders."""
+"""Where the kit's own files live: shipped runs and default output folders. Imports nothing heavy (the
+dashboard reads these before torch is loaded)."""
 
 import os
 from pathlib import Path
 
-from .checkpoints import CHECKPOINT_NAME
+#: The checkpoint file of a run folder (:mod:`funnelkit.checkpoints` writes it).
+CHECKPOINT_NAME = "checkpoint.pt"
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("FUNNELKIT_DATA", REPO_ROOT / "data"))
+#: The variable that moves the cache folder (:func:`cache_dir`).
+CACHE_ENV = "FUNNELKIT_CACHE"
 #: The shipped run folders, ``data/runs/<group>/<run>`` (:mod:`funnelkit.experiments.shipped`).
 SHIPPED_RUNS = DATA_DIR / "runs"
 
@@ -27,3 +31,15 @@ def shipped_checkpoint(experiment, model, preset):
     """The ``checkpoint.pt`` of the shipped run of ``model`` in ``data/runs/<experiment>-<preset>/<model>``
     (it may not exist): ``shipped_checkpoint("four-circles", "f-nsf", "quick")``."""
     return SHIPPED_RUNS / f"{experiment}-{preset}" / model / CHECKPOINT_NAME
+
+
+
+def cache_dir():
+    """The cache folder: ``$FUNNELKIT_CACHE`` if set (and not empty), else ``~/.cache/funnelkit``.
+
+    The folder is not created here; writers create what they need.
+    """
+    value = os.environ.get(CACHE_ENV, "").strip()
+    if value:
+        return Path(value).expanduser()
+    return Path.home() / ".cache" / "funnelkit"

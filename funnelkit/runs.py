@@ -49,7 +49,7 @@ import json
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
-from .checkpoints import CHECKPOINT_NAME, read_checkpoint
+from .checkpoints import CHECKPOINT_NAME, current_config, read_checkpoint
 from .files import write_atomically
 from .locks import folder_lock
 from .train import TrainConfig
@@ -222,6 +222,8 @@ def translate_legacy(metrics, payload=None):
             "evaluation": numbers,
         }
     out["format"] = FORMAT
+    if "model" in out:
+        out["model"] = current_config(out["model"])  # a model's settings under today's names
     config = out.get("model") or {}
     out["experiment"] = out.get("experiment") or (out.get("describe") or {}).get("experiment") \
         or EXPERIMENT_OF_BUILDER.get(config.get("builder"))

@@ -1,4 +1,7 @@
+import atexit
 import os
+import shutil
+import tempfile
 
 import pytest
 import torch
@@ -10,6 +13,10 @@ import funnelkit as fk
 # up to ten times the time. Subprocesses inherit the setting.
 os.environ["OMP_NUM_THREADS"] = "1"
 torch.set_num_threads(1)
+# The kit's cache folder is one of the suite's own: no test reads what a user's runs left in
+# ~/.cache/funnelkit (the dashboard's opening frames, downloads), nor leaves files there.
+os.environ["FUNNELKIT_CACHE"] = tempfile.mkdtemp(prefix="funnelkit-tests-cache-")
+atexit.register(shutil.rmtree, os.environ["FUNNELKIT_CACHE"], ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

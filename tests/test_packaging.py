@@ -5,6 +5,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,3 +42,15 @@ def test_funnelkit_never_imports_streamlit_or_ipywidgets():
 def test_ci_runs_the_readme_test_command():
     assert "make test" in (ROOT / "README.md").read_text()
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+@pytest.mark.parametrize("package", ["funnelkit", "funnelkit.models"])
+def test_no_name_imported_on_use_is_also_a_submodule(package):
+    """A package that imports its names on first use (PEP 562) breaks when one of them is also the name of a
+    submodule: once that submodule is imported, the package's attribute is the module, not the name."""
+    import importlib
+    import pkgutil
+
+    module = importlib.import_module(package)
+    names = set(getattr(module, "_NAMES"))
+    assert names & {m.name for m in pkgutil.iter_modules(module.__path__)} == set()

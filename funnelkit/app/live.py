@@ -43,29 +43,15 @@ from ..models.inspection import FunnelInside, eq6_table, funnel_inside, layer_st
 from ..paths import shown
 from ..train import TrainConfig, Trainer
 from ..validation import check_positive_int
+from .frames import Opening, Pictures
 from .live_recovery import BREAKDOWN_ERRORS, GoodStates, describe, model_is_finite
-from .live_settings import PRESET, PRESETS, LiveSettings
+from .live_settings import PRESET, PRESETS, SHIPPED_CONTINUE_LR, LiveSettings
 
 BOUNDS = (-4.0, 4.0)  # the square shown in every 2-D picture
 OPEN_ENDED_STEPS = 10**9  # live training has no planned end; the schedule is constant
 VIEW_SEED = 12_345  # the points drawn for pictures (never the training stream)
-#: The learning rate a shipped model trains on at, unless the user picked another: its cosine
-#: schedule ended at 0, and Adam at the default 3e-3 lifts the shipped four-circles loss from 2.898 to
-#: about 3.0 within 100 steps; at 1e-4 (the rate of the schedule's last ~12 %) it stays within 0.01.
-SHIPPED_CONTINUE_LR = 1e-4
 
 # ------------------------------------------------------------------------------------------------
-@dataclass
-class Pictures:
-    """What the Train tab draws, as numpy arrays (computed at ``step``)."""
-
-    step: int
-    axis: np.ndarray  # (R,) cell centres of the grid, on both axes
-    log_density: np.ndarray  # (R, R): log p(x1_j, x2_i) at row i, column j
-    samples: np.ndarray  # (n, 2) model samples
-    data: np.ndarray  # (m, 2) data points
-
-
 @dataclass
 class LatentView:
     """Encoded data against N(0, 1): ``z`` is ``(n, latent_dim)``; ``ks[i]`` for latent i."""
@@ -448,28 +434,6 @@ def continue_lr(settings):
     default learning rate, else the settings' own (a link or the sidebar chose it)."""
     default = LiveSettings.__dataclass_fields__["lr"].default
     return SHIPPED_CONTINUE_LR if settings.lr == default else settings.lr
-
-
-@dataclass(frozen=True)
-class Opening:
-    """What the Train tab shows of a shipped model before its session's :class:`LiveRun` exists: made
-    from the checkpoint without a Trainer (an optimiser's first use imports much of torch), so a page
-    can draw it first and build the run after."""
-
-    iteration: int
-    losses: list  # the training loss per step, as in ``trainer.history["loss"]``
-    steps: list
-    source: str
-    parameters: int
-    pictures: Pictures
-    reference: float | None  # the true density's loss, as :meth:`LiveRun.reference_nll`
-    key: tuple  # what identifies this opening across sessions, as :func:`opening_key`
-    lr: float  # the rate Play goes on at (:func:`continue_lr`)
-
-    @property
-    def last_loss(self):
-        tail = self.losses[-20:]
-        return sum(tail) / len(tail) if tail else None
 
 
 def opening_view(settings, device="cpu", resolution=100, n_samples=1000, n_data=500):

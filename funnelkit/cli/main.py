@@ -1,29 +1,45 @@
 """The command line: ``funnelkit train|eval|sample|reproduce|models|ship|digits``.
 
 A thin parser: every experiment trains, evaluates, samples and reproduces through
-:mod:`funnelkit.experiments.commands`, which also words what is printed; run folders are read,
-described and checked by :mod:`funnelkit.runs`. Here: the options, their one-line errors, the
-exit codes and the signals.
+:mod:`funnelkit.experiments.commands`; :mod:`.printing` words what is printed and :mod:`.pictures`
+draws what ``sample`` writes; run folders are read, described and checked by :mod:`funnelkit.runs`.
+Here: the options, their one-line errors, the exit codes and the signals. The library is imported
+inside each command's function, so that ``funnelkit --help`` and ``funnelkit models`` do not load
+what they do not use.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
+import json
+import signal
 import sys
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
+import torch
+
+from .. import distributed
+from ..checkpoints import CHECKPOINT_NAME, CheckpointError
+from ..device import pick_device
+from ..digits.training import ClassifierSettings, save_classifier, train_classifier
+from ..experiments import DESCRIPTIONS, commands, shipped
+from ..experiments.runs import EVALUATION_NAME, METRICS_NAME
+from ..files import DISK_ERRNOS
+from ..models.table import FAMILIES, format_model_table, model_table
+from ..models.tempering import check_sampling_temperature, check_temper
+from ..train import Speed, speed_settings
+from .pictures import check_png, save_samples
+from .printing import format_eval, format_sample, format_train
+
 
 def _parser() -> argparse.ArgumentParser:
-    from ..checkpoints import CHECKPOINT_NAME
-    from ..experiments import DESCRIPTIONS
-    from ..experiments.commands import DEFAULT_DATASET, EXPERIMENTS, datasets, model_names
-    from ..experiments.runs import EVALUATION_NAME, METRICS_NAME
-
     parser = argparse.ArgumentParser(prog="funnelkit", description="Funnels: exact maximum likelihood with dimensionality reduction.")
-    commands = parser.add_subparsers(dest="command", required=True)
+    subcommands = parser.add_subparsers(dest="command", required=True)
 
-    train = commands.add_parser(
+    train = subcommands.add_parser(
         "train", help="train a model of an experiment",
         description=f"Train one model in a run folder: {CHECKPOINT_NAME}, {METRICS_NAME} (and, except for four-circles "
                     f"and tabular, {EVALUATION_NAME} with the per-example test values). An interrupted run in that folder is "
@@ -31,9 +47,10 @@ def _parser() -> argparse.ArgumentParser:
                     "preset, seed, data, bits, latent size, steps) is refused (exit 2) and left as it was. --steps N "
                     "--extend trains a finished run on to N steps in all, with a fresh learning-rate schedule.",
     )
-    train.add_argument("experiment", help=f"one of: {', '.join(EXPERIMENTS)}")
+    train.add_argument("experiment", help=f"one of: {', '.join(commands.EXPERIMENTS)}")
     train.add_argument("--model", default="f-nsf",
-                       help="; ".join(f"{e}: {', '.join(model_names(e))}" for e in EXPERIMENTS) + " (default f-nsf)")
+                       help="; ".join(f"{e}: {', '.join(commands.model_names(e))}" for e in commands.EXPERIMENTS)
+                       + " (default f-nsf)")
     train.add_argument("--preset", default="quick", help="quick (laptop CPU), paper (the paper's text); four-circles "
                                                          "also authors-code; images (mnist, fashion-mnist) and "
                                                          "anomaly also classroom (about 30 min a model on a "
@@ -60,8 +77,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--threads", type=int, default=1,
                        help="CPU threads for torch (default 1: the fastest for these small 2-D models)")
     train.add_argument("--dataset", help="; ".join(
-        f"{e}: " + ", ".join(f"{d} (default)" if d == DEFAULT_DATASET[e] else d for d in datasets(e))
-        for e in DEFAULT_DATASET))
+        f"{e}: " + ", ".join(f"{d} (default)" if d == commands.DEFAULT_DATASET[e] else d for d in commands.datasets(e))
+        for e in commands.DEFAULT_DATASET))
     train.add_argument("--bits", type=int, help="images: 5 (default) or 8 bits per colour")
     train.add_argument("--latent-size", type=int, help="anomaly: 16 (default) or 4")
     train.add_argument("--root", help="data folder: the unpacked MAF archive (tabular) or the image root "
@@ -69,7 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--download", action="store_true",
                        help="images, anomaly: let torchvision download MNIST, Fashion-MNIST or CIFAR-10 (md5-checked)")
 
-    evaluate = commands.add_parser("eval", help="test numbers of a run (four circles: beside the true density)")
+    evaluate = subcommands.add_parser("eval", help="test numbers of a run (four circles: beside the true density)")
     evaluate.add_argument("run", help="a run folder or checkpoint file")
     evaluate.add_argument("--n", type=int, help="four-circles: fresh test points (default 100,000); others: "
                                                 "evaluate the first N test examples (default: all)")
@@ -78,7 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--root", help="data folder of the test data (default: the run's, else the kit's cache)")
     evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (four-circles: always the cpu)")
 
-    sample = commands.add_parser("sample", help="draw samples from a run at a temperature and save a picture")
+    sample = subcommands.add_parser("sample", help="draw samples from a run at a temperature and save a picture")
     sample.add_argument("run", help="a run folder or checkpoint file")
     sample.add_argument("--temperature", type=float, default=1.0,
                         help="T, a finite number >= 0: the scale of the base noise, z ~ N(0, T^2 I) (paper Fig. 4)")
@@ -93,13 +110,13 @@ def _parser() -> argparse.ArgumentParser:
                                                      "a grid of images, or a corner plot of the first 4 dimensions")
     sample.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (four-circles: always the cpu)")
 
-    models = commands.add_parser("models", help="the table of every model: parameters, latent size, exact or bound")
+    models = subcommands.add_parser("models", help="the table of every model: parameters, latent size, exact or bound")
     models.add_argument("--preset", default="paper", help="paper (default) or quick")
     models.add_argument("--family", nargs="+", action="extend",
                         help="some of: plane, tabular, image, anomaly (default: all; building the paper's image "
                              "models takes some seconds)")
 
-    reproduce = commands.add_parser(
+    reproduce = subcommands.add_parser(
         "reproduce", help="reproduce a result of the paper",
         description="Train (or load) what a result needs, evaluate it, and write OUT/RESULT.json and OUT/RESULT.md "
                     "(the paper's numbers beside ours, the data named, stand-ins labelled) and its figures. "
@@ -128,7 +145,7 @@ def _parser() -> argparse.ArgumentParser:
                                 "or classroom (table1: data/runs/table1-classroom; table2, fig3, table3, fig4: "
                                 "data/runs/images-classroom; table4: data/runs/table4-classroom)")
 
-    ship = commands.add_parser(
+    ship = subcommands.add_parser(
         "ship", help="copy finished runs into data/runs without their optimiser state (the kit's shipped runs)",
         description="Copy every finished run of FOLDER (e.g. runs/images-quick) to TO/<FOLDER name>/<run>, keeping "
                     "the weights, configs, metrics and evaluation but not what only resuming needs. Notebooks and "
@@ -139,7 +156,7 @@ def _parser() -> argparse.ArgumentParser:
                       help="store the weights in float16 (half the size) where that moves no test number by more "
                            "than 0.005; each run is scored afresh and its copy records the new numbers")
 
-    digits = commands.add_parser(
+    digits = subcommands.add_parser(
         "digits", help="the kit's digit metric: train its small MNIST classifier",
         description="digits train: train the small MNIST classifier whose 128-wide features give the kit's digit "
                     "metric (FID, KID, IS; funnelkit.digits) on the 9,000 training digits of the offline MNIST (the "
@@ -154,12 +171,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _digits(args: argparse.Namespace) -> None:
-    import json
-
-    import torch
-
-    from ..digits.training import ClassifierSettings, save_classifier, train_classifier
-
     if args.threads < 1:
         raise ValueError(f"--threads must be at least 1, got {args.threads}")
     if args.epochs is not None and args.epochs < 1:
@@ -173,12 +184,6 @@ def _digits(args: argparse.Namespace) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
-    import torch
-
-    from .. import distributed
-    from ..experiments import commands
-    from ..train import Speed, speed_settings
-
     spec = commands.make_spec(args.experiment, args.model, args.preset, args.dataset, args.bits, args.latent_size,
                               args.root, args.download, args.steps, args.seed)
     if args.threads < 1:
@@ -199,32 +204,27 @@ def _train(args: argparse.Namespace) -> None:
             print(f"training on {distributed.world_size()} processes ({device.type}); rank 0 writes")
         run, data = commands.train(spec, out, device=device, progress=main, amp=args.amp, extend=args.extend)
     if main:
-        print(commands.format_train(run, data, spec))
+        print(format_train(run, data, spec))
 
 
 def _eval(args: argparse.Namespace) -> None:
-    from ..device import pick_device
-    from ..experiments import commands
-
     if args.n is not None and args.n < 1:
         raise ValueError(f"--n must be at least 1, got {args.n}")
     model, spec, numbers, records, how = commands.evaluate_run(
         args.run, root=args.root, test_max=args.n, from_metrics=args.from_metrics, device=pick_device(args.device),
         progress=True)
-    print(commands.format_eval(model, spec, args.run, numbers, records, how))
+    print(format_eval(model, spec, args.run, numbers, records, how))
 
 
 def _sample(args: argparse.Namespace) -> None:
-    from ..device import pick_device
-    from ..experiments import commands
-    from ..models.tempering import check_sampling_temperature, check_temper
-
-    # checked before anything is loaded or written: a bad mode or temperature ends as one line, exit 2
+    # checked before anything is loaded or written: a bad mode, temperature or file ends as one line, exit 2
     temperature = _option(check_sampling_temperature, args.temperature, "--temperature")
     temper = _option(check_temper, args.temper, "--temper")
-    out, n, spec = commands.sample_run(args.run, args.out, temperature, args.n, args.seed,
-                                       device=pick_device(args.device), temper=temper)
-    print(commands.format_sample(out, n, spec, temperature, temper))
+    out = check_png(args.out)
+    samples, n, spec = commands.draw_samples(args.run, temperature, args.n, args.seed,
+                                             device=pick_device(args.device), temper=temper)
+    save_samples(samples, spec, out, temperature, temper)
+    print(format_sample(out, n, spec, temperature, temper))
 
 
 def _option(check, value, option: str):
@@ -236,37 +236,27 @@ def _option(check, value, option: str):
 
 
 def _models(args: argparse.Namespace) -> None:
-    from ..models.table import FAMILIES, format_model_table, model_table
-
     print(format_model_table(model_table(args.preset, tuple(args.family or FAMILIES))), end="")
 
 
 def _reproduce(args: argparse.Namespace) -> None:
-    from ..experiments import commands
-
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads must be at least 1, got {args.threads}")
     options = {"root": args.root, "runs": args.runs, "inception_weights": args.inception_weights,
                "steps": args.steps, "download": args.download}
     commands.reproduce_options(args.result, args.preset, shipped=args.shipped, **options)  # all checked first
     if args.threads is not None:
-        import torch
-
         torch.set_num_threads(args.threads)
     if args.shipped:
-        from ..experiments.shipped import use_shipped
-
         runs = args.runs or "runs"  # where the entries look by default
-        print(f"copied {len(use_shipped(runs))} shipped run(s) into {runs}")
+        print(f"copied {len(shipped.use_shipped(runs))} shipped run(s) into {runs}")
     markdown = commands.reproduce(args.result, preset=args.preset, out=args.out, device=args.device, **options)
     print(markdown.read_text())
     print(f"wrote {markdown.with_suffix('.json')} and {markdown}")
 
 
 def _ship(args: argparse.Namespace) -> None:
-    from ..experiments.shipped import SHIPPED_RUNS, ship
-
-    for run in ship(args.folder, args.to or SHIPPED_RUNS, float16=args.float16, progress=True):
+    for run in shipped.ship(args.folder, args.to or shipped.SHIPPED_RUNS, float16=args.float16, progress=True):
         print(f"shipped {run}")
 
 
@@ -279,8 +269,6 @@ class _Stopped(BaseException):
 
 
 def _stop(signal_number, frame):
-    import signal
-
     signal.signal(signal_number, signal.SIG_DFL)  # a second signal while unwinding ends the process at once
     raise _Stopped(signal_number)
 
@@ -292,9 +280,6 @@ def _signals_unwind():
     The default action kills Python where it stands: a checkpoint's temporary file and the run
     folder's lock would stay behind. Raised as an exception, the signal runs every ``finally``.
     """
-    import signal
-    import threading
-
     previous = {}
     if threading.current_thread() is threading.main_thread():
         for name in ("SIGTERM", "SIGHUP"):
@@ -310,10 +295,6 @@ def _signals_unwind():
 
 def _os_error_line(error):
     """One line for an OSError of the disk or of a path, or None for one that is a bug (let it show)."""
-    import errno
-
-    from ..files import DISK_ERRNOS
-
     where = f" {error.filename}" if error.filename is not None else ""
     if error.errno in DISK_ERRNOS:  # read-only, full, over quota, not allowed
         return f"cannot write{where}: {error.strerror}"
@@ -328,9 +309,6 @@ def main(argv: list[str] | None = None) -> int:
     Ctrl-C ends with exit 130, SIGTERM with 143 (SIGHUP 129), after the normal unwinding: the
     run folder's lock is released and no temporary file is left.
     """
-    from ..checkpoints import CheckpointError
-    from ..device import pick_device
-
     args = _parser().parse_args(argv)
     handlers = {"train": _train, "eval": _eval, "sample": _sample, "reproduce": _reproduce, "models": _models,
                 "ship": _ship, "digits": _digits}
@@ -355,8 +333,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"funnelkit {args.command}: interrupted", file=sys.stderr)
         return 130
     except _Stopped as stop:
-        import signal
-
         print(f"funnelkit {args.command}: stopped by {signal.Signals(stop.signal_number).name}", file=sys.stderr)
         return 128 + stop.signal_number
     return 0

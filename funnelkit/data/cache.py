@@ -20,19 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..files import write_atomically
-
-CACHE_ENV = "FUNNELKIT_CACHE"
-
-
-def cache_dir():
-    """The cache folder: ``$FUNNELKIT_CACHE`` if set (and not empty), else ``~/.cache/funnelkit``.
-
-    The folder is not created here; writers create what they need.
-    """
-    value = os.environ.get(CACHE_ENV, "").strip()
-    if value:
-        return Path(value).expanduser()
-    return Path.home() / ".cache" / "funnelkit"
+from ..paths import CACHE_ENV, cache_dir
 
 
 class DatasetNotFoundError(FileNotFoundError):

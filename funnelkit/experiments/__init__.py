@@ -7,8 +7,11 @@ ours, the data named, stand-ins labelled) and its figures. ``DESCRIPTIONS`` says
 
 Each result module (``fig2``, ``table1`` ... ``table4``, ``table8``, ``fig4``) imports only shared
 parts, never another result: ``runs`` (training runs), ``results`` (result files),
-``paper_numbers``, ``four_circles`` (Fig. 2's models), ``image_runs`` (the image models of Table 2,
-Table 3 and Fig. 4) and ``anomaly_runs`` (the anomaly models of Tables 4 and 8).
+``paper_numbers``, ``four_circles`` (Fig. 2's models), ``tabular_runs`` (Table 1's data and settings),
+``image_runs`` (the image models of Table 2, Table 3 and Fig. 4) and ``anomaly_runs`` (the anomaly
+models of Tables 4 and 8). ``commands`` (what ``funnelkit train|eval|sample|reproduce`` do) trains
+each experiment through its one object (``trainable``, ``four_circles_experiment``, ``tabular_runs``,
+``image_experiments``), over the same shared parts.
 """
 
 from . import four_circles, image_runs

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from ..data.dequantize import to_uint8_images
 from ..data.images import image_dataset
 from ..device import seed_everything
+from ..models.image import TRAINING, image_model
 from . import paper_numbers as paper
 from .results import data_record
 from .runs import (bpd_summary, choose_settings, dequantised, held_out_split, image_batches, per_example_bpd,
@@ -171,12 +172,10 @@ def _load_column(dataset, bits, settings, root, loaded):
 
 def training_settings(column, settings):
     """(steps, batch size, learning rate) of a column: the settings' values, else Table 7 / A.8."""
-    from ..models.image import TRAINING
-
     paper_training = TRAINING.get((column.dataset, column.bits), {})
-    steps = settings.steps or paper_training.get("num_steps")
+    steps = settings.steps or paper_training.get("steps")
     batch = settings.batch_size or paper_training.get("batch_size")
-    lr = settings.lr or paper_training.get("learning_rate")
+    lr = settings.lr or paper_training.get("lr")
     if not (steps and batch and lr):
         raise ValueError(f"no training settings for {column.dataset} {column.bits}-bit: give steps, batch_size and lr")
     return steps, batch, lr
@@ -190,8 +189,6 @@ def _custom_tag(settings):
 
 def train_image_models(column, settings, preset, device, progress=True, runs=None, models=None):
     """Train (or load) the image models of one column: ``{name: Run}`` with bits/dim on the test images."""
-    from ..models.image import image_model
-
     flow_steps, batch, lr = training_settings(column, settings)
     folder = runs_folder(runs, RUNS_NAME, preset)
     test_label = [r for r in column.records if r.get("role") != "training"][0]["name"]

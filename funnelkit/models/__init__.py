@@ -1,42 +1,60 @@
-"""Models: FunnelFlow, the VAE baseline, and the builders of every model in the paper."""
+"""Models: FunnelFlow, the VAE baseline, and the builders of every model in the paper.
 
-from .anomaly import ANOMALY_MODELS, anomaly_model
-from .base import DensityModel
-from .f_mlp import anomaly_f_mlp, tabular_f_mlp
-from .funnel_flow import FunnelFlow, LayerContribution
-from .image import IMAGE_DATASETS, IMAGE_MODELS, image_model
-from .plane import MODEL_NAMES as PLANE_MODELS
-from .plane import PRESETS as PLANE_PRESETS
-from .plane import PlaneConfig, plane_config, plane_model
-from .registry import build
-from .table import format_model_table, model_table, print_model_table
-from .tabular import TABULAR_DATASETS, TABULAR_MODELS, TabularConfig, tabular_config, tabular_model
-from .vae import VAE
+Each name below is imported from its module on first use (PEP 562), so that importing one light
+module of this package does not load the others (and torch with them).
+"""
 
-__all__ = [
-    "ANOMALY_MODELS",
-    "IMAGE_DATASETS",
-    "IMAGE_MODELS",
-    "PLANE_MODELS",
-    "PLANE_PRESETS",
-    "TABULAR_DATASETS",
-    "TABULAR_MODELS",
-    "VAE",
-    "DensityModel",
-    "FunnelFlow",
-    "LayerContribution",
-    "PlaneConfig",
-    "TabularConfig",
-    "anomaly_f_mlp",
-    "anomaly_model",
-    "build",
-    "format_model_table",
-    "image_model",
-    "model_table",
-    "plane_config",
-    "plane_model",
-    "print_model_table",
-    "tabular_config",
-    "tabular_f_mlp",
-    "tabular_model",
-]
+import importlib
+
+#: Public names: (submodule, name there).
+_NAMES = {
+    "ANOMALY_MODELS": ("anomaly", "ANOMALY_MODELS"),
+    "DensityModel": ("base", "DensityModel"),
+    "FunnelFlow": ("funnel_flow", "FunnelFlow"),
+    "IMAGE_DATASETS": ("image", "IMAGE_DATASETS"),
+    "IMAGE_MODELS": ("image", "IMAGE_MODELS"),
+    "LayerContribution": ("funnel_flow", "LayerContribution"),
+    "PLANE_MODELS": ("plane", "MODEL_NAMES"),
+    "PLANE_PRESETS": ("plane", "PRESETS"),
+    "PlaneConfig": ("plane", "PlaneConfig"),
+    "TABULAR_DATASETS": ("tabular", "TABULAR_DATASETS"),
+    "TABULAR_MODELS": ("tabular", "TABULAR_MODELS"),
+    "TabularConfig": ("tabular", "TabularConfig"),
+    "VAE": ("vae", "VAE"),
+    "anomaly_f_mlp": ("f_mlp", "anomaly_f_mlp"),
+    "anomaly_model": ("anomaly", "anomaly_model"),
+    "build": ("registry", "build"),
+    "format_model_table": ("table", "format_model_table"),
+    "image_model": ("image", "image_model"),
+    "model_table": ("table", "model_table"),
+    "plane_config": ("plane", "plane_config"),
+    "plane_model": ("plane", "plane_model"),
+    "print_model_table": ("table", "print_model_table"),
+    "tabular_config": ("tabular", "tabular_config"),
+    "tabular_f_mlp": ("f_mlp", "tabular_f_mlp"),
+    "tabular_model": ("tabular", "tabular_model"),
+}
+
+__all__ = sorted(_NAMES)
+
+
+def __getattr__(name):
+    """A public name from its submodule, or a submodule of this package, imported now."""
+    if name in _NAMES:
+        module, attribute = _NAMES[name]
+        value = getattr(importlib.import_module(f".{module}", __name__), attribute)
+    elif not name.startswith("__"):
+        try:
+            value = importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError as error:
+            if error.name != f"{__name__}.{name}":
+                raise
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted([*globals(), *_NAMES])

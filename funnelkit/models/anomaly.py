@@ -38,6 +38,7 @@ from dataclasses import dataclass, replace
 from torch import nn
 
 from ..validation import check_choice, check_positive_int, lowercase
+from .f_mlp import anomaly_f_mlp
 from .funnel_flow import FunnelFlow
 from .image_steps import Preprocess, StepConfig, funnel_block, glow_level
 from .vae import MLP, VAE, GaussianMLPDecoder
@@ -97,15 +98,15 @@ def f_nsf_shapes(image_shape, levels):
     return shapes
 
 
-def f_nsf_levels(image_shape, latent_size):
-    """The number of funnel levels whose latent has ``latent_size`` values (MNIST: 16 -> 3, 4 -> 4)."""
+def f_nsf_levels(image_shape, latent_dim):
+    """The number of funnel levels whose latent has ``latent_dim`` values (MNIST: 16 -> 3, 4 -> 4)."""
     reachable = {}
     for levels, shape in enumerate(f_nsf_shapes(image_shape, 8), start=1):
         reachable.setdefault(math.prod(shape), levels)
-    if latent_size not in reachable:
+    if latent_dim not in reachable:
         raise ValueError(f"an F-NSF on {tuple(image_shape)} images halves H and W per level, so its latent size "
-                         f"must be one of {sorted(reachable, reverse=True)}, got {latent_size}")
-    return reachable[latent_size]
+                         f"must be one of {sorted(reachable, reverse=True)}, got {latent_dim}")
+    return reachable[latent_dim]
 
 
 def mnist_nsf_layers(image_shape, config):
@@ -130,35 +131,33 @@ def mnist_f_nsf_layers(image_shape, levels, config):
     return layers
 
 
-def mlp_vae(image_shape, bits, latent_size, config, record):
+def mlp_vae(image_shape, bits, latent_dim, config, record):
     """The MLP VAE of A.9 (a bound): flatten, MLP encoder to [mean, log-variance], MLP decoder with
     one learnable scalar log standard deviation; x' = x 2^-b in [0, 1) as in the authors' code."""
     data_dim = math.prod(image_shape)
-    encoder = nn.Sequential(nn.Flatten(), MLP(data_dim, 2 * latent_size, config.vae_width, config.vae_depth))
-    decoder = GaussianMLPDecoder(latent_size, tuple(image_shape), config.vae_width, config.vae_depth,
+    encoder = nn.Sequential(nn.Flatten(), MLP(data_dim, 2 * latent_dim, config.vae_width, config.vae_depth))
+    decoder = GaussianMLPDecoder(latent_dim, tuple(image_shape), config.vae_width, config.vae_depth,
                                  log_std="scalar")
-    return VAE(encoder, decoder, tuple(image_shape), latent_size, scale=2.0**-bits, shift=0.0, config=record)
+    return VAE(encoder, decoder, tuple(image_shape), latent_dim, scale=2.0**-bits, shift=0.0, config=record)
 
 
-def mnist_model(name, image_shape, bits, latent_size, config, record):
+def mnist_model(name, image_shape, bits, latent_dim, config, record):
     """nsf, f-nsf or vae on small one-channel images (shared by :func:`anomaly_model` and
     :func:`funnelkit.models.image.image_model` for mnist and fashion-mnist)."""
     if name == "vae":
-        return mlp_vae(image_shape, bits, latent_size, config, record)
+        return mlp_vae(image_shape, bits, latent_dim, config, record)
     if name == "nsf":
         layers = mnist_nsf_layers(image_shape, config)
     else:
-        layers = mnist_f_nsf_layers(image_shape, f_nsf_levels(image_shape, latent_size), config)
+        layers = mnist_f_nsf_layers(image_shape, f_nsf_levels(image_shape, latent_dim), config)
     return FunnelFlow([Preprocess(bits), *layers], data_shape=tuple(image_shape), config=record)
 
 
-def f_mlp_model(latent_size, preset, overrides, record, image_shape=MNIST_SHAPE, bits=8):
+def f_mlp_model(latent_dim, preset, overrides, record, image_shape=MNIST_SHAPE, bits=8):
     """:func:`funnelkit.models.f_mlp.anomaly_f_mlp` (which flattens the images) behind the preprocessing."""
-    from .f_mlp import anomaly_f_mlp
-
     if preset == "classroom":  # the F-MLP's own presets are paper and quick: classroom is paper resized
         preset, overrides = "paper", {**CLASSROOM_F_MLP, **overrides}
-    model = anomaly_f_mlp(latent_size, image_shape=tuple(image_shape), preset=preset, **overrides)
+    model = anomaly_f_mlp(latent_dim, image_shape=tuple(image_shape), preset=preset, **overrides)
     return FunnelFlow([Preprocess(bits), *model.layers], data_shape=tuple(image_shape), config=record)
 
 

@@ -46,7 +46,8 @@ class FMLPConfig:
     seed: int = 0  # layer i permutes with seed + i
 
 
-TABULAR_PRESETS = {
+#: The tabular F-MLP's config of each preset.
+TABULAR_CONFIGS = {
     "paper": FMLPConfig(),
     "quick": FMLPConfig(hidden_features=32, num_hidden_layers=2),
 }
@@ -62,7 +63,8 @@ class AnomalyFMLPConfig(FMLPConfig):
     widths: tuple = (512, 256, 128, 64)  # the hidden widths; then the latent size
 
 
-ANOMALY_PRESETS = {
+#: The anomaly F-MLP's config of each preset.
+ANOMALY_CONFIGS = {
     "paper": AnomalyFMLPConfig(),
     "quick": AnomalyFMLPConfig(hidden_features=64, num_hidden_layers=2, widths=(256, 128, 64, 32)),
 }
@@ -103,7 +105,7 @@ def tabular_f_mlp(data_dim, latent_dim, preset="paper", **overrides):
     latent_dim = check_positive_int(latent_dim, "latent_dim")
     if latent_dim > data_dim:
         raise ValueError(f"latent_dim must be at most data_dim={data_dim}, got {latent_dim}")
-    config = _config(TABULAR_PRESETS, preset, overrides, "tabular")
+    config = _config(TABULAR_CONFIGS, preset, overrides, "tabular")
     record = {"builder": "tabular_f_mlp", "name": "f-mlp", "preset": preset, "data_dim": data_dim,
               "latent_dim": latent_dim, "overrides": dict(overrides)}
     return FunnelFlow(f_mlp_layers(tabular_widths(data_dim, latent_dim), config), data_dim, config=record)
@@ -135,7 +137,7 @@ def anomaly_f_mlp(latent_size, image_shape=(1, 28, 28), preset="paper", **overri
     """
     latent_size = check_positive_int(latent_size, "latent_size")
     image_shape = tuple(check_positive_int(n, "each entry of image_shape") for n in image_shape)
-    config = _config(ANOMALY_PRESETS, preset, overrides, "anomaly")
+    config = _config(ANOMALY_CONFIGS, preset, overrides, "anomaly")
     data_dim = math.prod(image_shape)
     widths = [data_dim, *config.widths, latent_size]
     if any(a < b for a, b in zip(widths[:-1], widths[1:])):
@@ -146,5 +148,5 @@ def anomaly_f_mlp(latent_size, image_shape=(1, 28, 28), preset="paper", **overri
     return FunnelFlow(layers, image_shape, config=record)
 
 
-__all__ = ["ANOMALY_PRESETS", "AnomalyFMLPConfig", "FMLPConfig", "Flatten", "TABULAR_PRESETS",
+__all__ = ["ANOMALY_CONFIGS", "AnomalyFMLPConfig", "FMLPConfig", "Flatten", "TABULAR_CONFIGS",
            "anomaly_f_mlp", "f_mlp_layers", "tabular_f_mlp", "tabular_widths"]

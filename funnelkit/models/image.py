@@ -66,7 +66,7 @@ class ImageConfig(StepConfig):
     funnel_jacobian: str = "lu"
     vae_base_channels: int = 64  # ResNet18: stage widths 64, 128, 256, 512
     vae_blocks: tuple = (2, 2, 2, 2)
-    latent_size: int = 0  # the VAE's latent; 0: the F-NSF's, D / 16
+    latent_dim: int = 0  # the VAE's latent dimension; 0: the F-NSF's, D / 16
 
 
 TABLE_7 = {  # (dataset, bits): levels, hidden channels, bins, dropout (and multi-scale on ImageNet64)
@@ -76,10 +76,10 @@ TABLE_7 = {  # (dataset, bits): levels, hidden channels, bins, dropout (and mult
     ("imagenet64", 8): ImageConfig(levels=4, hidden_channels=96, num_bins=8, dropout=0.0, multi_scale=True),
 }
 TRAINING = {  # Table 7 and A.8: batch size, Adam learning rate (cosine-annealed to 0), steps
-    ("cifar10", 5): {"batch_size": 512, "learning_rate": 5e-4, "num_steps": 100_000},
-    ("cifar10", 8): {"batch_size": 512, "learning_rate": 5e-4, "num_steps": 200_000},
-    ("imagenet64", 5): {"batch_size": 256, "learning_rate": 5e-4, "num_steps": 100_000},
-    ("imagenet64", 8): {"batch_size": 256, "learning_rate": 5e-4, "num_steps": 200_000},
+    ("cifar10", 5): {"batch_size": 512, "lr": 5e-4, "steps": 100_000},
+    ("cifar10", 8): {"batch_size": 512, "lr": 5e-4, "steps": 200_000},
+    ("imagenet64", 5): {"batch_size": 256, "lr": 5e-4, "steps": 100_000},
+    ("imagenet64", 8): {"batch_size": 256, "lr": 5e-4, "steps": 200_000},
 }
 QUICK = dict(steps_per_level=1, hidden_channels=16, num_res_blocks=1, dropout=0.0, funnel_hidden_features=32,
              funnel_hidden_layers=2, vae_base_channels=8, vae_blocks=(1, 1, 1, 1))
@@ -140,8 +140,8 @@ def f_nsf_layers(shape, config):
 
 
 def resnet_vae(shape, bits, config, record):
-    """The ResNet18-style VAE of A.8 (a bound), latent ``config.latent_size`` or D / 16."""
-    latent = config.latent_size or math.prod(shape) // 16
+    """The ResNet18-style VAE of A.8 (a bound), latent ``config.latent_dim`` or D / 16."""
+    latent = config.latent_dim or math.prod(shape) // 16
     encoder = ResNetEncoder(shape[0], latent, config.vae_base_channels, config.vae_blocks)
     decoder = ResNetDecoder(latent, shape, config.vae_base_channels, config.vae_blocks)
     return VAE(encoder, decoder, shape, latent, scale=2.0**-bits, shift=0.0, config=record)
@@ -156,7 +156,7 @@ def image_model(name: str, dataset: str, bits: int = 8, preset: str = "paper", *
         bits: 5 or 8; inputs are dequantised values in [0, 2^bits).
         preset: "paper" (Table 7), "quick" or (mnist, fashion-mnist) "classroom".
         overrides: fields of :class:`ImageConfig` (cifar10, imagenet64) or of
-            :class:`funnelkit.models.anomaly.AnomalyConfig` plus ``latent_size`` (mnist, fashion-mnist).
+            :class:`funnelkit.models.anomaly.AnomalyConfig` plus ``latent_dim`` (mnist, fashion-mnist).
     """
     name, dataset = lowercase(name), lowercase(dataset)
     check_choice(name, IMAGE_MODELS, "image model")
@@ -168,9 +168,9 @@ def image_model(name: str, dataset: str, bits: int = 8, preset: str = "paper", *
     shape = IMAGE_SHAPES[dataset]
     if dataset in ("mnist", "fashion-mnist"):
         settings = dict(overrides)
-        latent_size = settings.pop("latent_size", 16)
+        latent_dim = settings.pop("latent_dim", 16)
         config = anomaly.anomaly_config(preset, **settings)
-        return anomaly.mnist_model(name, shape, bits, latent_size, config, record)
+        return anomaly.mnist_model(name, shape, bits, latent_dim, config, record)
     config = image_config(dataset, bits, preset, **overrides)
     if name == "vae":
         return resnet_vae(shape, bits, config, record)

@@ -193,8 +193,8 @@ def can_squeeze(shape):
     return h % 2 == 0 and w % 2 == 0
 
 
-def glow_level(shape, num_steps, config, squeeze=True, unsqueeze=False, final_conv=True, mask="auto"):
-    """[Squeeze] -> ``num_steps`` steps -> [1x1 convolution] -> [unsqueeze], as a :class:`Level`.
+def glow_level(shape, flow_steps, config, squeeze=True, unsqueeze=False, final_conv=True, mask="auto"):
+    """[Squeeze] -> ``flow_steps`` steps -> [1x1 convolution] -> [unsqueeze], as a :class:`Level`.
 
     The squeeze is skipped where H or W is odd (A.9: "squeezing only when the size is even").
     ``mask="auto"`` uses channel-split steps (:func:`glow_step`) when there are >= 2 channels and
@@ -209,7 +209,7 @@ def glow_level(shape, num_steps, config, squeeze=True, unsqueeze=False, final_co
         transforms.append(SqueezeTransform())
         c, h, w = 4 * c, h // 2, w // 2
     kind = ("channel" if c >= 2 else "checkerboard") if mask == "auto" else mask
-    for i in range(num_steps):
+    for i in range(flow_steps):
         transforms.append(glow_step(c, config) if kind == "channel" else checkerboard_step(c, h, w, i % 2, config))
     if final_conv:
         transforms.append(OneByOneConvolution(c))
@@ -231,14 +231,14 @@ class MultiscaleLevels(MultiscaleCompositeTransform):
         return (int(sum(np.prod(shape) for shape in self._output_shapes)),)
 
 
-def multiscale_levels(shape, num_levels, num_steps, config):
+def multiscale_levels(shape, num_levels, flow_steps, config):
     """``num_levels`` levels of squeeze -> steps -> 1x1 convolution; after each level but the
     last, half of the channels are factored out (RealNVP's multi-scale architecture, A.8)."""
     multiscale = MultiscaleLevels(num_levels, shape)
     for _ in range(num_levels):
         if not can_squeeze(shape):
             raise ValueError(f"a multi-scale level squeezes, so H and W must be even, got {tuple(shape)}")
-        level = glow_level(shape, num_steps, config)
+        level = glow_level(shape, flow_steps, config)
         shape = multiscale.add_transform(level, level.output_shape)
     return multiscale
 

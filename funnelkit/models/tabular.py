@@ -25,7 +25,7 @@ paper replicates:
   ``log_prob`` is the single-sample ELBO, a bound (``exact`` is False).
 * ``"f-mlp"``: the F-MLP of A.6 (:func:`funnelkit.models.f_mlp.tabular_f_mlp`), latent D - k.
 
-Presets (``TABULAR_PRESETS``): ``"paper"`` holds Table 5 for each dataset; ``"quick"`` keeps the
+The presets' configs (``TABULAR_CONFIGS[preset][dataset]``): ``"paper"`` holds Table 5 for each dataset; ``"quick"`` keeps the
 structure (same dimension, reduction and decoder type) at a laptop-CPU size: 4 flow steps, 48
 hidden features, one residual block, no dropout, funnel level min(level, 2), decoders of 2 steps
 and 16 hidden features (Gaussian: 48 x 2), VAE 64 x 2, F-MLP's own quick preset; batch 128,
@@ -51,6 +51,7 @@ from ..layers.conditional_elementwise import ConditionalAffine, ConditionalRQSpl
 from ..layers.decoders import GaussianDecoder
 from ..layers.funnel import Funnel
 from ..validation import check_choice, lowercase
+from .f_mlp import tabular_f_mlp
 from .funnel_flow import FunnelFlow
 from .vae import MLP, VAE, GaussianMLPDecoder
 
@@ -67,8 +68,8 @@ class TabularConfig:
     dimension: int
     data_points: int  # training points (Table 5, for reference)
     batch_size: int
-    training_steps: int
-    learning_rate: float
+    steps: int  # training steps
+    lr: float  # the flows' learning rate
     flow_steps: int
     residual_blocks: int
     hidden_features: int
@@ -78,7 +79,7 @@ class TabularConfig:
     funnel_level: int  # 0-based index of the flow step whose coupling is the funnel
     vae_width: int
     vae_depth: int
-    vae_learning_rate: float  # Table 5 (Table 6's scanned rates, 3e-4 to 5e-5, do not include them)
+    vae_lr: float  # the VAE's learning rate: Table 5 (Table 6's scanned rates, 3e-4 to 5e-5, do not include them)
     tail_bound: float = 3.0
     unconditional_transform: bool = True  # NSF's uci.py: RQ couplings warp their identity half too
     decoder: str = "flow"  # p_phi: "flow" (UCI sets) or "gaussian" (BSDS300)
@@ -103,9 +104,9 @@ class TabularConfig:
         return self.funnel_hidden_features or self.hidden_features
 
 
-def _paper(dimension, data_points, batch, steps, lr, flow_steps, blocks, hidden, bins, dropout, reduction,
+def _paper(dimension, data_points, batch, steps, lr, flow_steps, blocks, hidden, num_bins, dropout, reduction,
            level, vae_width, vae_depth, vae_lr, **extra):
-    return TabularConfig(dimension, data_points, batch, steps, lr, flow_steps, blocks, hidden, bins, dropout,
+    return TabularConfig(dimension, data_points, batch, steps, lr, flow_steps, blocks, hidden, num_bins, dropout,
                          reduction, level, vae_width, vae_depth, vae_lr, **extra)
 
 
@@ -130,14 +131,15 @@ _PAPER = {
 
 def _quick(config):
     return replace(
-        config, batch_size=128, training_steps=2000, learning_rate=1e-3, flow_steps=4, residual_blocks=1,
+        config, batch_size=128, steps=2000, lr=1e-3, flow_steps=4, residual_blocks=1,
         hidden_features=48, funnel_hidden_features=0, dropout=0.0, funnel_level=min(config.funnel_level, 2),
         vae_width=64, vae_depth=2,
-        vae_learning_rate=1e-3, gaussian_hidden_features=48, gaussian_hidden_layers=2,
+        vae_lr=1e-3, gaussian_hidden_features=48, gaussian_hidden_layers=2,
     )
 
 
-TABULAR_PRESETS = {
+#: The :class:`TabularConfig` of each preset and dataset: ``TABULAR_CONFIGS[preset][dataset]``.
+TABULAR_CONFIGS = {
     "paper": _PAPER,
     "quick": {name: _quick(config) for name, config in _PAPER.items()},
 }
@@ -146,12 +148,12 @@ TABULAR_PRESETS = {
 def tabular_config(dataset, preset="paper", **overrides):
     """The :class:`TabularConfig` of ``dataset`` in ``preset``, with any field overridden."""
     check_choice(dataset, TABULAR_DATASETS, "tabular dataset")
-    check_choice(preset, tuple(TABULAR_PRESETS), "preset")
+    check_choice(preset, tuple(TABULAR_CONFIGS), "preset")
     try:
-        config = replace(TABULAR_PRESETS[preset][dataset], **overrides)
+        config = replace(TABULAR_CONFIGS[preset][dataset], **overrides)
     except TypeError as error:
         raise ValueError(f"unknown tabular model setting: {error}; expected fields of TabularConfig: "
-                         f"{', '.join(asdict(TABULAR_PRESETS[preset][dataset]))}") from None
+                         f"{', '.join(asdict(TABULAR_CONFIGS[preset][dataset]))}") from None
     _validate(config)
     return config
 
@@ -283,13 +285,11 @@ def tabular_model(name: str, dataset: str, preset: str = "paper", **overrides) -
     if name == "vae":
         return _vae(config, record)
     if name == "f-mlp":
-        from .f_mlp import tabular_f_mlp
-
         model = tabular_f_mlp(config.dimension, latent_dim(name, config), preset=preset)
         model.config = record
         return model
     return FunnelFlow(_flow_layers(name, config), data_shape=config.dimension, config=record)
 
 
-__all__ = ["FUNNEL_MODELS", "TABULAR_DATASETS", "TABULAR_MODELS", "TABULAR_PRESETS", "TabularConfig",
+__all__ = ["FUNNEL_MODELS", "TABULAR_DATASETS", "TABULAR_MODELS", "TABULAR_CONFIGS", "TabularConfig",
            "latent_dim", "tabular_config", "tabular_model"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from funnelkit.experiments import RESULTS, anomaly_runs, image_runs, table2, table4
+from funnelkit.experiments import RESULTS, anomaly_runs, image_runs, table1, table2, table4, tabular_runs
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "funnelkit" / "experiments"
 RESULT_MODULES = ("fig2", "fig4", "table1", "table2", "table3", "table4", "table8")
@@ -39,6 +39,17 @@ def test_a_result_imports_no_other_result(name):
 def test_the_command_line_runs_and_the_gallery_take_the_shared_parts_not_a_result():
     for path in (EXPERIMENTS / "commands.py", EXPERIMENTS.parent / "app" / "gallery" / "sampling.py"):
         assert {"table2", "table4"} & _imported_modules(path) == set(), path
+
+
+@pytest.mark.parametrize("name", ["commands", "trainable", "four_circles_experiment", "tabular_runs",
+                                  "image_experiments", "image_runs", "anomaly_runs"])
+def test_the_experiments_of_the_command_line_import_no_result(name):
+    assert _imported_modules(EXPERIMENTS / f"{name}.py") & set(RESULT_MODULES) == set()
+
+
+def test_table1_hands_on_the_tabular_runs_objects_themselves():
+    for name in ("PRESETS", "StandIn", "Table1Settings", "load_data", "CLASSROOM_STEPS", "CLASSROOM_GLOW_STEPS"):
+        assert getattr(table1, name) is getattr(tabular_runs, name), name
 
 
 def test_the_detector_sees_an_import_inside_a_function(tmp_path):

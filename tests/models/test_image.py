@@ -112,7 +112,7 @@ def test_mnist_models_are_the_anomaly_models():
         image = image_model(name, "fashion-mnist", 8, preset="quick")
         anomaly = anomaly_model(anomaly_name, 16, preset="quick")
         assert image.num_parameters() == anomaly.num_parameters() and image.latent_dim == anomaly.latent_dim
-    assert image_model("f-nsf", "mnist", 8, preset="quick", latent_size=4).latent_dim == 4
+    assert image_model("f-nsf", "mnist", 8, preset="quick", latent_dim=4).latent_dim == 4
 
 
 def test_bad_names_and_shapes_are_refused():

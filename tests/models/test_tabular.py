@@ -15,7 +15,7 @@ from funnelkit.models.registry import build
 from funnelkit.models.tabular import (
     TABULAR_DATASETS,
     TABULAR_MODELS,
-    TABULAR_PRESETS,
+    TABULAR_CONFIGS,
     TabularConfig,
     tabular_config,
     tabular_model,
@@ -122,16 +122,16 @@ def test_funnel_structure_follows_table_5_and_a_6():
 
 def test_paper_preset_holds_table_5_and_quick_keeps_its_structure():
     for dataset, (dimension, steps, hidden, reduction, level) in TABLE_5.items():
-        paper, quick = TABULAR_PRESETS["paper"][dataset], TABULAR_PRESETS["quick"][dataset]
+        paper, quick = TABULAR_CONFIGS["paper"][dataset], TABULAR_CONFIGS["quick"][dataset]
         assert isinstance(paper, TabularConfig)
         assert (paper.dimension, paper.flow_steps, paper.hidden_features, paper.dim_reduction,
                 paper.funnel_level) == (dimension, steps, hidden, reduction, level)
         assert (quick.dimension, quick.dim_reduction, quick.decoder) == (dimension, reduction, paper.decoder)
         assert quick.funnel_level < quick.flow_steps < paper.flow_steps
         assert quick.hidden_features < paper.hidden_features or dataset == "miniboone"
-    assert TABULAR_PRESETS["paper"]["bsds300"].decoder == "gaussian"
-    assert TABULAR_PRESETS["paper"]["miniboone"].learning_rate == 3e-4
-    assert TABULAR_PRESETS["paper"]["gas"].vae_depth == 8
+    assert TABULAR_CONFIGS["paper"]["bsds300"].decoder == "gaussian"
+    assert TABULAR_CONFIGS["paper"]["miniboone"].lr == 3e-4
+    assert TABULAR_CONFIGS["paper"]["gas"].vae_depth == 8
 
 
 def test_funnels_have_fewer_parameters_than_their_baselines_in_the_paper_preset():
@@ -203,4 +203,4 @@ def test_vae_and_f_mlp_use_the_same_compression():
     vae = tabular_model("vae", "gas")
     linears = [m for m in vae.encoder.modules() if isinstance(m, torch.nn.Linear)]
     assert len(linears) == 8 + 1 and linears[0].out_features == 64  # Table 5: GAS VAE 64 wide, 8 deep
-    assert math.isclose(TABULAR_PRESETS["paper"]["gas"].vae_learning_rate, 5e-3)
+    assert math.isclose(TABULAR_CONFIGS["paper"]["gas"].vae_lr, 5e-3)
