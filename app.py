@@ -5,7 +5,7 @@ temperature, compare funnel, NSF and VAE, read Eq. 6.
 
 Thin wiring only: the state of a run is ``funnelkit.app.live.LiveRun``, the figures are
 ``funnelkit.viz.interactive``, and the image runs, their sample grids and metrics are
-``funnelkit.app.gallery``. Settings live in the URL (``?dataset=two-moons&hidden=32``,
+``funnelkit.app.gallery``. Settings live in the URL (``?dataset=two-moons&hidden_features=32``,
 ``?tab=Samples&temperature=0.5&sample_seed=3``), so a teacher can share a link that opens the same view.
 ``?present=1`` is the presentation mode for a projector: larger text, no sidebar, no toolbar.
 
@@ -314,17 +314,17 @@ def sidebar():
         st.selectbox("Dataset", live_settings.DATASETS, key="dataset", format_func=DATASET_NAMES.get)
         st.radio("Model", live_settings.MODELS, key="model", format_func=MODEL_NAMES.get,
                  help="F-NSF ends in a funnel layer (Eq. 6) that drops x₁; NSF keeps both dimensions.")
-        low, high = live_settings.LIMITS["hidden"]
-        st.number_input("Hidden units", low, high, step=8, key="hidden", help="Width of each spline's MLP.")
-        low, high = live_settings.LIMITS["bins"]
-        st.number_input("Spline bins", low, high, step=1, key="bins")
+        low, high = live_settings.LIMITS["hidden_features"]
+        st.number_input("Hidden units", low, high, step=8, key="hidden_features", help="Width of each spline's MLP.")
+        low, high = live_settings.LIMITS["num_bins"]
+        st.number_input("Spline bins", low, high, step=1, key="num_bins")
         low, high = live_settings.LIMITS["lr"]
         st.number_input("Learning rate", low, high, step=1e-4, format="%.5f", key="lr",
                         help="Adam's step size. From about 0.3 up the splines often break down within a few "
                              "dozen steps: the run then goes back to its last good model and pauses, so you "
                              "can see what too large a step does.")
-        low, high = live_settings.LIMITS["batch"]
-        st.number_input("Batch size", low, high, step=32, key="batch")
+        low, high = live_settings.LIMITS["batch_size"]
+        st.number_input("Batch size", low, high, step=32, key="batch_size")
         low, high = live_settings.LIMITS["seed"]
         st.number_input("Training seed", low, high, step=1, key="seed",
                         help="Initial weights and the training data stream.")
@@ -337,21 +337,46 @@ def device_name(device):
 
 
 def sidebar_footer():
-    """The device and the versions, last on the page: they need torch, loaded after the first paint."""
-    torch_ready()
-    device = fk.pick_device(ss.device_choice)
+    """The device and the versions, last on the page. A page drawn from a kept opening frame (a new page of a
+    server that has not loaded torch yet) names the frame's device and reads the versions from the installed
+    packages, so it never waits for torch; torch is then imported in the background (warm_up)."""
+    kept_device = ss.pop("page_device", None)
+    if kept_device is None or "torch" in sys.modules:
+        torch_ready()
+        device = device_name(fk.pick_device(ss.device_choice))
+        choices = ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else []) \
+            + (["mps"] if torch.backends.mps.is_available() else [])
+    else:
+        device, choices = kept_device, ["auto", "cpu"]
+        warm_up()
     with st.sidebar:
         st.divider()
-        device = device_name(device)
-        st.selectbox("Device", ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-                     + (["mps"] if torch.backends.mps.is_available() else []), key="device_choice",
+        st.selectbox("Device", choices, key="device_choice",
                      help="auto: cuda if torch sees one, else mps, else cpu. Changing it starts a fresh model.")
-        v = fk.checkpoints.versions()
+        v = frames.installed_versions()
         st.caption(
             f"Running on **{device}**  \n"
             f"funnelkit {v['funnelkit']} · torch {v['torch']} · nflows {v['nflows']} · "
             f"streamlit {st.__version__} · Python {platform.python_version()}"
         )
+
+
+WARM_UP_AFTER = 1.0  # seconds: the browser draws the first page before torch takes a core to load
+
+
+@st.cache_resource(show_spinner=False)
+def warm_up():
+    """Once per server process: import torch and the live run in a thread of their own, WARM_UP_AFTER the first
+    page was sent, so that the first Play (or another tab) does not wait two seconds for them."""
+    def load():
+        time.sleep(WARM_UP_AFTER)
+        try:
+            importlib.import_module("funnelkit.app.live")
+        except Exception as error:  # the page that needs it will say what went wrong
+            LOG.warning("loading torch in the background failed: %s", error)
+
+    threading.Thread(target=load, name="funnelkit-warm-up", daemon=True).start()
+    return True
 
 
 # -- Train tab -----------------------------------------------------------------------------------
@@ -398,6 +423,7 @@ def opening(settings):
         return None
     kept = frames.read_opening(settings, ss.device_choice, GRID, N_SAMPLES)  # no torch needed
     if kept is not None:
+        ss.page_device = kept.device
         return kept
     torch_ready()
     try:

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import platform
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 
+from . import __version__
+from .device import pick_device
 from .files import write_atomically
+from .models import build
+from .models.base import DensityModel
 from .paths import CHECKPOINT_NAME
-
-if TYPE_CHECKING:  # for the annotations only: models import this module
-    from .models.base import DensityModel
 
 FORMAT = 1
 
@@ -40,8 +40,6 @@ def versions():
 
 
 def _funnelkit_version():
-    from . import __version__
-
     return __version__
 
 
@@ -140,9 +138,6 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> DensityModel:
 
     ``device``: auto, cpu, cuda, cuda:N, mps or a torch.device, checked by
     :func:`funnelkit.device.pick_device` before the file is read."""
-    from .device import pick_device
-    from .models import build
-
     device = pick_device(device)
     payload = read_checkpoint(path)
     model = build(payload["config"]).to(getattr(torch, payload.get("dtype", "float32")))

@@ -30,6 +30,7 @@ import torch.distributed as dist
 
 from .device import pick_device
 from .distributed_batch_norm import convert_batch_norm, local_statistics
+from .models.vae import VAE
 
 _LAUNCH_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
 
@@ -133,8 +134,6 @@ class NegativeLogLikelihood(torch.nn.Module):
 def random_in_training(model):
     """What in ``model``'s training forward pass draws random numbers (dropout with p > 0, a VAE's
     sampled latent), as a list of short phrases; empty for a deterministic model."""
-    from .models.vae import VAE
-
     found = []
     if isinstance(model, VAE):
         found.append("the VAE's sampled latent (its ELBO draws z)")

@@ -201,7 +201,7 @@ def fid_and_inception_score(
     if reference is not None:
         reference = check_images(reference, "reference")
     try:
-        import torch_fidelity
+        import torch_fidelity  # heavy (about a second): loaded only when FID or IS is computed
     except ImportError as error:  # pragma: no cover - depends on the environment
         raise ImportError("FID and IS need torch-fidelity: pip install 'torch-fidelity==0.4.0'") from error
     if device is None:

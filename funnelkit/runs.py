@@ -49,6 +49,8 @@ import json
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
+import torch
+
 from .checkpoints import CHECKPOINT_NAME, current_config, read_checkpoint
 from .files import write_atomically
 from .locks import folder_lock
@@ -291,8 +293,6 @@ def description_of(metrics, path, payload=None, legacy=False):
 
 def read_evaluation(folder):
     """The per-example tensors of ``folder/evaluation.pt`` (an empty dict when there is none)."""
-    import torch
-
     path = Path(folder) / EVALUATION_NAME
     if not path.is_file():
         return {}
@@ -318,8 +318,6 @@ def write_metrics(folder, metrics):
 
 def write_evaluation(folder, arrays):
     """Write the per-example tensors ``arrays`` to ``folder/evaluation.pt`` atomically (under the lock)."""
-    import torch
-
     with folder_lock(folder):
         return write_atomically(Path(folder) / EVALUATION_NAME, lambda file: torch.save(dict(arrays), file))
 
@@ -453,8 +451,6 @@ def extension_seed(seed, number):
 def extension_state(trainer, payload, from_step, number):
     """The trainer state an extension starts from: step ``from_step`` of the stored run, the
     trainer's fresh optimiser, a fresh schedule over the new steps, a fresh seeded data stream."""
-    import torch
-
     stored = payload.get("trainer") or {}
     config = trainer.config
     seed = extension_seed(config.seed, number)

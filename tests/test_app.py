@@ -71,7 +71,7 @@ def test_train_tab_renders_with_charts_and_controls(no_shipped):
 
 @pytest.mark.parametrize("model", ["f-nsf", "nsf"])
 def test_latents_tab_renders(no_shipped, model):
-    at = start(tab="Latents", model=model, hidden="16", bins="4")
+    at = start(tab="Latents", model=model, hidden_features="16", num_bins="4")
     assert not at.exception
     assert [m.label for m in at.metric][0].startswith("KS distance")
     ks = [float(m.value) for m in at.metric]
@@ -87,7 +87,7 @@ def test_latents_tab_renders(no_shipped, model):
 
 
 def test_how_it_works_tab_renders(no_shipped):
-    at = start(tab="How it works", hidden="16", bins="4")
+    at = start(tab="How it works", hidden_features="16", num_bins="4")
     assert not at.exception
     latex = at.get("latex")
     assert len(latex) >= 1 and "p_{\\phi}" in latex[0].value and "J_{\\theta}" in latex[0].value
@@ -101,7 +101,7 @@ def test_how_it_works_tab_renders(no_shipped):
 
 
 def test_step_trains_one_iteration(no_shipped):
-    at = start(hidden="16", bins="4")
+    at = start(hidden_features="16", num_bins="4")
     run = at.session_state.run
     at.button(key="step").click().run()
     assert not at.exception
@@ -113,7 +113,7 @@ def test_step_trains_one_iteration(no_shipped):
 
 def test_play_trains_on_each_run_and_pause_stops(no_shipped):
     """A live cycle first shows the run as it is, then trains: each run shows what the one before trained."""
-    at = start(hidden="16", bins="4")
+    at = start(hidden_features="16", num_bins="4")
     at.button(key="play").click().run()
     assert not at.exception and at.session_state.running
     run = at.session_state.run
@@ -130,7 +130,7 @@ def test_play_trains_on_each_run_and_pause_stops(no_shipped):
 
 
 def test_reset_starts_a_fresh_model(no_shipped):
-    at = start(hidden="16", bins="4")
+    at = start(hidden_features="16", num_bins="4")
     at.button(key="step").click().run()
     assert iteration(at) == 1
     at.button(key="reset").click().run()
@@ -168,9 +168,9 @@ def test_a_learning_rate_of_one_pauses_with_a_warning_not_a_traceback(button):
 @pytest.mark.parametrize(
     "params, words",
     [
-        ({"hidden": "0"}, ["hidden=", "hidden units must be a whole number from 1 to 512, got 0"]),
+        ({"hidden_features": "0"}, ["hidden_features=", "hidden units must be a whole number from 1 to 512, got 0"]),
         ({"dataset": "spiral"}, ["unknown dataset 'spiral'"]),
-        ({"lr": "fast", "batch": "-3"}, ["learning rate must be a number", "batch size"]),
+        ({"lr": "fast", "batch_size": "-3"}, ["learning rate must be a number", "batch size"]),
     ],
 )
 def test_bad_setting_in_the_link_shows_a_message_not_a_traceback(no_shipped, params, words):
@@ -186,26 +186,26 @@ def test_bad_setting_in_the_link_shows_a_message_not_a_traceback(no_shipped, par
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has the device asked for")
 def test_a_device_that_is_absent_shows_a_message(no_shipped, monkeypatch):
     monkeypatch.setenv("FUNNELKIT_APP_DEVICE", "cuda")
-    at = start(hidden="16", bins="4")
+    at = start(hidden_features="16", num_bins="4")
     assert not at.exception
     assert "FUNNELKIT_APP_DEVICE='cuda' was ignored" in " ".join(e.value for e in at.error)
     assert at.session_state.run.device.type in ("cpu", "mps")
 
 
 def test_link_sets_the_settings(no_shipped):
-    at = start(dataset="two-moons", model="nsf", hidden="16", bins="6", lr="0.01", batch="64", seed="3")
+    at = start(dataset="two-moons", model="nsf", hidden_features="16", num_bins="6", lr="0.01", batch_size="64", seed="3")
     assert not at.exception and not at.error
     assert at.selectbox(key="dataset").value == "two-moons"
     assert at.radio(key="model").value == "nsf"
-    assert at.number_input(key="hidden").value == 16
+    assert at.number_input(key="hidden_features").value == 16
     assert at.session_state.run.settings == live_settings.LiveSettings("two-moons", "nsf", 16, 6, 0.01, 64, 3)
     assert at.session_state.run.model.latent_dim == 2
     assert not [m for m in at.metric if m.label.startswith("best possible")]  # no true density
 
 
 def test_changing_a_setting_writes_the_link(no_shipped):
-    at = start(hidden="16", bins="4")
-    assert at.query_params["hidden"] == "16"
+    at = start(hidden_features="16", num_bins="4")
+    assert at.query_params["hidden_features"] == "16"
     at.button(key="step").click().run()
     at.number_input(key="lr").set_value(0.01).run()
     assert at.query_params["lr"] == "0.01"
@@ -293,7 +293,7 @@ def shown_iteration(at, words):
 
 @pytest.mark.parametrize("tab, words", [("Latents", "pushed through the model"), ("How it works", "Mean over 256")])
 def test_latents_and_the_eq6_table_follow_the_training_while_play_runs(no_shipped, tab, words):
-    at = start(tab=tab, hidden="16", bins="4")
+    at = start(tab=tab, hidden_features="16", num_bins="4")
     run = at.session_state.run
     assert shown_iteration(at, words) == 0
     at.session_state.running = True  # Play, pressed on the Train tab; this tab trains and redraws itself
@@ -318,7 +318,7 @@ def test_the_live_plots_are_updated_in_place_as_the_viz_functions_draw_them(no_s
 
     from funnelkit.viz import interactive
 
-    at = start(hidden="16", bins="4")
+    at = start(hidden_features="16", num_bins="4")
     at.button(key="play").click().run()
     for _ in range(8):
         at.run()
@@ -338,7 +338,7 @@ def test_the_live_plots_are_updated_in_place_as_the_viz_functions_draw_them(no_s
 
 
 def test_a_nan_loss_in_training_steps_back_and_pauses_with_a_message(no_shipped):
-    at = start(hidden="16", bins="4")
+    at = start(hidden_features="16", num_bins="4")
     at.button(key="step").click().run()
     at.button(key="step").click().run()
     run = at.session_state.run
@@ -353,7 +353,7 @@ def test_a_nan_loss_in_training_steps_back_and_pauses_with_a_message(no_shipped)
 
 
 def test_an_unexpected_error_in_a_tick_pauses_restores_and_play_goes_on(no_shipped):
-    at = start(hidden="16", bins="4")
+    at = start(hidden_features="16", num_bins="4")
     at.button(key="step").click().run()
     run = at.session_state.run
 
@@ -383,7 +383,7 @@ def test_a_figure_that_fails_shows_a_message_where_the_plot_would_be(no_shipped,
         raise ValueError("plotly could not make it")
 
     monkeypatch.setattr(interactive, figure, broken)
-    at = start(hidden="16", bins="4")
+    at = start(hidden_features="16", num_bins="4")
     assert not at.exception
     (warning,) = [w.value for w in at.warning]
     assert warning.startswith("Drawing the Train tab's plots failed at step 0 with an error the kit did not expect "
@@ -405,14 +405,14 @@ def test_a_latents_figure_that_fails_is_a_message_not_a_traceback(no_shipped, mo
         raise RuntimeError("subplots failed")
 
     monkeypatch.setattr(interactive, "layer_small_multiples", broken)
-    at = start(tab="Latents", hidden="16", bins="4")
+    at = start(tab="Latents", hidden_features="16", num_bins="4")
     assert not at.exception
     (warning,) = [w.value for w in at.warning]
     assert "Drawing the Latents tab's views failed" in warning and "RuntimeError: subplots failed" in warning
 
 
 def test_settings_that_cannot_be_built_show_a_message_and_a_way_back(no_shipped, monkeypatch):
-    at = start(hidden="16", bins="4")
+    at = start(hidden_features="16", num_bins="4")
     at.button(key="step").click().run()
     run = at.session_state.run
     plane_model = live.plane_model
@@ -423,14 +423,14 @@ def test_settings_that_cannot_be_built_show_a_message_and_a_way_back(no_shipped,
         return plane_model(name, **kwargs)
 
     monkeypatch.setattr(live, "plane_model", fails_at_24)
-    at.number_input(key="hidden").set_value(24).run()
+    at.number_input(key="hidden_features").set_value(24).run()
     assert not at.exception
     (error,) = [e.value for e in at.error]
     assert error == "These settings cannot be used: RuntimeError: not enough memory for 24 hidden units"
-    assert at.session_state.run is run and run.settings.hidden == 16 and run.iteration == 1  # kept
+    assert at.session_state.run is run and run.settings.hidden_features == 16 and run.iteration == 1  # kept
     at.button(key="back_to_settings").click().run()
     assert not at.exception and not at.error
-    assert at.number_input(key="hidden").value == 16 and iteration(at) == 1 and at.session_state.run is run
+    assert at.number_input(key="hidden_features").value == 16 and iteration(at) == 1 and at.session_state.run is run
 
 
 def test_a_damaged_shipped_model_gives_a_fresh_one_and_says_why(tmp_path, monkeypatch):
@@ -446,7 +446,7 @@ def test_a_damaged_shipped_model_gives_a_fresh_one_and_says_why(tmp_path, monkey
 
 
 def test_a_button_that_fails_is_a_message_and_the_model_is_kept(no_shipped, monkeypatch):
-    at = start(hidden="16", bins="4")
+    at = start(hidden_features="16", num_bins="4")
     at.button(key="step").click().run()
     run = at.session_state.run
 

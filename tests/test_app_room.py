@@ -15,7 +15,7 @@ from funnelkit.app.room import ROOMS
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TIMEOUT = 120
-SMALL = live_settings.LiveSettings(dataset="two-moons", hidden=8, bins=4)
+SMALL = live_settings.LiveSettings(dataset="two-moons", hidden_features=8, num_bins=4)
 
 
 @pytest.fixture(autouse=True)
@@ -102,7 +102,7 @@ def test_a_wrong_token_says_so_and_shows_the_run_without_controls(room):
 
 def test_a_room_not_yet_open_waits_and_can_be_opened_by_its_presenter():
     try:
-        at = start(room="fresh-room", dataset="two-moons", hidden="8", bins="4")
+        at = start(room="fresh-room", dataset="two-moons", hidden_features="8", num_bins="4")
         assert not at.exception and not at.error
         assert "is not open yet" in texts(at.info)
         at.button(key="open_room").click().run()
@@ -130,7 +130,7 @@ def test_a_bad_room_name_is_a_message(name):
 
 
 def test_a_page_without_room_is_the_independent_page():
-    at = start(dataset="two-moons", hidden="8", bins="4")
+    at = start(dataset="two-moons", hidden_features="8", num_bins="4")
     assert not at.exception
     assert [t.label for t in at.tabs][0] == "Train" and at.button(key="play") is not None
     assert control_keys(at) == set()

@@ -240,14 +240,14 @@ def test_play_trains_live_and_pause_stops(page, server, tmp_path):
 
 
 def test_a_link_opens_its_settings_and_a_bad_one_shows_a_message(page, server):
-    page.goto(f"{server}/?dataset=two-moons&hidden=0&tab=Latents")
+    page.goto(f"{server}/?dataset=two-moons&hidden_features=0&tab=Latents")
     _settle(page)
     error = page.locator("[data-testid='stAlertContentError']").first
     error.wait_for(timeout=RENDER_S * 1000)
     assert "hidden units must be a whole number from 1 to 512, got 0" in error.inner_text()
     assert page.locator("[data-testid='stException']").count() == 0
     # The URL now holds the settings in use (a shareable link).
-    _wait_until(lambda: "dataset=two-moons" in page.url and "hidden=64" in page.url, 30, "the settings in the URL")
+    _wait_until(lambda: "dataset=two-moons" in page.url and "hidden_features=64" in page.url, 30, "the settings in the URL")
     page.get_by_text("KS distance to N(0, 1)").first.wait_for(timeout=RENDER_S * 1000)
 
 

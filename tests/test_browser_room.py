@@ -61,7 +61,7 @@ def _screenshots(tmp_path):
 def test_one_presenter_and_three_viewers_share_one_training(browser, server, tmp_path):
     start = time.monotonic()
     presenter = browser.new_page(viewport=SCREEN)
-    presenter.goto(f"{server}/?room={ROOM}&dataset=two-moons&hidden=16&bins=4")
+    presenter.goto(f"{server}/?room={ROOM}&dataset=two-moons&hidden_features=16&num_bins=4")
     _settle(presenter)
     presenter.get_by_text("Are you the presenter? Open the room").click()
     presenter.get_by_role("button", name=f"Open room {ROOM}").click()

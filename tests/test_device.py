@@ -113,7 +113,7 @@ def test_fk_load_puts_the_model_on_the_picked_device():
 
 def test_a_live_run_refuses_an_absent_device_with_the_kits_message(cpu_only):
     with pytest.raises(ValueError, match="'cuda:7' was asked for.*available here: auto, cpu"):
-        LiveRun(LiveSettings(hidden=8, bins=4), device="cuda:7")
+        LiveRun(LiveSettings(hidden_features=8, num_bins=4), device="cuda:7")
 
 
 @pytest.mark.parametrize("command", ["eval", "train"])

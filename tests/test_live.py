@@ -12,7 +12,7 @@ from funnelkit.app import live, live_settings
 from funnelkit.app.live import LiveRun
 from funnelkit.app.live_settings import LiveSettings
 
-SMALL = dict(hidden=8, bins=4, batch=64)  # tiny models: the tests are about state, not fitting
+SMALL = dict(hidden_features=8, num_bins=4, batch_size=64)  # tiny models: the tests are about state, not fitting
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -34,7 +34,7 @@ def test_default_settings_are_the_quick_preset():
     settings = LiveSettings()
     quick = fk.models.PLANE_PRESETS["quick"]
     assert (settings.dataset, settings.model) == ("four-circles", "f-nsf")
-    assert (settings.hidden, settings.bins) == (quick.hidden_features, quick.num_bins)
+    assert (settings.hidden_features, settings.num_bins) == (quick.hidden_features, quick.num_bins)
 
 
 @pytest.mark.parametrize(
@@ -42,15 +42,15 @@ def test_default_settings_are_the_quick_preset():
     [
         (dict(dataset="spiral"), ["unknown dataset 'spiral'", "four-circles"]),
         (dict(model="glow"), ["unknown model 'glow'", "f-nsf"]),
-        (dict(hidden=0), ["hidden units", "from 1 to 512", "got 0"]),
-        (dict(hidden=513), ["hidden units", "got 513"]),
-        (dict(hidden=3.5), ["hidden units", "whole number"]),
-        (dict(hidden=True), ["hidden units"]),
-        (dict(bins=1), ["spline bins", "got 1"]),
+        (dict(hidden_features=0), ["hidden units", "from 1 to 512", "got 0"]),
+        (dict(hidden_features=513), ["hidden units", "got 513"]),
+        (dict(hidden_features=3.5), ["hidden units", "whole number"]),
+        (dict(hidden_features=True), ["hidden units"]),
+        (dict(num_bins=1), ["spline bins", "got 1"]),
         (dict(lr=0.0), ["learning rate", "got 0.0"]),
         (dict(lr=2.0), ["learning rate"]),
         (dict(lr=float("nan")), ["learning rate"]),
-        (dict(batch=0), ["batch size"]),
+        (dict(batch_size=0), ["batch size"]),
         (dict(seed=-1), ["seed"]),
     ],
 )
@@ -62,13 +62,13 @@ def test_bad_settings_raise_a_clear_value_error(change, words):
 
 
 def test_numpy_scalars_are_normalised_so_equal_settings_compare_equal():
-    a = LiveSettings(hidden=np.int64(32), lr=np.float64(0.01))
-    b = LiveSettings(hidden=32, lr=0.01)
-    assert a == b and type(a.hidden) is int and type(a.lr) is float
+    a = LiveSettings(hidden_features=np.int64(32), lr=np.float64(0.01))
+    b = LiveSettings(hidden_features=32, lr=0.01)
+    assert a == b and type(a.hidden_features) is int and type(a.lr) is float
 
 
 def test_query_round_trip():
-    settings = LiveSettings(dataset="checkerboard", model="nsf", hidden=48, bins=12, lr=0.0015, batch=100, seed=7)
+    settings = LiveSettings(dataset="checkerboard", model="nsf", hidden_features=48, num_bins=12, lr=0.0015, batch_size=100, seed=7)
     query = settings.to_query()
     assert all(isinstance(v, str) for v in query.values())
     assert LiveSettings.from_query(query) == (settings, [])
@@ -76,15 +76,15 @@ def test_query_round_trip():
 
 def test_query_with_bad_values_keeps_the_good_ones_and_names_the_bad():
     settings, problems = LiveSettings.from_query(
-        {"dataset": "spiral", "hidden": "0", "bins": "twelve", "lr": "0.01", "model": ["f-nsf", "nsf"],
+        {"dataset": "spiral", "hidden_features": "0", "num_bins": "twelve", "lr": "0.01", "model": ["f-nsf", "nsf"],
          "tab": "Latents"}
     )
     defaults = LiveSettings()
-    assert (settings.dataset, settings.hidden, settings.bins) == (defaults.dataset, defaults.hidden, defaults.bins)
+    assert (settings.dataset, settings.hidden_features, settings.num_bins) == (defaults.dataset, defaults.hidden_features, defaults.num_bins)
     assert settings.lr == 0.01 and settings.model == "nsf"  # a repeated key: the last one wins
     assert len(problems) == 3
     text = " ".join(problems)
-    for word in ("dataset='spiral'", "hidden='0'", "bins='twelve'", "Using 64 instead"):
+    for word in ("dataset='spiral'", "hidden_features='0'", "num_bins='twelve'", "Using 64 instead"):
         assert word in text
 
 
@@ -95,7 +95,7 @@ def test_pretrained_path_only_for_the_shipped_architecture(tmp_path, monkeypatch
     fake.write_bytes(b"")
     assert LiveSettings().pretrained_path() == fake
     assert LiveSettings(lr=0.01, seed=3).pretrained_path() == fake  # training settings do not matter
-    assert LiveSettings(hidden=32).pretrained_path() is None
+    assert LiveSettings(hidden_features=32).pretrained_path() is None
     assert LiveSettings(dataset="two-moons").pretrained_path() is None
     assert LiveSettings(model="nsf").pretrained_path() is None  # no nsf file here
 
@@ -120,7 +120,7 @@ def test_step_takes_exactly_n_steps(run):
 
 
 def test_training_lowers_the_loss():
-    run = LiveRun.create(LiveSettings(dataset="eight-gaussians", hidden=16, bins=8, batch=128, lr=1e-2), device="cpu")
+    run = LiveRun.create(LiveSettings(dataset="eight-gaussians", hidden_features=16, num_bins=8, batch_size=128, lr=1e-2), device="cpu")
     x = run.data(512)
     before = -run.model.log_prob(x).mean().item()
     run.step(40)
@@ -144,13 +144,13 @@ def test_apply_updates_training_settings_in_place_and_rebuilds_for_the_rest(run)
     run.step(2)
     model = run.model
     assert run.apply(run.settings) == "same"
-    new = LiveSettings(dataset="two-moons", hidden=8, bins=4, batch=32, lr=0.02)
+    new = LiveSettings(dataset="two-moons", hidden_features=8, num_bins=4, batch_size=32, lr=0.02)
     assert run.apply(new) == "updated"
     assert run.model is model and run.iteration == 2
     assert run.trainer.optimizer.param_groups[0]["lr"] == 0.02 and run.trainer.config.batch_size == 32
     run.step()
     assert run.iteration == 3
-    assert run.apply(LiveSettings(dataset="checkerboard", hidden=8, bins=4, batch=32, lr=0.02)) == "rebuilt"
+    assert run.apply(LiveSettings(dataset="checkerboard", hidden_features=8, num_bins=4, batch_size=32, lr=0.02)) == "rebuilt"
     assert run.model is not model and run.iteration == 0 and run.settings.dataset == "checkerboard"
 
 
@@ -312,8 +312,8 @@ def test_the_continuation_rate_follows_the_settings(tmp_path, monkeypatch):
     fk.save_checkpoint(path, source.model, {"step": 2}, source.trainer.state_dict())
     run = LiveRun.create(LiveSettings(), device="cpu")
     assert run.lr == live.SHIPPED_CONTINUE_LR and run.trainer.config.lr == live.SHIPPED_CONTINUE_LR
-    assert run.apply(LiveSettings(batch=64)) == "updated" and run.lr == live.SHIPPED_CONTINUE_LR  # rate untouched
-    assert run.apply(LiveSettings(batch=64, lr=0.002)) == "updated" and run.lr == 0.002
+    assert run.apply(LiveSettings(batch_size=64)) == "updated" and run.lr == live.SHIPPED_CONTINUE_LR  # rate untouched
+    assert run.apply(LiveSettings(batch_size=64, lr=0.002)) == "updated" and run.lr == 0.002
     assert LiveRun.create(LiveSettings(lr=0.02), device="cpu").lr == 0.02  # a link's rate is kept
     assert run.reset().lr == 0.002  # a fresh model: the settings' rate
 
@@ -325,7 +325,7 @@ def test_a_new_run_reuses_the_opening_picture_and_owns_its_state(tmp_path, monke
     monkeypatch.setattr(live_settings, "shipped_checkpoint", lambda *args: path)
     settings = LiveSettings(**SMALL)
     source = LiveRun.create(settings, device="cpu", pretrained=False)
-    monkeypatch.setattr(LiveSettings, "pretrained_path", lambda self: path if self.hidden == SMALL["hidden"] else None)
+    monkeypatch.setattr(LiveSettings, "pretrained_path", lambda self: path if self.hidden_features == SMALL["hidden_features"] else None)
     source.step(3)
     fk.save_checkpoint(path, source.model, {"step": 3}, source.trainer.state_dict())
     first = LiveRun.create(settings, device="cpu")
@@ -549,7 +549,7 @@ def test_settings_that_cannot_be_built_leave_the_run_as_it_was(run, monkeypatch)
 
     monkeypatch.setattr(live, "plane_model", broken)
     with pytest.raises(RuntimeError, match="out of memory"):
-        run.apply(LiveSettings(dataset="two-moons", hidden=16, bins=4, batch=64))
+        run.apply(LiveSettings(dataset="two-moons", hidden_features=16, num_bins=4, batch_size=64))
     assert run.settings == settings and run.model is model and run.iteration == 3 and _equal(run.trainer, record)
     with pytest.raises(RuntimeError):
         run.reset()
@@ -592,3 +592,11 @@ def test_a_paced_view_that_fails_keeps_the_last_good_one():
     with pytest.raises(ValueError):
         paced.get("a", 1, broken, paced=False)
     assert paced.value == "good" and paced.key == ("a", 0)
+
+
+def test_a_link_made_with_the_old_setting_names_still_opens():
+    settings, problems = LiveSettings.from_query({"hidden": "32", "bins": "8", "batch": "64", "lr": "0.01"})
+    assert problems == []
+    assert (settings.hidden_features, settings.num_bins, settings.batch_size, settings.lr) == (32, 8, 64, 0.01)
+    new, _ = LiveSettings.from_query({"hidden": "32", "hidden_features": "48"})
+    assert new.hidden_features == 48  # the kit's own name wins over an old one in the same link

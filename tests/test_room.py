@@ -14,7 +14,7 @@ from funnelkit.app import live, live_settings
 from funnelkit.app.room import (ACTIVITY, NAME_RULE, NotPresenter, RoomError, Rooms, Snapshot, check_room_name,
                             shared_line)
 
-SMALL = live_settings.LiveSettings(dataset="two-moons", hidden=8, bins=4)  # no shipped model: a fresh, small run
+SMALL = live_settings.LiveSettings(dataset="two-moons", hidden_features=8, num_bins=4)  # no shipped model: a fresh, small run
 PICTURES = {"resolution": 20, "n_samples": 50, "n_data": 50}
 WAIT_S = 60  # a busy CI machine trains slowly
 

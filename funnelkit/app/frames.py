@@ -68,7 +68,8 @@ class Opening:
         return self.key[2]
 
 
-def _versions():
+def installed_versions() -> dict:
+    """The installed versions of funnelkit, torch and nflows (from the packages' metadata: no torch import)."""
     found = {}
     for package in ("funnelkit", "torch", "nflows"):
         try:
@@ -95,7 +96,7 @@ def frame_path(settings, device_choice: str, resolution: int, n_samples: int) ->
     stat = checkpoint.stat()
     what = {"format": FORMAT, "checkpoint": [str(checkpoint), stat.st_size, stat.st_mtime_ns],
             "settings": settings.to_dict(), "device": device_choice, "resolution": resolution,
-            "samples": n_samples, "versions": _versions(), "code": _code_hash()}
+            "samples": n_samples, "versions": installed_versions(), "code": _code_hash()}
     name = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:24]
     return cache_dir() / "dashboard" / f"opening-{name}.npz"
 
@@ -140,4 +141,4 @@ def _read(path, mtime_ns):
     return Opening(losses=arrays["losses"].tolist(), steps=arrays["steps"].tolist(), pictures=pictures, **scalars)
 
 
-__all__ = ["Opening", "Pictures", "frame_path", "read_opening", "write_opening"]
+__all__ = ["Opening", "Pictures", "frame_path", "installed_versions", "read_opening", "write_opening"]

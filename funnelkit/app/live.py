@@ -3,7 +3,7 @@
 The dashboard (``app.py``) keeps one :class:`LiveRun` per browser session and drives it in
 short, time-boxed ticks, as TensorFlow Playground does with its ``Player``:
 
-    settings = LiveSettings(dataset="two-moons", model="f-nsf", hidden=32)
+    settings = LiveSettings(dataset="two-moons", model="f-nsf", hidden_features=32)
     run = LiveRun.create(settings)           # a fresh model (or the shipped one, see below)
     run.tick(0.3)                            # about 0.3 s of Adam steps
     run.iteration, run.trainer.history["loss"]
@@ -141,7 +141,7 @@ class LiveRun:
         def sample_batch(n, generator):
             return toy(dataset, n, generator=generator)
 
-        config = TrainConfig(steps=OPEN_ENDED_STEPS, batch_size=s.batch, lr=s.lr, schedule="constant", seed=s.seed)
+        config = TrainConfig(steps=OPEN_ENDED_STEPS, batch_size=s.batch_size, lr=s.lr, schedule="constant", seed=s.seed)
         trainer = Trainer(model, sample_batch, config)
         good = GoodStates(trainer)
         self.settings, self.device, self.model, self.trainer, self._good = s, device, model, trainer, good
@@ -217,7 +217,7 @@ class LiveRun:
             return "rebuilt"
         lr_changed = settings.lr != self.settings.lr
         self.settings = settings
-        self.trainer.config = replace(self.trainer.config, batch_size=settings.batch)
+        self.trainer.config = replace(self.trainer.config, batch_size=settings.batch_size)
         if lr_changed or not self.source.startswith("shipped"):
             self._set_lr(settings.lr)  # the user's rate now, also for a shipped model
         return "updated"

@@ -27,20 +27,23 @@ SHIPPED_CONTINUE_LR = 1e-4
 
 #: Allowed ranges of the numeric settings: (smallest, largest).
 LIMITS = {
-    "hidden": (1, 512),
-    "bins": (2, 64),
+    "hidden_features": (1, 512),
+    "num_bins": (2, 64),
     "lr": (1e-5, 1.0),
-    "batch": (1, 4096),
+    "batch_size": (1, 4096),
     "seed": (0, 2**31 - 1),
 }
+
+#: URL keys of links made before the settings took the kit's names, and those names.
+OLD_QUERY_KEYS = {"hidden": "hidden_features", "bins": "num_bins", "batch": "batch_size"}
 
 LABELS = {
     "dataset": "dataset",
     "model": "model",
-    "hidden": "hidden units",
-    "bins": "spline bins",
+    "hidden_features": "hidden units",
+    "num_bins": "spline bins",
     "lr": "learning rate",
-    "batch": "batch size",
+    "batch_size": "batch size",
     "seed": "seed",
 }
 
@@ -55,15 +58,15 @@ def _check_int(name, value):
 class LiveSettings:
     """What the user picks in the dashboard; the defaults are the shipped ``quick`` run.
 
-    The field names are also the URL query keys (``?dataset=two-moons&hidden=32``).
+    The field names are also the URL query keys (``?dataset=two-moons&hidden_features=32``).
     """
 
     dataset: str = "four-circles"
     model: str = "f-nsf"
-    hidden: int = PRESETS[PRESET].hidden_features
-    bins: int = PRESETS[PRESET].num_bins
+    hidden_features: int = PRESETS[PRESET].hidden_features
+    num_bins: int = PRESETS[PRESET].num_bins
     lr: float = 3e-3
-    batch: int = 256
+    batch_size: int = 256
     seed: int = 0
 
     def __post_init__(self):
@@ -71,13 +74,13 @@ class LiveSettings:
             raise ValueError(f"unknown dataset {self.dataset!r}; expected one of {', '.join(DATASETS)}")
         if self.model not in MODELS:
             raise ValueError(f"unknown model {self.model!r}; expected one of {', '.join(MODELS)}")
-        for name in ("hidden", "bins", "batch", "seed"):
+        for name in ("hidden_features", "num_bins", "batch_size", "seed"):
             _check_int(name, getattr(self, name))
         low, high = LIMITS["lr"]
         if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not low <= self.lr <= high:
             raise ValueError(f"learning rate must be a number from {low:g} to {high:g}, got {self.lr!r}")
         # Normalise numpy scalars and ints so that equal settings compare and hash equal.
-        for name in ("hidden", "bins", "batch", "seed"):
+        for name in ("hidden_features", "num_bins", "batch_size", "seed"):
             object.__setattr__(self, name, int(getattr(self, name)))
         object.__setattr__(self, "lr", float(self.lr))
 
@@ -93,17 +96,22 @@ class LiveSettings:
     def from_query(cls, query):
         """Settings from URL query values; returns ``(settings, problems)``: each bad value is
         replaced by its default and described in ``problems``, so a link with one typo still
-        opens, with a message saying what was ignored (:func:`funnelkit.app.url_query.from_query`)."""
+        opens, with a message saying what was ignored (:func:`funnelkit.app.url_query.from_query`).
+        A link made before the settings took the kit's names (``hidden``, ``bins``, ``batch``) still opens."""
+        query = dict(query)
+        for old, new in OLD_QUERY_KEYS.items():
+            if old in query:
+                query.setdefault(new, query.pop(old))
         return url_query.from_query(cls, query, _parse)
 
     # -- what differs between two settings ------------------------------------------------------
     @property
     def architecture(self):
         """What a model is built from: changing any of these needs a new model."""
-        return (self.dataset, self.model, self.hidden, self.bins, self.seed)
+        return (self.dataset, self.model, self.hidden_features, self.num_bins, self.seed)
 
     def plane_overrides(self):
-        return {"hidden_features": self.hidden, "num_bins": self.bins}
+        return {"hidden_features": self.hidden_features, "num_bins": self.num_bins}
 
     def pretrained_path(self):
         """The shipped checkpoint for these settings, or ``None`` when there is none.
@@ -112,7 +120,7 @@ class LiveSettings:
         rate, batch size and seed only affect how training continues from it.
         """
         quick = PRESETS[PRESET]
-        if self.dataset != "four-circles" or (self.hidden, self.bins) != (quick.hidden_features, quick.num_bins):
+        if self.dataset != "four-circles" or (self.hidden_features, self.num_bins) != (quick.hidden_features, quick.num_bins):
             return None
         path = self.shipped_path()
         return path if path.is_file() else None

@@ -11,6 +11,7 @@ arrays, so a tampered file cannot run code. Files are checked against torchvisio
 unless the caller turns that off (tests do, on batches they made).
 """
 
+import codecs
 import hashlib
 import pickle
 from pathlib import Path
@@ -45,7 +46,6 @@ class _ArrayUnpickler(pickle.Unpickler):
         if (module, name) in _ALLOWED:
             return _ALLOWED[(module, name)]
         if (module, name) == ("_codecs", "encode"):  # how Python 3 pickles bytes at protocol 2
-            import codecs
             return codecs.encode
         raise pickle.UnpicklingError(f"a CIFAR batch holds no {module}.{name}")
 

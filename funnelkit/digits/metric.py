@@ -20,6 +20,7 @@ import torch
 from ..fidelity import UInt8Images
 from . import classifier as _classifier
 from .classifier import CLASSES, FEATURE_DIM, check_digits, load_classifier
+from .training import held_out_digits
 
 EXTRACTOR_NAME = "funnelkit-digits"
 METRIC_NAME = "the kit's digit metric (a small MNIST classifier's 128-wide features)"
@@ -121,8 +122,6 @@ def default_reference():
     """The 1,000 held-out real digits (uint8), loaded once: the metric's default reference."""
     global _REFERENCE
     if _REFERENCE is None:
-        from .training import held_out_digits
-
         _REFERENCE = held_out_digits()
     return _REFERENCE
 
@@ -167,7 +166,7 @@ def digit_metrics(images_uint8, reference_uint8=None, *, metrics=METRICS, kid_su
     path = _classifier.CLASSIFIER_PATH if classifier_path is None else classifier_path
     load_classifier(path)  # a missing or broken file: our one-line error, before torch-fidelity starts
 
-    import torch_fidelity
+    import torch_fidelity  # heavy (about a second): loaded only when a metric is computed
 
     register()
     scores = torch_fidelity.calculate_metrics(

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
+from ..data.images import OfflineDataWarning, image_dataset
 from ..files import write_atomically
 from .classifier import DigitClassifier, check_digits
 
@@ -50,8 +51,7 @@ def shifted(images, shift, generator):
 def mnist_digits_split():
     """``(train_images, train_labels, held_images, held_labels)``: the offline MNIST cut as the image
     results cut it (9,000 for training, the 1,000 held out, Table 2's split seed); uint8 (N, 1, 28, 28)."""
-    from ..data.images import OfflineDataWarning, image_dataset
-    from ..experiments.runs import held_out_split
+    from ..experiments.runs import held_out_split  # here, not on top: the experiments import this package
     from ..experiments.image_runs import SPLIT_SEED
 
     with warnings.catch_warnings():

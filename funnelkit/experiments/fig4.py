@@ -58,7 +58,7 @@ PRESETS = {
 def figure(panels, temperatures, title, scores=None):
     """A matplotlib figure: one row per model, one column per temperature, each panel a grid;
     ``scores[name][j]`` (optional), the digit metric of a panel, is written under it."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # only for this figure: computing the numbers needs no plotting library
 
     rows = list(panels)
     fig, axes = plt.subplots(len(rows), len(temperatures), figsize=(3.2 * len(temperatures), 3.4 * len(rows)),

@@ -19,6 +19,7 @@ from ..models import plane_model
 from ..paths import shipped_checkpoint, shown
 from ..train import TrainConfig, Trainer
 from ..validation import check_choice
+from .runs import train_or_load
 
 NAME = "four-circles"
 TEST_SEED = 20_211_209  # fresh points, never drawn by a training generator
@@ -89,8 +90,6 @@ def train_run(model_name="f-nsf", preset="quick", out=None, device="cpu", progre
     Under ``torchrun`` (after :func:`funnelkit.distributed.setup`) every rank trains; rank 0
     alone evaluates and writes.
     """
-    from .runs import train_or_load
-
     config = train_config(preset, **train_overrides)
     model, validation = _model_and_validation(model_name, preset, device, config)
     return train_or_load(model, sample_batch, config, out, evaluate=lambda m: (evaluate(m), None),

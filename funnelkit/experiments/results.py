@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from ..checkpoints import versions
 from ..files import write_atomically
 from ..paths import shown_in_text
 
@@ -101,8 +102,6 @@ def plain(value):
 def environment():
     """Where the numbers were made: the versions checkpoints record, the number of torch threads
     and the time."""
-    from ..checkpoints import versions
-
     return {**versions(), "torch_threads": torch.get_num_threads(), "written": time.strftime("%Y-%m-%d %H:%M:%S %z")}
 
 
@@ -126,7 +125,7 @@ def write_result(out, name, result, markdown):
 
 def save_figure(figure, path, dpi=110):
     """Save a matplotlib figure as PNG atomically, then close it."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # only to close the figure: writing results needs no plotting library
 
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from .. import runs as folders
-from ..checkpoints import CHECKPOINT_NAME, read_checkpoint
+from ..checkpoints import CHECKPOINT_NAME, load, read_checkpoint
 from ..files import write_atomically
 from ..locks import folder_lock
 from ..paths import SHIPPED_RUNS, shown_in_text
@@ -101,7 +101,7 @@ def _copy(run, payload):
 def _float16_copy(run, payload, progress):
     """``(payload, metrics, arrays)`` with the weights in float16 and the test numbers they give;
     ``run`` as it is when a number would move by more than ``FLOAT16_TOLERANCE``."""
-    from . import commands
+    from . import commands  # here, not on top: commands imports this module
 
     state = {k: v.half() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
     model = commands.load_run(run)
@@ -138,8 +138,6 @@ def trained(group, model, latent_size=None, dataset=None, device="cpu", shipped=
     model carries ``.run``, its :class:`funnelkit.runs.RunDescription` (steps, data, test numbers),
     and ``.trained_line``, one sentence saying how it was trained.
     """
-    from ..checkpoints import load
-
     folder = Path(shipped) / group
     if not folder.is_dir():
         available = sorted(p.name for p in Path(shipped).iterdir() if p.is_dir()) if Path(shipped).is_dir() else []

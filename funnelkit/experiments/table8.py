@@ -14,6 +14,7 @@ F-NSF keeps odd image sizes exact instead of zero-padding them), and in ``docs/e
 import time
 from dataclasses import asdict, dataclass
 
+from ..models.anomaly import anomaly_model
 from . import paper_numbers as paper
 from .anomaly_runs import MODELS, row_key
 from .results import count, table, write_result
@@ -33,8 +34,6 @@ PRESETS = {"paper": Table8Settings(), "quick": Table8Settings(also_quick=True)}
 
 def count_parameters(name, latent, preset):
     """Parameters and latent size of one anomaly model as built by the kit."""
-    from ..models.anomaly import anomaly_model
-
     model = anomaly_model(name, latent or 16, preset=preset)
     return model.num_parameters(), model.latent_dim
 

@@ -31,7 +31,7 @@ class ModelRow:
 def _specs(family):
     """``(name, setting, builder thunk)`` for every model of a family."""
     if family == "plane":
-        from .plane import MODEL_NAMES, plane_model
+        from .plane import MODEL_NAMES, plane_model  # each family's builders (and nflows) load only when listed
 
         return [(name, "four circles", lambda p, n=name: plane_model(n, preset=p)) for name in MODEL_NAMES]
     if family == "tabular":

@@ -19,7 +19,7 @@ REMEDY = ("BSDS300.hdf5 in the MAF archive holds datasets train, validation and 
 
 def _h5py():
     try:
-        import h5py
+        import h5py  # only BSDS300's file needs h5py: the other tabular sets load without it
     except ImportError:
         raise ImportError("reading BSDS300/BSDS300.hdf5 needs h5py: pip install 'h5py>=3.8'") \
             from None
