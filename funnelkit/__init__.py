@@ -12,43 +12,25 @@ only for what it touches: the dashboard's first page needs neither the experimen
 figures nor torch-fidelity.
 """
 
-import importlib
+from ._on_use import on_use
 
 __version__ = "0.1.0"
 
 #: Public names and the submodule that defines each.
 _NAMES = {
-    "CheckpointError": "checkpoints",
-    "load": "checkpoints",
-    "save_checkpoint": "checkpoints",
-    "pick_device": "device",
-    "seed_everything": "device",
-    "TrainConfig": "train",
-    "Trainer": "train",
-    "trained": "experiments.shipped",
-    "TrainingDiverged": "train",
+    "CheckpointError": ("checkpoints", "CheckpointError"),
+    "load": ("checkpoints", "load"),
+    "save_checkpoint": ("checkpoints", "save_checkpoint"),
+    "pick_device": ("device", "pick_device"),
+    "seed_everything": ("device", "seed_everything"),
+    "TrainConfig": ("train", "TrainConfig"),
+    "Trainer": ("train", "Trainer"),
+    "trained": ("experiments.shipped", "trained"),
+    "TrainingDiverged": ("train", "TrainingDiverged"),
 }
 _SUBPACKAGES = ("data", "experiments", "fidelity", "grid", "layers", "metrics", "models", "viz")
 
 __all__ = sorted([*_NAMES, *_SUBPACKAGES])
 
 
-def __getattr__(name):
-    """``fk.<name>``: a public name from its submodule, or any submodule of funnelkit, imported now."""
-    if name in _NAMES:
-        value = getattr(importlib.import_module(f".{_NAMES[name]}", __name__), name)
-    elif not name.startswith("__"):
-        try:
-            value = importlib.import_module(f".{name}", __name__)
-        except ModuleNotFoundError as error:
-            if error.name != f"{__name__}.{name}":
-                raise  # the submodule exists but one of its own imports is missing
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    else:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted([*globals(), *_NAMES, *_SUBPACKAGES])
+__getattr__, __dir__ = on_use(__name__, _NAMES, globals(), _SUBPACKAGES)

@@ -4,7 +4,7 @@ Each name below is imported from its module on first use (PEP 562), so that impo
 module of this package does not load the others (and torch with them).
 """
 
-import importlib
+from .._on_use import on_use
 
 #: Public names: (submodule, name there).
 _NAMES = {
@@ -38,23 +38,4 @@ _NAMES = {
 __all__ = sorted(_NAMES)
 
 
-def __getattr__(name):
-    """A public name from its submodule, or a submodule of this package, imported now."""
-    if name in _NAMES:
-        module, attribute = _NAMES[name]
-        value = getattr(importlib.import_module(f".{module}", __name__), attribute)
-    elif not name.startswith("__"):
-        try:
-            value = importlib.import_module(f".{name}", __name__)
-        except ModuleNotFoundError as error:
-            if error.name != f"{__name__}.{name}":
-                raise
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    else:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted([*globals(), *_NAMES])
+__getattr__, __dir__ = on_use(__name__, _NAMES, globals())
