@@ -3,14 +3,14 @@
 import math
 import numbers
 
-import torch
-
 
 def check_batch(x, shape, dtype, name="x"):
     """Raise ``ValueError`` unless x is a finite ``(batch, *shape)`` tensor of ``dtype``.
 
     ``shape`` is an int (a width: vectors) or a tuple (for example ``(C, H, W)`` for images).
     """
+    import torch  # here, not at the top: the dashboard's light modules use this module before torch loads
+
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
     expected = "(batch, " + ", ".join(map(str, shape)) + ")"
     if not isinstance(x, torch.Tensor):
@@ -27,18 +27,37 @@ def check_batch(x, shape, dtype, name="x"):
         raise ValueError(f"{name} must be finite; rows {bad} hold NaN or infinity")
 
 
-def check_positive_int(n, name):
-    """Return ``n`` as an ``int`` if it is a whole number >= 1.
+def check_int(value, name, low=None, high=None, message=None):
+    """Return ``value`` as an ``int`` if it is a whole number from ``low`` to ``high`` (``None``: no bound).
 
     Any ``numbers.Integral`` counts (``int``, numpy integers such as ``np.int64(5)``); ``bool``,
     floats (also ``5.0``) and strings do not. Callers pass on the returned ``int``: torch and
-    nflows accept only Python ints for sizes.
+    nflows accept only Python ints for sizes. The ``ValueError`` says ``message`` (a format string of
+    ``{name}``, ``{low}`` and ``{high}``; by default "<name> must be a whole number from LOW to HIGH",
+    or "of at least LOW", "of at most HIGH") and then ", got <value>", naming the type of a value that
+    is no whole number.
     """
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
-        kind = "" if isinstance(n, numbers.Integral) and not isinstance(n, bool) else f" ({type(n).__name__})"
-        raise ValueError(f"{name} must be a positive int (a whole number >= 1; numpy integers work too), "
-                         f"got {n!r}{kind}")
-    return int(n)
+    whole = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if not whole or (low is not None and int(value) < low) or (high is not None and int(value) > high):
+        kind = "" if whole else f" ({type(value).__name__})"
+        message = message or "{name} must be " + _whole_number(low, high)
+        raise ValueError(message.format(name=name, low=low, high=high) + f", got {value!r}{kind}")
+    return int(value)
+
+
+def _whole_number(low, high):
+    """The words of :func:`check_int`'s default message for the bounds given."""
+    if low is not None and high is not None:
+        return "a whole number from {low} to {high}"
+    if low is not None:
+        return "a whole number of at least {low}"
+    return "a whole number" if high is None else "a whole number of at most {high}"
+
+
+def check_positive_int(n, name):
+    """Return ``n`` as an ``int`` if it is a whole number >= 1 (see :func:`check_int`)."""
+    return check_int(n, name, low=1,
+                     message="{name} must be a positive int (a whole number >= 1; numpy integers work too)")
 
 
 def check_temperature(t):

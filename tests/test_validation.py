@@ -9,7 +9,7 @@ import torch
 
 import funnelkit as fk
 from funnelkit.app import gallery
-from funnelkit.validation import check_positive_int, check_temperature
+from funnelkit.validation import check_int, check_positive_int, check_temperature
 
 NUMPY_INTS = [np.int8(5), np.int16(5), np.int32(5), np.int64(5), np.uint8(5), np.uint64(5)]
 
@@ -33,6 +33,34 @@ def test_bools_floats_and_other_types_are_refused_naming_the_type(n, kind):
 def test_counts_below_one_are_refused(n):
     with pytest.raises(ValueError, match=r"num_samples must be a positive int .* got " + re.escape(repr(n)) + "$"):
         check_positive_int(n, "num_samples")
+
+
+@pytest.mark.parametrize("n, low, high", [(0, 0, None), (-7, None, 0), (16, 1, 16), (np.uint8(3), 3, 3),
+                                           (np.int64(-2), -2, 2), (2**40, None, None)], ids=repr)
+def test_check_int_returns_a_whole_number_within_its_bounds_as_a_python_int(n, low, high):
+    out = check_int(n, "n", low, high)
+    assert type(out) is int and out == int(n)
+
+
+@pytest.mark.parametrize("n, low, high, message", [
+    (0, 1, 16, "bits must be a whole number from 1 to 16, got 0"),
+    (np.int32(17), 1, 16, "bits must be a whole number from 1 to 16, got np.int32(17)"),
+    (1, 2, None, "bits must be a whole number of at least 2, got 1"),
+    (3, None, 2, "bits must be a whole number of at most 2, got 3"),
+    (True, 0, 1, "bits must be a whole number from 0 to 1, got True (bool)"),
+    (4.0, None, None, "bits must be a whole number, got 4.0 (float)"),
+    ("4", 1, 16, "bits must be a whole number from 1 to 16, got '4' (str)"),
+], ids=repr)
+def test_check_int_refuses_naming_the_bounds_and_what_came(n, low, high, message):
+    with pytest.raises(ValueError) as error:
+        check_int(n, "bits", low, high)
+    assert str(error.value) == message
+
+
+def test_check_int_writes_the_callers_message_with_its_bounds():
+    with pytest.raises(ValueError) as error:
+        check_int(2.5, "bits", 1, 16, message="{name} must be an int in [{low}, {high}]")
+    assert str(error.value) == "bits must be an int in [1, 16], got 2.5 (float)"
 
 
 @pytest.mark.parametrize("t", [0.5, 2, np.float32(0.5), np.float64(0.5), np.int64(2)], ids=repr)

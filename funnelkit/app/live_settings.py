@@ -9,10 +9,9 @@ page with these before torch is loaded.
 import math
 from dataclasses import asdict, dataclass
 
-import numpy as np
-
 from ..models.plane_sizes import MODEL_NAMES, PRESETS
 from ..paths import shipped_checkpoint
+from ..validation import check_int
 from . import url_query
 
 #: The 2-D toys the dashboard offers: all of :data:`funnelkit.data.TOYS` (a test checks), named here because
@@ -48,12 +47,6 @@ LABELS = {
 }
 
 
-def _check_int(name, value):
-    low, high = LIMITS[name]
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
-        raise ValueError(f"{LABELS[name]} must be a whole number from {low} to {high}, got {value!r}")
-
-
 @dataclass(frozen=True)
 class LiveSettings:
     """What the user picks in the dashboard; the defaults are the shipped ``quick`` run.
@@ -74,14 +67,12 @@ class LiveSettings:
             raise ValueError(f"unknown dataset {self.dataset!r}; expected one of {', '.join(DATASETS)}")
         if self.model not in MODELS:
             raise ValueError(f"unknown model {self.model!r}; expected one of {', '.join(MODELS)}")
+        # Numpy scalars become ints so that equal settings compare and hash equal.
         for name in ("hidden_features", "num_bins", "batch_size", "seed"):
-            _check_int(name, getattr(self, name))
+            object.__setattr__(self, name, check_int(getattr(self, name), LABELS[name], *LIMITS[name]))
         low, high = LIMITS["lr"]
         if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not low <= self.lr <= high:
             raise ValueError(f"learning rate must be a number from {low:g} to {high:g}, got {self.lr!r}")
-        # Normalise numpy scalars and ints so that equal settings compare and hash equal.
-        for name in ("hidden_features", "num_bins", "batch_size", "seed"):
-            object.__setattr__(self, name, int(getattr(self, name)))
         object.__setattr__(self, "lr", float(self.lr))
 
     # -- the URL ------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..validation import check_int
 from . import live
 from .live_settings import LiveSettings
 from .room_process import TrainingProcess
@@ -308,8 +309,7 @@ class Rooms:
     """
 
     def __init__(self, max_rooms=MAX_ROOMS, idle_s=IDLE_DROP_S, clock=time.monotonic):
-        if isinstance(max_rooms, bool) or not isinstance(max_rooms, int) or max_rooms < 1:
-            raise ValueError(f"max_rooms must be a whole number >= 1, got {max_rooms!r}")
+        max_rooms = check_int(max_rooms, "max_rooms", low=1)
         if not idle_s > 0:
             raise ValueError(f"idle_s must be a positive number of seconds, got {idle_s!r}")
         self.max_rooms, self.idle_s = max_rooms, idle_s

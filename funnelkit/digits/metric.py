@@ -18,6 +18,7 @@ with the weights at hand see :mod:`funnelkit.fidelity`.
 import torch
 
 from ..fidelity import UInt8Images
+from ..validation import check_int
 from . import classifier as _classifier
 from .classifier import CLASSES, FEATURE_DIM, check_digits, load_classifier
 from .training import held_out_digits
@@ -155,8 +156,7 @@ def digit_metrics(images_uint8, reference_uint8=None, *, metrics=METRICS, kid_su
         smaller = min(len(images), len(reference))
         if kid_subset_size is None:
             kid_subset_size = max(2, min(KID_SUBSET_MAX, smaller // 2))
-        if isinstance(kid_subset_size, bool) or not isinstance(kid_subset_size, int) or kid_subset_size < 2:
-            raise ValueError(f"kid_subset_size must be an integer of at least 2, got {kid_subset_size!r}")
+        kid_subset_size = check_int(kid_subset_size, "kid_subset_size", low=2)
         if kid_subset_size > smaller:
             raise ValueError(f"KID's subset size {kid_subset_size} needs at least that many digits in each set, got "
                              f"{len(images)} images and {len(reference)} reference digits; pass more digits or "

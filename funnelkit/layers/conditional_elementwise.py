@@ -27,6 +27,8 @@ from nflows.transforms.base import Transform
 from nflows.transforms.splines import rational_quadratic as rq
 from torch.nn import functional as F
 
+from ..validation import check_int, check_positive_int
+
 
 class ConditionalElementwiseTransform(Transform, abc.ABC):
     """Base class of a coupling funnel's F (Sec. 2; A.3, Eqs. 10-11, 14):
@@ -45,9 +47,9 @@ class ConditionalElementwiseTransform(Transform, abc.ABC):
     def __init__(self, features, context_features, hidden_features=64, num_blocks=2,
                  dropout_probability=0.0, activation=F.relu, use_batch_norm=False):
         super().__init__()
-        for value, name in ((features, "features"), (context_features, "context_features")):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{type(self).__name__} needs {name} >= 1 (an int), got {value!r}")
+        needs = type(self).__name__ + " needs {name} >= {low} (an int)"
+        features = check_int(features, "features", low=1, message=needs)
+        context_features = check_int(context_features, "context_features", low=1, message=needs)
         self.features = features
         self.context_features = context_features
         self.net = ResidualNet(
@@ -98,8 +100,7 @@ class ConditionalRQSpline(ConditionalElementwiseTransform):
                  num_blocks=2, dropout_probability=0.0, activation=F.relu, use_batch_norm=False,
                  min_bin_width=rq.DEFAULT_MIN_BIN_WIDTH, min_bin_height=rq.DEFAULT_MIN_BIN_HEIGHT,
                  min_derivative=rq.DEFAULT_MIN_DERIVATIVE):
-        if isinstance(num_bins, bool) or not isinstance(num_bins, int) or num_bins < 1:
-            raise ValueError(f"num_bins must be a positive int, got {num_bins!r}")
+        num_bins = check_positive_int(num_bins, "num_bins")
         if (isinstance(tail_bound, bool) or not isinstance(tail_bound, numbers.Real) or not math.isfinite(tail_bound)
                 or tail_bound <= 0):
             raise ValueError(f"tail_bound must be a positive finite number, got {tail_bound!r}")

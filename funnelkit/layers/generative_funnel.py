@@ -16,6 +16,8 @@ many draws (importance weighting) converges to p(x). The layer is not exact (``e
 """
 
 import torch
+
+from ..validation import check_int
 from .base import FunnelLayer
 from .context import join_context
 from .decoders import GaussianDecoder
@@ -42,10 +44,10 @@ class GenerativeFunnel(FunnelLayer):
     def __init__(self, features, extra_features, bijection=None, encoder=None, hidden_features=64,
                  num_hidden_layers=2, num_bins=8, tail_bound=4.0, context_features=0):
         super().__init__()
-        for name, value, low in (("features", features, 1), ("extra_features", extra_features, 1),
-                                 ("context_features", context_features, 0)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+        at_least = "{name} must be an int >= {low}"
+        features = check_int(features, "features", low=1, message=at_least)
+        extra_features = check_int(extra_features, "extra_features", low=1, message=at_least)
+        context_features = check_int(context_features, "context_features", low=0, message=at_least)
         self.features_in = features
         self.extra_features = extra_features
         self.features_out = features + extra_features

@@ -31,6 +31,7 @@ from nflows.transforms.permutations import Permutation
 from torch import nn
 
 from .._compat import LULinear
+from ..validation import check_int
 from .base import FunnelLayer
 from .context import join_context
 from .decoders import GaussianDecoder
@@ -120,17 +121,17 @@ class ConditionalLinear(Transform):
 
 
 def _check_widths(features_in, features_out, context_features, strictly_reducing=False):
-    for name, value in (("features_in", features_in), ("features_out", features_out)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-    if isinstance(context_features, bool) or not isinstance(context_features, int) or context_features < 0:
-        raise ValueError(f"context_features must be an int >= 0, got {context_features!r}")
+    """Return the three widths as ints; raise ``ValueError`` unless they make an MLP funnel."""
+    features_in = check_int(features_in, "features_in", low=1, message="{name} must be a positive int")
+    features_out = check_int(features_out, "features_out", low=1, message="{name} must be a positive int")
+    context_features = check_int(context_features, "context_features", low=0, message="{name} must be an int >= {low}")
     if strictly_reducing and features_out >= features_in:
         raise ValueError(f"a bound layer must reduce the dimension: features_out < features_in, "
                          f"got {features_in} -> {features_out}")
     if features_out > features_in:
         raise ValueError(f"an MLP funnel cannot increase the dimension (A.7.2): features_out <= features_in, "
                          f"got {features_in} -> {features_out}")
+    return features_in, features_out, context_features
 
 
 class _PermutedLayer(FunnelLayer):
@@ -174,7 +175,7 @@ class MLPFunnel(_PermutedLayer):
 
     def __init__(self, features_in, features_out, parameterisation="lu", decoder=None, permutation_seed=0,
                  hidden_features=128, num_hidden_layers=3, context_features=0):
-        _check_widths(features_in, features_out, context_features)
+        features_in, features_out, context_features = _check_widths(features_in, features_out, context_features)
         super().__init__(features_in, features_out, permutation_seed)
         linear = invertible_linear(features_out, parameterisation)
         self.parameterisation = parameterisation
@@ -243,7 +244,8 @@ class MLPFunnelBound(_PermutedLayer):
 
     def __init__(self, features_in, features_out, parameterisation="lu", decoder=None, permutation_seed=0,
                  hidden_features=128, num_hidden_layers=3, context_features=0):
-        _check_widths(features_in, features_out, context_features, strictly_reducing=True)
+        features_in, features_out, context_features = _check_widths(features_in, features_out, context_features,
+                                                                    strictly_reducing=True)
         super().__init__(features_in, features_out, permutation_seed)
         self.parameterisation = parameterisation
         self.context_features = context_features

@@ -24,6 +24,8 @@ from nflows.transforms.splines.rational_quadratic import (
 )
 from torch import nn
 
+from ..validation import check_int
+
 
 class SplineActivation(Transform):
     """The F-MLP's activation (A.6, A.9): an elementwise monotone RQ spline with linear tails,
@@ -38,9 +40,8 @@ class SplineActivation(Transform):
 
     def __init__(self, features, num_bins=10, tail_bound=2.0, shared=False):
         super().__init__()
-        for name, value, low in (("features", features, 1), ("num_bins", num_bins, 2)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+        features = check_int(features, "features", low=1, message="{name} must be an int >= {low}")
+        num_bins = check_int(num_bins, "num_bins", low=2, message="{name} must be an int >= {low}")
         if not isinstance(tail_bound, (int, float)) or isinstance(tail_bound, bool) or not tail_bound > 0:
             raise ValueError(f"tail_bound must be a positive number, got {tail_bound!r}")
         self.features = features

@@ -41,6 +41,7 @@ from nflows.utils import torchutils
 
 from .._compat import OneByOneConvolution
 from ..layers.conv_funnel_2d import ConvFunnel2d
+from ..validation import check_int
 
 
 @dataclass(frozen=True)
@@ -72,8 +73,7 @@ class Preprocess(PointwiseAffineTransform):
     """x' = x 2^-b - 1/2: dequantised values in [0, 2^b) to [-1/2, 1/2); log|det| = D log 2^-b (A.8, as NSF)."""
 
     def __init__(self, bits):
-        if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= 16:
-            raise ValueError(f"bits must be an int in [1, 16], got {bits!r}")
+        bits = check_int(bits, "bits", 1, 16, message="{name} must be an int in [{low}, {high}]")
         super().__init__(shift=-0.5, scale=2.0**-bits)
         self.bits = bits
 

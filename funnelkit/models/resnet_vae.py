@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..validation import check_int
+
 
 class _EncoderBlock(nn.Module):
     """A basic ResNet block: conv-BN-ReLU-conv-BN plus a (projected when strided) shortcut."""
@@ -76,9 +78,11 @@ class _DecoderBlock(nn.Module):
 
 
 def _check_blocks(blocks):
-    if (not isinstance(blocks, (tuple, list)) or len(blocks) != 4
-            or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in blocks)):
+    """Return ``blocks`` as a tuple of four ints >= 1, the blocks of the four stages."""
+    if not isinstance(blocks, (tuple, list)) or len(blocks) != 4:
         raise ValueError(f"blocks must give the blocks of the four stages, four ints >= 1, got {blocks!r}")
+    return tuple(check_int(n, f"blocks[{stage}] (the blocks of stage {stage + 1})", low=1)
+                 for stage, n in enumerate(blocks))
 
 
 def _check_size(height, width):
@@ -92,7 +96,7 @@ class ResNetEncoder(nn.Module):
 
     def __init__(self, channels, latent_dim, base_channels=64, blocks=(2, 2, 2, 2)):
         super().__init__()
-        _check_blocks(blocks)
+        blocks = _check_blocks(blocks)
         self.stem = nn.Sequential(nn.Conv2d(channels, base_channels, 3, stride=2, padding=1, bias=False),
                                   nn.BatchNorm2d(base_channels), nn.ReLU())
         layers, width = [], base_channels
@@ -115,7 +119,7 @@ class ResNetDecoder(nn.Module):
 
     def __init__(self, latent_dim, data_shape, base_channels=64, blocks=(2, 2, 2, 2)):
         super().__init__()
-        _check_blocks(blocks)
+        blocks = _check_blocks(blocks)
         channels, height, width = self.data_shape = tuple(data_shape)
         _check_size(height, width)
         self.start = (height // 16, width // 16)

@@ -50,7 +50,7 @@ from .._compat import LULinear, StandardNormal
 from ..layers.conditional_elementwise import ConditionalAffine, ConditionalRQSpline
 from ..layers.decoders import GaussianDecoder
 from ..layers.funnel import Funnel
-from ..validation import check_choice, lowercase
+from ..validation import check_choice, check_int, check_positive_int, lowercase
 from .f_mlp import tabular_f_mlp
 from .funnel_flow import FunnelFlow
 from .vae import MLP, VAE, GaussianMLPDecoder
@@ -154,27 +154,27 @@ def tabular_config(dataset, preset="paper", **overrides):
     except TypeError as error:
         raise ValueError(f"unknown tabular model setting: {error}; expected fields of TabularConfig: "
                          f"{', '.join(asdict(TABULAR_CONFIGS[preset][dataset]))}") from None
-    _validate(config)
-    return config
+    return _validate(config)
 
 
 def _validate(config):
-    for name in ("dimension", "flow_steps", "residual_blocks", "hidden_features", "num_bins", "dim_reduction",
-                 "vae_width", "vae_depth", "gaussian_hidden_features", "gaussian_hidden_layers"):
-        value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    """Return ``config`` with its counts as ints; raise ``ValueError`` naming a bad setting."""
+    counts = {name: check_positive_int(getattr(config, name), name)
+              for name in ("dimension", "flow_steps", "residual_blocks", "hidden_features", "num_bins", "dim_reduction",
+                           "vae_width", "vae_depth", "gaussian_hidden_features", "gaussian_hidden_layers")}
+    config = replace(config, **counts)
     if config.dim_reduction >= config.dimension:
         raise ValueError(f"dim_reduction must be in [1, dimension={config.dimension}), got {config.dim_reduction}")
     if not 0 <= config.funnel_level < config.flow_steps:
         raise ValueError(f"funnel_level must be in [0, flow_steps={config.flow_steps}), got {config.funnel_level}")
-    for name in ("decoder_flow_steps", "decoder_hidden_features", "funnel_hidden_features"):
-        value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"{name} must be an int >= 0 (0: the default rule), got {value!r}")
+    config = replace(config, **{name: check_int(getattr(config, name), name, low=0,
+                                                message="{name} must be an int >= 0 (0: the default rule)")
+                                for name in ("decoder_flow_steps", "decoder_hidden_features",
+                                             "funnel_hidden_features")})
     if not 0.0 <= config.dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {config.dropout!r}")
     check_choice(config.decoder, ("flow", "gaussian"), "decoder")
+    return config
 
 
 def latent_dim(name, config):
