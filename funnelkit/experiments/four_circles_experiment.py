@@ -40,7 +40,7 @@ class FourCircles(Experiment):
         model.config["data"] = four_circles.NAME
         return model
 
-    def load_data(self, spec=None, test_max=None):
+    def read_data(self, spec, test_max):
         """The :class:`ExperimentData` of four circles: every batch drawn fresh, the test points too."""
         record = data_record("four circles (paper A.5)", "generated: radius-2 circles centred on (+-1, +-1), "
                              f"noise 0.1; fresh training batches, {four_circles.TEST_SIZE:,} test points of seed "

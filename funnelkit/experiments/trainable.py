@@ -8,6 +8,7 @@ asking which experiment it holds.
 from __future__ import annotations
 
 import shlex
+from abc import ABC, abstractmethod
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,13 +80,12 @@ def load_run(run, device="cpu"):
     return load(run, device=device)
 
 
-class Experiment:
+class Experiment(ABC):
     """One trainable experiment: what it takes, how a run of it is trained, scored and sampled.
 
-    A subclass sets the class attributes and implements the methods that raise
-    NotImplementedError here (:meth:`data_label`, :meth:`training_settings`, :meth:`build_model`,
-    :meth:`read_data`, :meth:`evaluate`); the rest is what the tabular, image and anomaly
-    experiments share (four circles override training, data and scoring).
+    A subclass sets the class attributes and implements the abstract methods (:meth:`data_label`,
+    :meth:`training_settings`, :meth:`build_model`, :meth:`read_data`, :meth:`evaluate`); the rest is what
+    the tabular, image and anomaly experiments share (four circles override training and scoring).
     """
 
     name: str
@@ -112,17 +112,17 @@ class Experiment:
         """What names the data in the default run folder (``power``, ``mnist-5bit``; "": nothing)."""
         return spec.dataset or ""
 
+    @abstractmethod
     def data_label(self, spec) -> str:
         """The data of a run in a few words ("power", "MNIST, 5-bit")."""
-        raise NotImplementedError
 
+    @abstractmethod
     def training_settings(self, spec) -> dict:
         """``{"steps", "batch_size", "lr"[, "grad_clip_norm"]}`` of the preset (``--steps`` not applied)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def build_model(self, spec):
         """The model of a run, freshly initialised (seeded with the run's seed)."""
-        raise NotImplementedError
 
     def bits(self, spec) -> int:
         """The bit depth of the run's images (8 for 8-bit data)."""
@@ -135,13 +135,13 @@ class Experiment:
             warnings.simplefilter("ignore", OfflineDataWarning)
             return self.read_data(spec, test_max)
 
+    @abstractmethod
     def read_data(self, spec, test_max) -> ExperimentData:
         """:meth:`load_data` of the experiment, the offline-data warnings silenced around it."""
-        raise NotImplementedError
 
+    @abstractmethod
     def evaluate(self, spec, model, data, progress=False):
         """``(numbers, arrays)``: the test numbers and the per-example values (or None)."""
-        raise NotImplementedError
 
     def train_config(self, settings, spec, amp):
         """The Trainer's config of a run from its :meth:`training_settings` (``--steps`` applied)."""
