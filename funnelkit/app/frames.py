@@ -68,8 +68,10 @@ class Opening:
         return self.key[2]
 
 
+@functools.cache
 def installed_versions() -> dict:
-    """The installed versions of funnelkit, torch and nflows (from the packages' metadata: no torch import)."""
+    """The installed versions of funnelkit, torch and nflows (from the packages' metadata: no torch import;
+    read once per process)."""
     found = {}
     for package in ("funnelkit", "torch", "nflows"):
         try:
