@@ -569,7 +569,7 @@ LOSS_WINDOW = 50  # steps in the running mean of the loss chart (iv.loss_curve's
 def loss_figure(run):
     """The session's loss chart for the run's history: made by iv.loss_curve, then redrawn in place by
     iv.update_loss_curve (a new figure costs 50-100 ms; this under 1 ms). A new one while the running mean has
-    fewer than LOSS_WINDOW steps (its legend names the count)."""
+    fewer than LOSS_WINDOW steps, and once more when it has them all (its legend names the count)."""
     history = run.trainer.history
     losses = np.asarray(history["loss"], dtype=np.float64)
     reference = run.reference_nll()
@@ -578,13 +578,14 @@ def loss_figure(run):
     if kept is not None and kept["key"] == key:
         return kept["figure"]
     steps = np.asarray(history["step"], dtype=np.float64)
-    if kept is None or kept["reference"] != reference or losses.size < LOSS_WINDOW or len(kept["figure"].data) != 2:
+    if (kept is None or kept["reference"] != reference or not kept["full_window"] or losses.size < LOSS_WINDOW
+            or len(kept["figure"].data) != 2):
         figure = iv.loss_curve(steps, losses, reference, window=LOSS_WINDOW, max_points=LOSS_POINTS,
                                height=PLOT_HEIGHT, title="Training loss")
     else:
         figure = kept["figure"]
         iv.update_loss_curve(figure, steps, losses, reference, window=LOSS_WINDOW, max_points=LOSS_POINTS)
-    ss.loss_view = {"key": key, "reference": reference, "figure": figure}
+    ss.loss_view = {"key": key, "reference": reference, "figure": figure, "full_window": losses.size >= LOSS_WINDOW}
     return figure
 
 

@@ -697,3 +697,21 @@ def test_a_playing_page_says_when_other_trainings_share_the_machine(monkeypatch)
     room.ACTIVITY.beat("another page")
     at.run()
     assert any("This machine is shared: 2 trainings" in c.value for c in at.caption)
+
+
+def test_the_loss_legend_names_the_full_window_once_training_has_reached_it(no_shipped):
+    """The running mean's legend names how many steps it averages: the count while there are fewer than 50,
+    then 50 (the figure made before is replaced, not updated in place with its old name)."""
+    at = start(hidden_features="16", num_bins="4")
+    at.button(key="step").click().run()
+    run = at.session_state.run
+    run.step(40)
+    at.run()
+    assert at.session_state.loss_view["figure"].data[1].name == "mean of 41"
+    run.step(30)
+    at.run()
+    figure = at.session_state.loss_view["figure"]
+    assert figure.data[1].name == "mean of 50"
+    run.step(5)
+    at.run()
+    assert at.session_state.loss_view["figure"] is figure and figure.data[1].name == "mean of 50"  # in place
