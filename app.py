@@ -597,8 +597,8 @@ def show_panel(iteration, last_loss, reference, speed, caption, caption_help, fi
     m = st.columns(4)
     m[0].metric("iteration", f"{iteration:,}")
     m[1].metric("loss (−log p, nats)", "–" if last_loss is None else f"{last_loss:.3f}",
-                help="Mean of the last 20 steps of −log p(x), the negative log-likelihood the model is trained "
-                     "to lower (exact for a funnel: no bound).")
+                help=f"Mean of the last {frames.RECENT_STEPS} steps of −log p(x), the negative log-likelihood the model "
+                     "is trained to lower (exact for a funnel: no bound).")
     if reference is not None:
         m[2].metric("best possible (true density)", f"{reference:.3f}")
     m[3].metric("steps / s", "–" if speed is None else f"{speed:.1f}",

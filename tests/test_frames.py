@@ -108,3 +108,10 @@ def test_the_dashboard_offers_every_toy_in_the_kits_order():
     from funnelkit.data import TOYS
 
     assert DATASETS == tuple(TOYS)
+
+
+def test_the_recent_loss_is_the_mean_of_the_last_20_steps_of_a_list_or_an_array():
+    losses = [float(i) for i in range(30)]
+    assert frames.recent_loss(losses) == pytest.approx(sum(range(10, 30)) / 20)
+    assert frames.recent_loss(np.asarray(losses)) == frames.recent_loss(losses)
+    assert frames.recent_loss([2.5]) == 2.5 and frames.recent_loss([]) is None

@@ -32,6 +32,16 @@ _PACKAGE = Path(__file__).resolve().parents[1]
 _ARRAYS = ("axis", "log_density", "samples", "data", "losses", "steps")
 
 
+RECENT_STEPS = 20  # the steps behind the loss a page shows as a number
+
+
+def recent_loss(losses) -> float | None:
+    """The mean loss of the last :data:`RECENT_STEPS` steps (nats), or ``None`` before the first step: the
+    "loss" number of the Train tab and of a room, whatever holds the history (a list or an array)."""
+    tail = np.asarray(losses[-RECENT_STEPS:], dtype=np.float64)
+    return float(tail.mean()) if tail.size else None
+
+
 @dataclass
 class Pictures:
     """What the Train tab draws, as numpy arrays (computed at ``step``)."""
@@ -60,8 +70,7 @@ class Opening:
 
     @property
     def last_loss(self):
-        tail = self.losses[-20:]
-        return sum(tail) / len(tail) if tail else None
+        return recent_loss(self.losses)
 
     @property
     def device(self) -> str:
@@ -143,4 +152,4 @@ def _read(path, mtime_ns):
     return Opening(losses=arrays["losses"].tolist(), steps=arrays["steps"].tolist(), pictures=pictures, **scalars)
 
 
-__all__ = ["Opening", "Pictures", "frame_path", "installed_versions", "read_opening", "write_opening"]
+__all__ = ["Opening", "Pictures", "RECENT_STEPS", "recent_loss", "frame_path", "installed_versions", "read_opening", "write_opening"]

@@ -43,7 +43,7 @@ from ..models.inspection import FunnelInside, eq6_table, funnel_inside, layer_st
 from ..paths import shown
 from ..train import TrainConfig, Trainer
 from ..validation import check_positive_int
-from .frames import Opening, Pictures
+from .frames import Opening, Pictures, recent_loss
 from .live_recovery import BREAKDOWN_ERRORS, GoodStates, describe, model_is_finite
 from .live_settings import PRESET, PRESETS, SHIPPED_CONTINUE_LR, LiveSettings
 
@@ -230,8 +230,7 @@ class LiveRun:
     @property
     def last_loss(self):
         """The mean loss of the last 20 steps (nats), or ``None`` before the first step."""
-        losses = self.trainer.history["loss"][-20:]
-        return sum(losses) / len(losses) if losses else None
+        return recent_loss(self.trainer.history["loss"])
 
     @property
     def steps_per_second(self):

@@ -43,6 +43,7 @@ import torch
 
 from ..validation import check_int
 from . import live
+from .frames import recent_loss
 from .live_settings import LiveSettings
 from .room_process import TrainingProcess
 
@@ -112,8 +113,7 @@ class Snapshot:
     @property
     def last_loss(self):
         """The mean loss of the last 20 steps, as :attr:`funnelkit.app.live.LiveRun.last_loss`."""
-        tail = self.losses[-20:]
-        return float(tail.mean()) if tail.size else None
+        return recent_loss(self.losses)
 
 
 class Activity:
