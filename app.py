@@ -3,8 +3,9 @@ temperature, compare funnel, NSF and VAE, read Eq. 6.
 
     streamlit run app.py
 
-Thin wiring only: the state of a run is ``funnelkit.app.live.LiveRun``, the figures are
-``funnelkit.viz.interactive``, and the image runs, their sample grids and metrics are
+Thin wiring only: the state of a run is ``funnelkit.app.live.LiveRun``, the Train tab's live plots are
+``funnelkit.viz.canvas_plots`` (drawn in the browser by its script), the other figures ``funnelkit.viz.interactive``,
+and the image runs, their sample grids and metrics are
 ``funnelkit.app.gallery``. Settings live in the URL (``?dataset=two-moons&hidden_features=32``,
 ``?tab=Samples&temperature=0.5&sample_seed=3``), so a teacher can share a link that opens the same view.
 ``?present=1`` is the presentation mode for a projector: larger text, no sidebar, no toolbar.
@@ -34,7 +35,7 @@ import streamlit as st
 import funnelkit as fk
 from funnelkit.app import frames, live_settings
 from funnelkit.paths import REPO_ROOT, shown
-from funnelkit.viz import interactive as iv
+from funnelkit.viz import canvas_plots as cp
 
 
 class OnUse:
@@ -53,6 +54,7 @@ live = OnUse("funnelkit.app.live")
 gallery = OnUse("funnelkit.app.gallery")
 classroom = OnUse("funnelkit.app.room")
 recovery = OnUse("funnelkit.app.live_recovery")
+iv = OnUse("funnelkit.viz.interactive")  # the other tabs' plotly figures: plotly loads when one is first drawn
 
 GRID = int(os.environ.get("FUNNELKIT_APP_GRID", "100"))
 N_SAMPLES = int(os.environ.get("FUNNELKIT_APP_SAMPLES", "1000"))
@@ -62,8 +64,9 @@ CPU_THREADS = int(os.environ.get("FUNNELKIT_APP_THREADS", "1"))
 # While Play runs, each live tab redraws itself in cycles (live_cycle): it first shows what is ready, at once,
 # so that no chart waits greyed out for training; then it trains for the rest of the cycle (at least MIN_TICK)
 # and makes the next cycle's pictures, paced by live.Paced.
-TRAIN_CYCLE = 0.2  # seconds a live cycle of the Train tab lasts, drawing and training: 5 redraws a second asked;
-# measured in chromium 3.4-4.3 (a shorter cycle, 0.15 s, gave fewer: benchmarks/results/dashboard_frames.md)
+TRAIN_CYCLE = 0.16  # seconds a live cycle of the Train tab lasts, drawing and training: 5 redraws a second asked,
+# and the cycle's own cost (a few hundredths) comes on top: 5.7 measured in chromium with the server on one core
+# (benchmarks/results/dashboard_frames.md; 0.2 s gave 4.6)
 SLOW_CYCLE = 0.5  # the same for the Latents and How it works tabs (their figures cost more to send)
 # The browser asks for the next cycle twice per cycle (Streamlit queues one request while a cycle runs), so
 # that a cycle usually starts when the last ends; what idle time a late timer still leaves (a busy machine),
@@ -104,6 +107,8 @@ GLOSSARY = {
 }
 PLOT_HEIGHT = 420  # px: at 1366x768 the buttons and all three Train plots fit on one screen
 PLOT_CONFIG = {"displayModeBar": False}  # the toolbar would cover the title; drag zooms, double-click resets
+# The Train tab's and a room's three live plots, drawn by funnelkit/viz/canvas_plots.js: redrawn in place.
+LIVE_PLOT = st.components.v2.component("funnelkit_live_plot", js=cp.SCRIPT.read_text(encoding="utf-8"))
 TRAIN_CAPTIONS = (
     "Bright where the model puts probability: the bright shapes should sit on the red data points, and be sharp.",
     "Points drawn from the model (blue) over the data (grey): they should cover the data evenly, not the gaps.",
@@ -409,11 +414,11 @@ def opening_tab(view):
 
 def show_opening(view):
     note = SHIPPED_NOTE.format(lr=view.lr) if view.lr == live_settings.SHIPPED_CONTINUE_LR else ""
-    loss = iv.loss_curve(view.steps, view.losses, view.reference, max_points=LOSS_POINTS, height=PLOT_HEIGHT,
-                         title="Training loss")
+    loss = cp.loss_plot(view.steps, view.losses, view.reference, window=LOSS_WINDOW, max_points=LOSS_POINTS,
+                        height=PLOT_HEIGHT)
     show_panel(view.iteration, view.last_loss, view.reference, None, caption_line(view.source, note),
                f"{view.parameters:,} parameters on {view.device}; learning rate {view.lr:g}.",
-               (*train_figures(view.key, view.pictures), loss))
+               (*picture_plots(view.pictures), loss))
 
 
 def opening(settings):
@@ -534,64 +539,29 @@ def show_train(run, views):
 
 
 def train_views(run, paced, make_due):
-    """(density, samples, loss) figures of the run. The density and samples are made again only when
-    live.Paced says so while playing (``paced``, ``make_due``); the loss chart is updated in place every time."""
+    """(density, samples, loss) plots of the run. The density and samples are made again only when
+    live.Paced says so while playing (``paced``, ``make_due``); the loss plot every time (a millisecond)."""
     pictures = ss.setdefault("train_paced", live.Paced(share=TRAIN_DRAW_SHARE))
-    density, samples = pictures.get((id(run), run.generation), run.iteration, lambda: picture_figures(run), paced,
-                                    make_due)
-    return density, samples, loss_figure(run)
-
-
-def picture_figures(run):
-    """The density and samples figures of the run now. A shipped model's opening ones are shared by all
-    sessions; after that the session has its own pair, updated in place (iv.update_density_heatmap, and the
-    samples' points replaced as iv.samples_scatter draws them): new figures cost about 0.1 s of CPU, this a
-    millisecond."""
-    pictures = run.pictures(GRID, N_SAMPLES)  # a breakdown here: the run steps back and pauses itself
-    if live.is_opening(run, pictures):
-        return train_figures(live.opening_key(run), pictures)
-    key = (run.settings.dataset, pictures.axis.size, len(pictures.data))  # what the figures' frames show
-    own = ss.get("own_picture_figures")
-    if own is None or own[0] != key:
-        own = (key, *train_figures(None, pictures))
-    else:
-        density, samples = own[1:]
-        iv.update_density_heatmap(density, pictures.log_density)
-        with samples.batch_update():
-            samples.data[-1].x, samples.data[-1].y = pictures.samples[:, 0], pictures.samples[:, 1]
-    ss.own_picture_figures = own
-    return own[1:]
-
-
-LOSS_WINDOW = 50  # steps in the running mean of the loss chart (iv.loss_curve's default)
-
-
-def loss_figure(run):
-    """The session's loss chart for the run's history: made by iv.loss_curve, then redrawn in place by
-    iv.update_loss_curve (a new figure costs 50-100 ms; this under 1 ms). A new one while the running mean has
-    fewer than LOSS_WINDOW steps, and once more when it has them all (its legend names the count)."""
+    density, samples = pictures.get((id(run), run.generation), run.iteration,
+                                    lambda: picture_plots(run.pictures(GRID, N_SAMPLES)), paced, make_due)
     history = run.trainer.history
-    losses = np.asarray(history["loss"], dtype=np.float64)
-    reference = run.reference_nll()
-    key = (id(run), run.generation, run.iteration, losses.size)
-    kept = ss.get("loss_view")
-    if kept is not None and kept["key"] == key:
-        return kept["figure"]
-    steps = np.asarray(history["step"], dtype=np.float64)
-    if (kept is None or kept["reference"] != reference or not kept["full_window"] or losses.size < LOSS_WINDOW
-            or len(kept["figure"].data) != 2):
-        figure = iv.loss_curve(steps, losses, reference, window=LOSS_WINDOW, max_points=LOSS_POINTS,
-                               height=PLOT_HEIGHT, title="Training loss")
-    else:
-        figure = kept["figure"]
-        iv.update_loss_curve(figure, steps, losses, reference, window=LOSS_WINDOW, max_points=LOSS_POINTS)
-    ss.loss_view = {"key": key, "reference": reference, "figure": figure, "full_window": losses.size >= LOSS_WINDOW}
-    return figure
+    loss = cp.loss_plot(history["step"], history["loss"], run.reference_nll(), window=LOSS_WINDOW,
+                        max_points=LOSS_POINTS, height=PLOT_HEIGHT)
+    return density, samples, loss
 
 
-def show_panel(iteration, last_loss, reference, speed, caption, caption_help, figures, run=None):
+LOSS_WINDOW = 50  # steps in the running mean of the loss plot
+
+
+def picture_plots(pictures):
+    """The density and samples plots of a :class:`funnelkit.app.live.Pictures` (a few milliseconds)."""
+    return (cp.density_plot(pictures.axis, pictures.log_density, pictures.data, height=PLOT_HEIGHT),
+            cp.samples_plot(pictures.samples, pictures.data, title="Samples", height=PLOT_HEIGHT))
+
+
+def show_panel(iteration, last_loss, reference, speed, caption, caption_help, plots, run=None):
     """The run's messages, numbers and one-line state, and the three plots with what to look at in each.
-    ``figures`` is None when they could not be made (the message says why). Every element is always sent,
+    ``plots`` is None when they could not be made (the message says why). Every element is always sent,
     in the same places, so that the plots are updated in place."""
     show_run_message(run)
     m = st.columns(4)
@@ -605,30 +575,21 @@ def show_panel(iteration, last_loss, reference, speed, caption, caption_help, fi
                 help="Training speed: steps per second of training time (drawing excluded).")
     st.caption(caption, help=caption_help)
     c = st.columns([1.7, 1.0, 1.0])
-    for column, key, figure in zip(c, ("density", "samples", "loss"), figures or (None,) * 3):
-        if figure is None:
+    for column, key, plot in zip(c, ("live_density", "live_samples", "live_loss"), plots or (None,) * 3):
+        if plot is None:
             column.info("This plot could not be drawn: see the message above.", icon=":material/block:")
         else:
-            column.plotly_chart(figure, key=key, config=PLOT_CONFIG)
+            live_plot(column, plot, key)
     for column, caption in zip(c, TRAIN_CAPTIONS):
         column.caption(caption)
 
 
-@st.cache_resource(max_entries=32, show_spinner=False)
-def _shared_figures(step, key, _pictures):
-    """The density and samples figures of a shipped model's opening picture, built once per process and
-    shared by every session (plotly figures are only read when drawn)."""
-    return (iv.density_heatmap(_pictures.axis, _pictures.log_density, _pictures.data, height=PLOT_HEIGHT),
-            iv.samples_scatter(_pictures.samples, _pictures.data, title="Samples", height=PLOT_HEIGHT))
-
-
-def train_figures(opening_key, pictures):
-    """The density and samples figures of ``pictures``; a shipped model's opening ones (``opening_key``
-    not None) come from a process-wide cache, so a new page shows them without building them again."""
-    if opening_key is not None:
-        return _shared_figures(pictures.step, (opening_key, GRID, N_SAMPLES), pictures)
-    return (iv.density_heatmap(pictures.axis, pictures.log_density, pictures.data, height=PLOT_HEIGHT),
-            iv.samples_scatter(pictures.samples, pictures.data, title="Samples", height=PLOT_HEIGHT))
+def live_plot(column, plot, key):
+    """One of the three live plots (a dict of funnelkit.viz.canvas_plots) in ``column``; under the same ``key``
+    the browser keeps the element and redraws it in place. (A component keeps a state under its key in the
+    session's state, so the keys must not be ones the page uses: hence live_density, not density.)"""
+    with column:
+        LIVE_PLOT(key=key, data=plot, height=plot["height"])
 
 
 def show_run_message(run):
@@ -1185,42 +1146,32 @@ def room_controls(room, token):
     room_settings_form(room.name, snap.settings)
 
 
-@st.cache_resource(max_entries=8, show_spinner=False)
-def _room_picture_figures(room_id, drawn_version, _pictures):
-    """A room's density and samples figures, built once per drawing for all of its pages."""
-    return (iv.density_heatmap(_pictures.axis, _pictures.log_density, _pictures.data, height=PLOT_HEIGHT),
-            iv.samples_scatter(_pictures.samples, _pictures.data, title="Samples", height=PLOT_HEIGHT))
-
-
 @st.cache_resource(show_spinner=False)
 def _room_frames():
-    """The latest frame of each room (room_id -> (made at, snapshot, figures)) and the lock of building one,
+    """The latest frame of each room (room_id -> (made at, snapshot, plots)) and the lock of building one,
     shared by all sessions (app.py's own globals are made again on every run)."""
     return {"frames": {}, "building": threading.Lock()}
 
 
-
-
 def room_frame(room, viewer):
-    """The snapshot of ``room`` to draw now and its three figures. One frame is built at a time, by whichever
+    """The snapshot of ``room`` to draw now and its three plots. One frame is built at a time, by whichever
     page asks first once the last is older than ROOM_EVERY (while the room trains) or shows an older step
-    (while paused); the other pages meanwhile show the last frame. Building the figures costs ~0.1 s of CPU
-    (more on a busy machine), so a frame per page, or per snapshot (~10 a second), would take the server's
-    CPU for itself."""
+    (while paused); the other pages meanwhile show the last frame, so that every page of the room shows the
+    same moment. Building the plots costs about 2 ms, once per frame for all pages."""
     shared = _room_frames()
     snap = room.snapshot(viewer=viewer)
     kept = shared["frames"].get(snap.room_id)
     if kept is not None:
-        made_at, kept_snap, figures = kept
+        made_at, kept_snap, plots = kept
         current = kept_snap.version == snap.version or (snap.playing and time.monotonic() - made_at < ROOM_EVERY)
         if current or not shared["building"].acquire(blocking=False):
-            return kept_snap, figures  # current enough, or another page is building the next frame
+            return kept_snap, plots  # current enough, or another page is building the next frame
     else:
         shared["building"].acquire()
     try:
-        density, samples = _room_picture_figures(snap.room_id, snap.drawn_version, snap.pictures)
-        loss = iv.loss_curve(snap.steps, snap.losses, snap.reference, window=LOSS_WINDOW, max_points=LOSS_POINTS,
-                             height=PLOT_HEIGHT, title="Training loss")
+        density, samples = picture_plots(snap.pictures)
+        loss = cp.loss_plot(snap.steps, snap.losses, snap.reference, window=LOSS_WINDOW, max_points=LOSS_POINTS,
+                            height=PLOT_HEIGHT)
         kept_frames = shared["frames"]
         kept_frames[snap.room_id] = (time.monotonic(), snap, (density, samples, loss))
         while len(kept_frames) > 2 * classroom.MAX_ROOMS:  # frames of rooms closed long ago are forgotten
@@ -1238,7 +1189,7 @@ def room_view(name, presenter):
                    "Reload the page to open it again.")
         return
     gap = room_gap(time.perf_counter())
-    snap, figures = room_frame(room, ss.setdefault("room_viewer", os.urandom(8).hex()))
+    snap, plots = room_frame(room, ss.setdefault("room_viewer", os.urandom(8).hex()))
     if presenter and snap.playing != ss.get("room_shown_playing"):
         st.rerun(scope="app")  # the run paused itself (a divergence): Play comes back
     if snap.message:
@@ -1260,8 +1211,8 @@ def room_view(name, presenter):
         lines.append(f"The server is busy: this page redraws about every {gap:.1f} s.")
     st.caption("  \n".join(lines))
     c = st.columns([1.7, 1.0, 1.0])
-    for column, figure, key in zip(c, figures, ("room_density", "room_samples", "room_loss")):
-        column.plotly_chart(figure, key=key, config=PLOT_CONFIG)
+    for column, plot, key in zip(c, plots, ("room_density", "room_samples", "room_loss")):
+        live_plot(column, plot, key)
     for column, caption in zip(c, TRAIN_CAPTIONS):
         column.caption(caption)
 

@@ -3,31 +3,39 @@
 A page at 1366x768 opens the dashboard (four circles, F-NSF, the shipped model), presses Play, lets
 it train ``--warmup`` seconds, then reads every frame the browser paints for ``--seconds`` seconds
 (a ``requestAnimationFrame`` loop in the page) and counts, for each of the three plots of the Train
-tab (found by their keys: ``density``, ``samples``, ``loss``):
+tab (found by their keys: ``live_density``, ``live_samples``, ``live_loss``; in trees before the canvas
+plots, ``density``, ``samples``, ``loss``):
 
-  missing:  the plot is not drawn in that frame: no element with its key, or the element holds no
-            Plotly ``.main-svg``, or Plotly has not drawn its data (the density: no heatmap
-            ``image``; the samples: no marker ``path.point``; the loss: no line ``path.js-line``),
-            or it is less than 50 px high;
+  missing:  the plot is not drawn in that frame: no element with its key, or it is less than 50 px
+            high, or (a canvas plot of funnelkit/viz/canvas_plots.js) its canvas has not been drawn
+            or says it could not be, or (a Plotly chart, as trees before the canvas plots have) the
+            element holds no Plotly ``.main-svg``, or Plotly has not drawn its data (the density: no
+            heatmap ``image``; the samples: no marker ``path.point``; the loss: no line ``path.js-line``);
   greyed:   the plot is visibly faded: the product of the computed CSS ``opacity`` of the element
             and all its ancestors is below 0.95 (Streamlit fades an element that a running script
             has not sent again yet, its "stale" state, to opacity 0.33);
   stale:    Streamlit has marked the element's container ``data-stale="true"`` (it fades only
             after a delay, so this counts more frames than ``greyed``; reported, not a target).
 
-and how often each plot is redrawn with new data, counted inside the page as Plotly draws it: a
-listener on Plotly's ``plotly_afterplot`` event of each plot (attached when the window starts, and
-again whenever Streamlit mounts a new plot element) counts the drawings after which ``gd.data`` is
-a new array (Streamlit calls ``Plotly.react`` with a newly parsed figure). This counts every
-redraw, however few frames the browser paints; the same test made once per painted frame (the
-``*_redraws_in_frames`` columns) cannot count more redraws than frames. Training speed is read from the
+and how often each plot is redrawn with new data, counted inside the page as it draws. A canvas plot
+counts its own drawings (the canvas's ``data-drawn``): the count over the window is the redraws (each
+while Play runs brings new data; the loss's new steps are also checked once per painted frame, by
+its ``data-last-step``). For a Plotly chart, a listener on Plotly's ``plotly_afterplot`` event of each
+plot (attached when the window starts, and again whenever Streamlit mounts a new plot element) counts
+the drawings after which ``gd.data`` is a new array (Streamlit calls ``Plotly.react`` with a newly
+parsed figure). Both count every redraw, however few frames the browser paints; the same test made
+once per painted frame (the ``*_redraws_in_frames`` columns) cannot count more redraws than frames. Training speed is read from the
 page's "iteration" metric at the start and end of the window: steps per second of wall time as a
 viewer sees it, drawing included. The server runs torch on one thread (the app's default) at
 ``nice 10``; its CPU time over the window is read from ``/proc``, so that on a shared machine the
 rates can also be given per CPU-second of the server: what one core of its own would give. With
 ``--pin`` the server is pinned to one CPU (``taskset``) and chromium to another.
 
-    python benchmarks/bench_dashboard_frames.py --repeats 3 [--before DIR]
+    python benchmarks/bench_dashboard_frames.py --repeats 3 [--before DIR] [--room]
+
+With ``--room`` the frames are those of a classroom room's viewer page (``?room=NAME``, plots keyed
+``room_density``, ...): a presenter page opens the room and presses Play, then a viewer page opens the
+room's link and its frames are read the same way (the training runs in the room's own process).
 
 With ``--before DIR`` another checkout of the kit (``git archive HEAD | tar -x -C DIR``) is measured
 too, window by window in turn with this one. Writes results/dashboard_frames.json and .md
@@ -50,6 +58,9 @@ from pathlib import Path
 from bench_common import CHROMIUM_ARGS, RESULTS, dashboard_trees, save_results
 
 CHARTS = ("density", "samples", "loss")
+def result_name(args):
+    """results/NAME.json and .md: one pair for each kind of page measured."""
+    return "dashboard_frames" + ("_room" if args.room else "_reset" if args.reset else "")
 TIMEOUT_S = 120
 GREYED_BELOW = 0.95  # effective opacity under which a plot counts as greyed
 
@@ -57,6 +68,22 @@ GREYED_BELOW = 0.95  # effective opacity under which a plot counts as greyed
 FRAMES_JS = """async ({ms, charts, greyedBelow}) => {
     const drawn = {density: '.heatmaplayer image, .hm image', samples: '.scatterlayer path.point',
                    loss: '.scatterlayer path.js-line'};
+    // the element of a plot: keyed live_density (canvas plots) or density (Plotly charts, in older trees)
+    const boxOf = (name) => document.querySelector('.st-key-live_' + name) || document.querySelector('.st-key-room_' + name)
+                            || document.querySelector('.st-key-' + name);
+    // a canvas plot's canvas, inside the shadow root Streamlit mounts it in
+    const canvasOf = (box) => {
+        if (!box) return null;
+        for (const el of box.querySelectorAll('*')) {
+            const canvas = el.shadowRoot ? el.shadowRoot.querySelector('canvas') : null;
+            if (canvas) return canvas;
+        }
+        return null;
+    };
+    const drawings = (name) => {
+        const canvas = canvasOf(boxOf(name));
+        return canvas ? Number(canvas.dataset.drawn || 0) : null;
+    };
     const counts = {};
     const last = {};
     for (const c of charts) counts[c] = {missing: 0, greyed: 0, stale: 0, redraws: 0, lowest_opacity: 1,
@@ -72,7 +99,7 @@ FRAMES_JS = """async ({ms, charts, greyedBelow}) => {
         if (gd.data) drawnData[name] = gd.data;
     };
     const listen = (name) => {
-        const box = document.querySelector('.st-key-' + name);
+        const box = boxOf(name);
         const gd = box && box.querySelector('.js-plotly-plot');
         if (!gd || listened[name] === gd || typeof gd.on !== 'function') return;
         listened[name] = gd;
@@ -106,10 +133,12 @@ FRAMES_JS = """async ({ms, charts, greyedBelow}) => {
     };
     const look = (name) => {
         const c = counts[name];
-        const box = document.querySelector('.st-key-' + name);
+        const box = boxOf(name);
         const gd = box && box.querySelector('.js-plotly-plot');
-        const ok = gd && gd.querySelector('.main-svg') && gd.querySelector(drawn[name])
-                   && box.getBoundingClientRect().height >= 50;
+        const canvas = canvasOf(box);
+        const ok = canvas ? canvas.dataset.drawn && !canvas.dataset.error && box.getBoundingClientRect().height >= 50
+                          : gd && gd.querySelector('.main-svg') && gd.querySelector(drawn[name])
+                            && box.getBoundingClientRect().height >= 50;
         if (!ok) c.missing += 1;
         if (box) {
             const o = opacity(box);
@@ -118,13 +147,15 @@ FRAMES_JS = """async ({ms, charts, greyedBelow}) => {
             const container = box.closest("[data-testid='stElementContainer']") || box;
             if (container.getAttribute('data-stale') === 'true') c.stale += 1;
         }
-        const data = gd && gd.data;
+        const data = canvas ? (name === 'loss' ? canvas.dataset.lastStep : canvas.dataset.drawn) : gd && gd.data;
         if (data && last[name] !== undefined && data !== last[name]) c.redraws += 1;
         if (data) last[name] = data;
     };
     const first = iteration();
     let frames = 0;
     for (const name of charts) listen(name);
+    const drawnBefore = {};
+    for (const name of charts) drawnBefore[name] = drawings(name);
     counting = true;
     const started = performance.now();
     await new Promise((done) => {
@@ -136,6 +167,10 @@ FRAMES_JS = """async ({ms, charts, greyedBelow}) => {
         requestAnimationFrame(frame);
     });
     const seconds = (performance.now() - started) / 1000;
+    for (const name of charts) {  // a canvas plot: its own count of drawings over the window
+        const now = drawings(name);
+        if (now !== null && drawnBefore[name] !== null) counts[name].plotted = now - drawnBefore[name];
+    }
     counting = false;  // the listeners stay on the plots, but count no more
     observer.disconnect();
     return {frames, seconds, first_iteration: first, last_iteration: iteration(), charts: counts};
@@ -190,20 +225,30 @@ def wait_until(predicate, timeout_s, what):
     raise RuntimeError(f"timed out after {timeout_s} s waiting for {what}")
 
 
-def cpu_seconds(pid):
-    """User plus system CPU seconds of process ``pid`` and its threads so far (Linux ``/proc``)."""
+def cpu_seconds(pid, children=False):
+    """User plus system CPU seconds of process ``pid`` and its threads so far (Linux ``/proc``); with
+    ``children``, those of its running child processes too (a room's training process)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    if children:
+        for listing in Path(f"/proc/{pid}/task").glob("*/children"):
+            total += sum(cpu_seconds(int(child), children=True) for child in listing.read_text().split())
+    return total
 
 
-def window(browser, url, pid, seconds, warmup, screenshot=None):
-    """Open a page, press Play, wait ``warmup`` s, read ``seconds`` s of frames; returns the counts."""
+def window(browser, url, pid, seconds, warmup, screenshot=None, reset=False):
+    """Open a page (and with ``reset``, press Reset: a fresh model), press Play, wait ``warmup`` s, read
+    ``seconds`` s of frames; returns the counts."""
     page = browser.new_page(viewport={"width": 1366, "height": 768})
     try:
         page.goto(url)
-        page.wait_for_selector(".st-key-loss .js-plotly-plot .main-svg", timeout=TIMEOUT_S * 1000)
+        page.wait_for_selector(".st-key-loss .js-plotly-plot .main-svg, .st-key-live_loss canvas[data-drawn]",
+                               timeout=TIMEOUT_S * 1000)
         page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']",
                                timeout=TIMEOUT_S * 1000)
+        if reset:
+            page.get_by_role("button", name="Reset").click()
+            wait_until(lambda: iteration(page) == 0, TIMEOUT_S, "the iteration to read 0 after Reset")
         start = iteration(page)
         page.get_by_role("button", name="Play").click()
         wait_until(lambda: iteration(page) > start, TIMEOUT_S, "training to start after Play")
@@ -221,6 +266,43 @@ def window(browser, url, pid, seconds, warmup, screenshot=None):
         return counts
     finally:
         page.close()
+
+
+ROOMS_OPENED = []
+
+
+def room_window(browser, url, pid, seconds, warmup, screenshot=None):
+    """A presenter page opens a new room and presses Play; a viewer page then opens it and its frames are
+    read for ``seconds`` s after ``warmup`` s. Returns the viewer's counts; the server's CPU time includes the
+    room's training process (a child of the server)."""
+    room = f"bench-frames-{len(ROOMS_OPENED)}"  # a new room each window: whoever opens a room presents
+    ROOMS_OPENED.append(room)
+    presenter = browser.new_page(viewport={"width": 1366, "height": 768})
+    viewer = browser.new_page(viewport={"width": 1366, "height": 768})
+    try:
+        presenter.goto(f"{url}/?room={room}")
+        presenter.get_by_text("Are you the presenter? Open the room").click(timeout=TIMEOUT_S * 1000)
+        presenter.get_by_role("button", name=f"Open room {room}").click(timeout=TIMEOUT_S * 1000)
+        presenter.get_by_role("button", name="Play").click(timeout=TIMEOUT_S * 1000)
+        viewer.goto(f"{url}/?room={room}")
+        viewer.wait_for_selector(".st-key-room_loss .js-plotly-plot .main-svg, .st-key-room_loss canvas[data-drawn]",
+                                 timeout=TIMEOUT_S * 1000)
+        start = iteration(viewer)
+        wait_until(lambda: iteration(viewer) > start, TIMEOUT_S, "the room to train after Play")
+        viewer.wait_for_timeout(int(warmup * 1000))
+        cpu = cpu_seconds(pid, children=True)
+        counts = viewer.evaluate(FRAMES_JS, {"ms": seconds * 1000, "charts": list(CHARTS),
+                                             "greyedBelow": GREYED_BELOW})
+        counts["server_cpu_s"] = cpu_seconds(pid, children=True) - cpu
+        if screenshot is not None:
+            viewer.screenshot(path=str(screenshot))
+        counts["exceptions_on_page"] = viewer.locator("[data-testid='stException']").count()
+        presenter.get_by_role("button", name="Pause").click()
+        presenter.wait_for_timeout(500)
+        return counts
+    finally:
+        viewer.close()
+        presenter.close()
 
 
 def summarise(counts):
@@ -263,9 +345,13 @@ def main():
     parser.add_argument("--pin", type=int, metavar="CPU", help="pin the server to this CPU, chromium to another")
     parser.add_argument("--screenshots", type=Path, help="a folder for a screenshot at the end of each window")
     parser.add_argument("--render", action="store_true", help="only write the .md again from the saved .json")
+    parser.add_argument("--room", action="store_true", help="read a room viewer's page instead of a session's own")
+    parser.add_argument("--reset", action="store_true", help="press Reset before Play: a fresh model, whose "
+                        "pictures change more than the shipped model's")
     args = parser.parse_args()
     if args.render:
-        (RESULTS / "dashboard_frames.md").write_text(markdown(json.loads((RESULTS / "dashboard_frames.json").read_text())))
+        name = result_name(args)
+        (RESULTS / f"{name}.md").write_text(markdown(json.loads((RESULTS / f"{name}.json").read_text())))
         return
     trees = dashboard_trees(args.before)
 
@@ -291,7 +377,11 @@ def main():
                             args.screenshots.mkdir(parents=True, exist_ok=True)
                             shot = args.screenshots / f"frames-{name}-{repeat}.png"
                         process, url = servers[name]
-                        row = summarise(window(browser, url, process.pid, args.seconds, args.warmup, shot))
+                        if args.room:
+                            counts = room_window(browser, url, process.pid, args.seconds, args.warmup, shot)
+                        else:
+                            counts = window(browser, url, process.pid, args.seconds, args.warmup, shot, args.reset)
+                        row = summarise(counts)
                         row["load_average_1"] = os.getloadavg()[0]
                         rows[name].append(row)
                         print(f"{name} #{repeat}: " + ", ".join(
@@ -309,19 +399,23 @@ def main():
                                "max": max(r[key] for r in rs)}
                          for key in rs[0] if isinstance(rs[0][key], (int, float))}
     command = (f"python benchmarks/bench_dashboard_frames.py --repeats {args.repeats} --seconds {args.seconds:g}"
-               + (f" --pin {args.pin}" if args.pin is not None else "") + (" --before DIR" if args.before else ""))
+               + (f" --pin {args.pin}" if args.pin is not None else "") + (" --before DIR" if args.before else "")
+               + (" --room" if args.room else "") + (" --reset" if args.reset else ""))
     result = {"summary": summary, "windows": rows, "seconds": args.seconds, "warmup": args.warmup,
               "repeats": args.repeats, "greyed_below_opacity": GREYED_BELOW, "viewport": "1366x768",
               "server": ("nice 10, torch 1 thread" + (f", taskset -c {args.pin}" if args.pin is not None else "")),
               "load_average_1_5_15": os.getloadavg(), "cpus": os.cpu_count(), "command": command,
+              "page": ("a room viewer's page" if args.room else "a session's own Train tab")
+              + (", after Reset" if args.reset and not args.room else ""),
               "measured_at": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
-    save_results("dashboard_frames", result, markdown(result))
+    save_results(result_name(args), result, markdown(result))
 
 
 def markdown(result):
     """The results as a Markdown page (``--render`` writes it again from results/dashboard_frames.json)."""
     load = result["load_average_1_5_15"]
-    lines = ["# Dashboard frames while Play trains (chromium, 1366x768)", "",
+    page = result.get("page", "a session's own Train tab")
+    lines = [f"# Dashboard frames while Play trains: {page} (chromium, 1366x768)", "",
              f"{result['repeats']} windows of {result['seconds']:g} s per tree (after {result['warmup']:g} s of Play), "
              f"the trees in turn; server: {result['server']}. Load average at the end: {load[0]:.1f} on "
              f"{result['cpus']} CPUs (other work shares the machine). Min–max over the windows:", "",
@@ -345,13 +439,15 @@ def markdown(result):
             f"{span(s, 'density_redraws_per_s')} | "
             f"{span(s, 'steps_per_s')} | {span(s, 'server_cpu_share', digits=2)} | "
             f"{span(s, 'steps_per_server_cpu_s')} | {span(s, 'loss_redraws_per_server_cpu_s')} |")
-    lines += ["", "Plots missing: the largest share of frames, over the three plots, in which the plot's element, its "
-              "Plotly svg or its drawn data is absent, or it is under 50 px high. Any plot greyed: the same for frames "
+    lines += ["", "Plots missing: the largest share of frames, over the three plots, in which the plot's element or "
+              "its drawing is absent (a canvas plot: its canvas not drawn, or drawn with an error; a Plotly chart: its "
+              "svg or its drawn data), or it is under 50 px high. Any plot greyed: the same for frames "
               "where the product of CSS opacity over the plot's element and its ancestors is below "
               f"{result['greyed_below_opacity']} (Streamlit's stale fade); stale-marked: frames where Streamlit has "
-              "marked the plot's container `data-stale` (it fades only after 0.5 s). Redraws: Plotly drew new "
-              "data (`gd.data` replaced), counted in the page by a `plotly_afterplot` listener on each plot; seen in "
-              "frames: the same test once per painted frame (at most one per frame). Steps/s: the page's iteration counter over the window. Server CPU share: the server's CPU "
+              "marked the plot's container `data-stale` (it fades only after 0.5 s). Redraws: a canvas plot's own "
+              "count of its drawings (`data-drawn`), or, for a Plotly chart, drawings of new data (`gd.data` replaced) "
+              "counted by a `plotly_afterplot` listener on each plot; seen in frames: a new drawing (a canvas loss "
+              "plot: a new last step) seen once per painted frame (at most one per frame). Steps/s: the page's iteration counter over the window. Server CPU share: the server's CPU "
               "seconds (all its threads) per second of the window; per server CPU-s: the rate per CPU-second the "
               "server got, what one core of its own would give.", "",
               f"Command: `{result.get('command', 'python benchmarks/bench_dashboard_frames.py')}`", ""]

@@ -1,9 +1,10 @@
 """How fast the dashboard shows its first plot, measured in Debian's chromium.
 
 Two numbers per tree of the app:
-  cold: seconds from launching ``streamlit run app.py`` to the first Plotly chart drawn on the
-        Train tab of the first page (chromium is started beforehand and not counted);
-  warm: seconds from opening a new page on the already running server to its first chart.
+  cold: seconds from launching ``streamlit run app.py`` to the first plot drawn on the Train tab of
+        the first page (a canvas plot of funnelkit/viz/canvas_plots.js, or in trees before them, a
+        Plotly chart); chromium is started beforehand and not counted;
+  warm: seconds from opening a new page on the already running server to its first plot.
 
 Each tree has a cache folder of its own (``FUNNELKIT_CACHE``), empty at the start: its first launch is a
 first start ever (the dashboard computes the shipped model's opening frame and keeps it there), the
@@ -12,9 +13,10 @@ The cold number is the minimum over the later launches; the first start is repor
 
 With ``--before DIR`` the same is measured for another checkout of the kit (for example
 ``git archive HEAD | tar -x -C DIR``), launch by launch in turn with this one, so both see the
-same machine load; the minimum over ``--repeats`` launches is reported. With ``--floor`` a
-Streamlit app that shows only one small Plotly chart is measured too: what Streamlit, Plotly and
-chromium take on this machine before any of the kit's work.
+same machine load; the minimum over ``--repeats`` launches is reported. With ``--floor`` two
+Streamlit apps are measured too: one that shows only one small Plotly chart (what Streamlit, Plotly
+and chromium take on this machine before any of the kit's work) and one that shows only one metric
+(the same for a page with no plot at all: timed to the metric).
 
     python benchmarks/bench_dashboard_start.py --repeats 3 [--before /tmp/funnelkit-before]
 
@@ -35,12 +37,18 @@ from pathlib import Path
 
 from bench_common import CHROMIUM_ARGS, dashboard_trees, save_results
 
-FIRST_PLOT = "[data-testid='stPlotlyChart'] .js-plotly-plot .main-svg"
+FIRST_PLOT = "[data-testid='stPlotlyChart'] .js-plotly-plot .main-svg, [data-testid='stElementContainer'] canvas[data-drawn]"
 FLOOR_APP = """import plotly.graph_objects as go
 import streamlit as st
 
 st.plotly_chart(go.Figure(go.Scatter(x=[1, 2, 3], y=[1, 3, 2])))
 """
+TEXT_APP = """import streamlit as st
+
+st.metric("iteration", "2,000")
+"""
+METRIC = "[data-testid='stMetric']"
+FLOORS = {"floor: one Plotly chart": (FLOOR_APP, FIRST_PLOT), "floor: one metric, no plot": (TEXT_APP, METRIC)}
 TIMEOUT_S = 120
 
 
@@ -72,20 +80,21 @@ def wait_healthy(url, start):
             time.sleep(0.05)
 
 
-def first_plot(browser, url):
-    """Seconds from opening a page at ``url`` to its first drawn Plotly chart."""
+def first_plot(browser, url, selector=FIRST_PLOT):
+    """Seconds from opening a page at ``url`` to its first drawn plot (the first element ``selector`` finds)."""
     page = browser.new_page(viewport={"width": 1366, "height": 768})
     try:
         start = time.perf_counter()
         page.goto(url)
-        page.wait_for_selector(FIRST_PLOT, timeout=TIMEOUT_S * 1000)
+        page.wait_for_selector(selector, timeout=TIMEOUT_S * 1000)
         return time.perf_counter() - start
     finally:
         page.close()
 
 
-def measure(browser, tree, warm_pages, cache):
-    """(cold seconds, server-ready seconds, [warm seconds...]) for one launch of ``tree``'s app."""
+def measure(browser, tree, warm_pages, cache, selector=FIRST_PLOT):
+    """(cold seconds, server-ready seconds, [warm seconds...]) for one launch of ``tree``'s app, timed to the
+    first element ``selector`` finds."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     start = time.perf_counter()
@@ -95,11 +104,11 @@ def measure(browser, tree, warm_pages, cache):
         page = browser.new_page(viewport={"width": 1366, "height": 768})
         try:
             page.goto(url)
-            page.wait_for_selector(FIRST_PLOT, timeout=TIMEOUT_S * 1000)
+            page.wait_for_selector(selector, timeout=TIMEOUT_S * 1000)
             cold = time.perf_counter() - start
         finally:
             page.close()
-        warm = [first_plot(browser, url) for _ in range(warm_pages)]
+        warm = [first_plot(browser, url, selector) for _ in range(warm_pages)]
         return cold, ready, warm
     finally:
         server.terminate()
@@ -111,13 +120,16 @@ def main():
     parser.add_argument("--repeats", type=int, default=3, help="launches per tree (the minimum is reported)")
     parser.add_argument("--warm-pages", type=int, default=3, help="new pages opened on each warm server")
     parser.add_argument("--before", type=Path, help="another checkout measured in turn with this one")
-    parser.add_argument("--floor", action="store_true", help="also measure an app with one small Plotly chart")
+    parser.add_argument("--floor", action="store_true",
+                        help="also measure an app with one small Plotly chart and one with one metric")
     args = parser.parse_args()
     trees = dashboard_trees(args.before)
+    selectors = {name: FIRST_PLOT for name in trees}
     if args.floor:
-        floor = Path(tempfile.mkdtemp(prefix="dashboard-floor-"))
-        (floor / "app.py").write_text(FLOOR_APP)
-        trees["floor: one Plotly chart"] = floor
+        for name, (app, selector) in FLOORS.items():
+            floor = Path(tempfile.mkdtemp(prefix="dashboard-floor-"))
+            (floor / "app.py").write_text(app)
+            trees[name], selectors[name] = floor, selector
 
     from playwright.sync_api import sync_playwright
 
@@ -130,7 +142,7 @@ def main():
                 order = list(trees) if repeat % 2 == 0 else list(reversed(list(trees)))
                 for name in order:
                     kept = any(caches[name].rglob("opening-*.npz"))
-                    cold, ready, warm = measure(browser, trees[name], args.warm_pages, caches[name])
+                    cold, ready, warm = measure(browser, trees[name], args.warm_pages, caches[name], selectors[name])
                     runs[name].append({"cold_s": cold, "server_ready_s": ready, "warm_s": warm, "frame_kept": kept})
                     print(f"{name}: cold {cold:.2f} s (server ready {ready:.2f} s), warm "
                           + ", ".join(f"{w:.2f}" for w in warm) + " s", flush=True)

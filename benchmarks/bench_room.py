@@ -416,9 +416,10 @@ def chromium_render(url, query, timeout_s=120):
             start = time.perf_counter()
             try:
                 page.goto(f"{url}/?{query}", wait_until="commit", timeout=timeout_s * 1000)
-                page.wait_for_function(
-                    "() => document.querySelectorAll(\"[data-testid='stPlotlyChart'] .js-plotly-plot .main-svg\")"
-                    ".length >= 3", timeout=timeout_s * 1000)
+                # three drawn plots: Plotly charts, or canvas plots (which the locator finds in their shadow roots)
+                page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot .main-svg, "
+                             "[data-testid='stElementContainer'] canvas[data-drawn]").nth(2).wait_for(
+                    timeout=timeout_s * 1000)
             except PlaywrightTimeout:
                 return None
             return time.perf_counter() - start

@@ -52,14 +52,21 @@ def iteration(at):
     return int(metric(at, "iteration").replace(",", ""))
 
 
+def live_plots(at):
+    """The page's live plots (funnelkit/viz/canvas_plots.js's elements): key -> (element id, data sent)."""
+    return {e.proto.id.rsplit("-", 1)[-1].removeprefix("live_"): (e.proto.id, json.loads(e.proto.json))
+            for e in at.get("bidi_component")}
+
+
 def test_train_tab_renders_with_charts_and_controls(no_shipped):
     at = start()
     assert not at.exception
     assert [t.label for t in at.tabs] == ["Train", "Latents", "Watch it move", "Samples", "Compare", "How it works"]
     assert iteration(at) == 0
     assert metric(at, "best possible (true density)") == "2.865"
-    charts = at.get("plotly_chart")
-    assert len(charts) == 3  # density, samples, loss
+    plots = live_plots(at)
+    assert {key: data["kind"] for key, (_, data) in plots.items()} == {
+        "density": "density", "samples": "samples", "loss": "loss"}
     for key in ("play", "pause", "step", "reset"):
         assert at.button(key=key) is not None
     assert at.button(key="pause").disabled and not at.button(key="play").disabled
@@ -269,7 +276,7 @@ def test_each_train_plot_has_a_caption_for_students(no_shipped):
     assert any(c.startswith("Bright where the model puts probability") for c in captions)
     assert any(c.startswith("Points drawn from the model") for c in captions)
     assert any(c.startswith("Loss per step") for c in captions)
-    assert len(at.get("plotly_chart")) == 3
+    assert len(live_plots(at)) == 3
 
 
 def test_presentation_mode_hides_the_sidebar_and_keeps_the_link(no_shipped):
@@ -310,31 +317,38 @@ def test_latents_and_the_eq6_table_follow_the_training_while_play_runs(no_shippe
         assert len(at.get("plotly_chart")) == 3  # histogram, layers, inside the funnel
 
 
-def test_the_live_plots_are_updated_in_place_as_the_viz_functions_draw_them(no_shipped):
-    """The density, samples and loss figures the page updates in place equal new ones from funnelkit.viz."""
+def test_the_live_plots_show_the_run_and_keep_their_elements_while_it_trains(no_shipped):
+    """While Play runs, each live plot keeps its element (the same id: the browser redraws it in place) and
+    shows the run now: the density and samples of its latest pictures, the loss of its whole history."""
     import math
 
     import numpy as np
 
-    from funnelkit.viz import interactive
+    from funnelkit.viz import canvas_plots
 
     at = start(hidden_features="16", num_bins="4")
+    before = live_plots(at)
     at.button(key="play").click().run()
+    playing = []
     for _ in range(8):
         at.run()
+        playing.append(live_plots(at))
+    assert len({p["loss"][1]["steps"][-1] for p in playing}) > 1  # new data while playing ...
+    for shown in playing:  # ... in the same elements
+        assert {k: v[0] for k, v in shown.items()} == {k: v[0] for k, v in before.items()}
+    at.button(key="pause").click().run()
+    after = live_plots(at)  # paused: the pictures of the run now
     run = at.session_state.run
-    density, samples = at.session_state.train_paced.value
-    pictures = run.pictures(40, 200, refresh_every=math.inf)  # the pictures those figures were made from
-    assert pictures.step > 0 and at.session_state.own_picture_figures[1] is density  # updated in place
-    fresh = interactive.density_heatmap(pictures.axis, pictures.log_density, pictures.data)
-    assert np.allclose(density.data[0].z, fresh.data[0].z) and density.data[0].zmax == pytest.approx(fresh.data[0].zmax)
-    assert np.array_equal(samples.data[-1].x, pictures.samples[:, 0])
-    loss = at.session_state.loss_view["figure"]
+    pictures = run.pictures(40, 200, refresh_every=math.inf)
+    assert pictures.step > 0
+    assert after["density"][1] == canvas_plots.density_plot(pictures.axis, pictures.log_density, pictures.data,
+                                                            height=after["density"][1]["height"])
+    shown = np.reshape(after["samples"][1]["samples"], (-1, 2))
+    assert np.allclose(shown, pictures.samples, atol=5e-4)
     history = run.trainer.history
-    fresh = interactive.loss_curve(history["step"], history["loss"], run.reference_nll(), max_points=800)
-    for mine, theirs in zip(loss.data, fresh.data):
-        assert np.allclose(mine.x, theirs.x) and np.allclose(mine.y, theirs.y)
-    assert np.allclose(loss.layout.yaxis.range, fresh.layout.yaxis.range)
+    loss = after["loss"][1]
+    assert loss["steps"][-1] == history["step"][-1] == run.iteration > 0
+    assert loss["means"][-1] == pytest.approx(np.mean(history["loss"][-min(50, run.iteration):]), abs=1e-4)
 
 
 def test_a_nan_loss_in_training_steps_back_and_pauses_with_a_message(no_shipped):
@@ -375,27 +389,27 @@ def test_an_unexpected_error_in_a_tick_pauses_restores_and_play_goes_on(no_shipp
     assert not at.exception and not at.warning and run.iteration > 1
 
 
-@pytest.mark.parametrize("figure", ["density_heatmap", "loss_curve"])
-def test_a_figure_that_fails_shows_a_message_where_the_plot_would_be(no_shipped, monkeypatch, figure):
-    from funnelkit.viz import interactive
+@pytest.mark.parametrize("plot", ["density_plot", "loss_plot"])
+def test_a_plot_that_fails_shows_a_message_where_the_plot_would_be(no_shipped, monkeypatch, plot):
+    from funnelkit.viz import canvas_plots
 
     def broken(*args, **kwargs):
         raise ValueError("plotly could not make it")
 
-    monkeypatch.setattr(interactive, figure, broken)
+    monkeypatch.setattr(canvas_plots, plot, broken)
     at = start(hidden_features="16", num_bins="4")
     assert not at.exception
     (warning,) = [w.value for w in at.warning]
     assert warning.startswith("Drawing the Train tab's plots failed at step 0 with an error the kit did not expect "
                               "(ValueError: plotly could not make it); the model is unchanged and paused.")
-    assert not at.get("plotly_chart") and len([i for i in at.info if "could not be drawn" in i.value]) == 3
+    assert not live_plots(at) and len([i for i in at.info if "could not be drawn" in i.value]) == 3
     assert iteration(at) == 0 and not at.button(key="play").disabled  # the numbers and the buttons are there
     monkeypatch.undo()  # the way back: Play tries again
     monkeypatch.setenv("FUNNELKIT_APP_GRID", "40")
     monkeypatch.setenv("FUNNELKIT_APP_SAMPLES", "200")
     monkeypatch.setenv("FUNNELKIT_APP_DEVICE", "cpu")
     at.button(key="play").click().run()
-    assert not at.exception and not at.warning and len(at.get("plotly_chart")) == 3
+    assert not at.exception and not at.warning and len(live_plots(at)) == 3
 
 
 def test_a_latents_figure_that_fails_is_a_message_not_a_traceback(no_shipped, monkeypatch):
@@ -699,19 +713,15 @@ def test_a_playing_page_says_when_other_trainings_share_the_machine(monkeypatch)
     assert any("This machine is shared: 2 trainings" in c.value for c in at.caption)
 
 
-def test_the_loss_legend_names_the_full_window_once_training_has_reached_it(no_shipped):
+def test_the_loss_legend_names_the_steps_its_mean_takes(no_shipped):
     """The running mean's legend names how many steps it averages: the count while there are fewer than 50,
-    then 50 (the figure made before is replaced, not updated in place with its old name)."""
+    then 50."""
     at = start(hidden_features="16", num_bins="4")
     at.button(key="step").click().run()
     run = at.session_state.run
     run.step(40)
     at.run()
-    assert at.session_state.loss_view["figure"].data[1].name == "mean of 41"
+    assert live_plots(at)["loss"][1]["window"] == 41
     run.step(30)
     at.run()
-    figure = at.session_state.loss_view["figure"]
-    assert figure.data[1].name == "mean of 50"
-    run.step(5)
-    at.run()
-    assert at.session_state.loss_view["figure"] is figure and figure.data[1].name == "mean of 50"  # in place
+    assert live_plots(at)["loss"][1]["window"] == 50

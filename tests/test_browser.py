@@ -140,27 +140,26 @@ def _iteration(page):
     return int(re.sub(r"[^0-9]", "", text))
 
 
-def _last_loss_step(page):
-    """The last iteration drawn in the loss chart (read from plotly's own data), or -1 if empty.
+# The canvas of a live plot (funnelkit/viz/canvas_plots.js) inside the element keyed `key`: Streamlit mounts
+# the plot in a shadow root, which document.querySelector does not enter.
+CANVAS_IN = """(box) => {
+    if (!box) return null;
+    for (const el of [box, ...box.querySelectorAll('*')]) {
+        const canvas = el.shadowRoot ? el.shadowRoot.querySelector('canvas') : null;
+        if (canvas) return canvas;
+    }
+    return box.querySelector('canvas');
+}"""
 
-    None while no loss chart is on the page; with several (a rerun replacing one), the newest.
-    """
-    steps = page.evaluate(
-        """() => {
-            const found = [];
-            for (const gd of document.querySelectorAll('.js-plotly-plot')) {
-                const title = gd.layout && gd.layout.title && gd.layout.title.text;
-                if (title && title.includes('Training loss')) {
-                    // plotly ships numpy arrays base64-encoded; _fullData holds them decoded
-                    const trace = (gd._fullData || [])[0];
-                    const xs = (trace && trace.x) || [];
-                    found.push(xs.length ? Number(xs[xs.length - 1]) : -1);
-                }
-            }
-            return found;
-        }"""
-    )
-    return max(steps) if steps else None
+
+def _last_loss_step(page):
+    """The last iteration drawn in the loss plot (the script writes it on its canvas), or -1 if empty; None
+    while no loss plot is drawn."""
+    step = page.evaluate(f"""() => {{
+        const canvas = ({CANVAS_IN})(document.querySelector('.st-key-live_loss'));
+        return canvas && canvas.dataset.lastStep !== undefined ? Number(canvas.dataset.lastStep) : null;
+    }}""")
+    return step
 
 
 def _wait_until(predicate, timeout_s, what):
@@ -172,20 +171,22 @@ def _wait_until(predicate, timeout_s, what):
     pytest.fail(f"timed out after {timeout_s} s waiting for {what() if callable(what) else what}")
 
 
-_FRAMES = """async (ms) => {
-    // Every painted frame for `ms` ms: is each Train plot drawn (Plotly's svg and its data) and at full
+_FRAMES = """async ({ms, prefix}) => {
+    // Every painted frame for `ms` ms: is each live plot (keyed prefix + density, ...) drawn (its canvas,
+    // drawn without error) and at full
     // colour (no stale fade: CSS opacity over the plot and its ancestors at least 0.95)? As in
     // benchmarks/bench_dashboard_frames.py.
-    const drawn = {density: '.hm image', samples: 'path.point', loss: 'path.js-line'};
+    const canvasIn = """ + CANVAS_IN + """;
     const bad = [];
     let frames = 0;
     const start = performance.now();
     await new Promise((done) => {
         const frame = (now) => {
             frames += 1;
-            for (const [key, data] of Object.entries(drawn)) {
-                const box = document.querySelector('.st-key-' + key);
-                if (!box || !box.querySelector('.main-svg') || !box.querySelector(data)) bad.push(key + ' missing');
+            for (const key of ['density', 'samples', 'loss']) {
+                const box = document.querySelector('.st-key-' + prefix + key);
+                const canvas = canvasIn(box);
+                if (!canvas || !canvas.dataset.drawn || canvas.dataset.error) bad.push(key + ' missing');
                 let o = 1;
                 for (let e = box; e && e !== document.documentElement; e = e.parentElement) {
                     o *= parseFloat(getComputedStyle(e).opacity);
@@ -218,7 +219,7 @@ def test_play_trains_live_and_pause_stops(page, server, tmp_path):
     # More than one tick: the fragment keeps rerunning by itself, without any click.
     seen = _iteration(page)
     _wait_until(lambda: _iteration(page) > seen, 60, "a further tick")
-    frames = page.evaluate(_FRAMES, 3000)  # the plots are updated in place: never missing, never greyed
+    frames = page.evaluate(_FRAMES, {"ms": 3000, "prefix": "live_"})  # updated in place: never missing or greyed
     assert frames["frames"] > 0 and not frames["bad"], frames
     play_seconds = time.monotonic() - played
     steps_while_playing = _iteration(page) - before
@@ -299,14 +300,15 @@ def test_the_temperature_slider_redraws_the_samples(page, server):
 
 
 _LAYOUT = """() => {
-    const charts = [...document.querySelectorAll("[data-testid='stPlotlyChart']")].map(el => {
-        const box = el.getBoundingClientRect();
-        const drag = el.querySelector('.nsewdrag');  // plotly's plot area
-        const area = drag ? drag.getBoundingClientRect() : {width: 0, height: 0};
-        return {top: box.top, bottom: box.bottom, width: area.width, height: area.height};
+    const canvasIn = """ + CANVAS_IN + """;
+    const canvases = ['density', 'samples', 'loss'].map(key => canvasIn(document.querySelector('.st-key-live_' + key)))
+        .filter(canvas => canvas && canvas.dataset.drawn);
+    const charts = canvases.map(canvas => {
+        const box = canvas.getBoundingClientRect();
+        return {top: box.top, bottom: box.bottom, width: Number(canvas.dataset.plotWidth),
+                height: Number(canvas.dataset.plotHeight)};
     });
-    const ticks = [...document.querySelectorAll('.js-plotly-plot .xtick text, .js-plotly-plot .ytick text')]
-        .map(t => parseFloat(getComputedStyle(t).fontSize));
+    const ticks = canvases.map(canvas => Number(canvas.dataset.fontPx));  // the script's text size
     const sidebar = document.querySelector("[data-testid='stSidebar']");
     const play = [...document.querySelectorAll('button')].find(b => b.innerText.trim().endsWith('Play'));
     return {charts, ticks, deploy: !!document.querySelector("[data-testid='stAppDeployButton']"),

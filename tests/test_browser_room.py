@@ -2,7 +2,8 @@
 
 The presenter opens room ``browser-room`` from its link (the "Open room" button makes the presenter
 link), three viewer pages open the viewer link, the presenter presses Play: every viewer's
-iteration advances with no button of its own; after Pause all show the presenter's iteration.
+iteration advances with no button of its own, and a viewer's plots are drawn in every frame (updated in
+place, never missing or greyed); after Pause all show the presenter's iteration.
 Screenshots of the presenter and a viewer at 1366x768 go to ``tmp_path`` (and to
 FUNNELKIT_SCREENSHOT_DIR when set). Skipped like tests/test_browser.py when chromium or
 playwright is missing, unless FUNNELKIT_REQUIRE_BROWSER=1.
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from .test_browser import CHROMIUM, CHROMIUM_ARGS, RENDER_S, serve_app
-from .test_browser import _iteration, _settle, _wait_until
+from .test_browser import _FRAMES, _iteration, _settle, _wait_until
 
 pytestmark = pytest.mark.browser
 ROOM = "browser-room"
@@ -45,7 +46,7 @@ def browser(server):
 
 
 def _charts_drawn(page):
-    return page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot .main-svg").count() >= 3
+    return page.locator("[data-testid='stElementContainer'] canvas[data-drawn]").count() >= 3  # pierces shadow roots
 
 
 def _address(page):
@@ -92,6 +93,8 @@ def test_one_presenter_and_three_viewers_share_one_training(browser, server, tmp
     seen = [_iteration(v) for v in viewers]
     for viewer, value in zip(viewers, seen):  # still live: it moves on again, by itself
         _wait_until(lambda v=viewer, s=value: _iteration(v) > s, 60, "a viewer's further redraw")
+    frames = viewers[0].evaluate(_FRAMES, {"ms": 3000, "prefix": "room_"})  # a viewer's plots, updated in place
+    assert frames["frames"] > 0 and not frames["bad"], frames
     for page, name in ((presenter, "presenter"), (viewers[0], "viewer")):
         _wait_until(lambda p=page: _charts_drawn(p), 30, f"the {name}'s three charts drawn")
         page.screenshot(path=str(_screenshots(tmp_path) / f"room-{name}-1366x768.png"))

@@ -157,24 +157,3 @@ def test_funnel_conditional():
         iv.funnel_conditional(z_axis, m_axis, log_p.T)
     with pytest.raises(ValueError, match="same length"):
         iv.funnel_conditional(z_axis, m_axis, log_p, z=np.zeros(5), x_minus=np.ones(4))
-
-
-def test_figures_redrawn_in_place_equal_new_ones():
-    rng = np.random.default_rng(0)
-    steps, losses = np.arange(400.0), 3 + rng.standard_normal(400).cumsum() / 50
-    loss = iv.loss_curve(steps[:100], losses[:100], reference=2.9, window=50, max_points=120)
-    iv.update_loss_curve(loss, steps, losses, reference=2.9, window=50, max_points=120)
-    fresh = iv.loss_curve(steps, losses, reference=2.9, window=50, max_points=120)
-    for mine, new in zip(loss.data, fresh.data):
-        assert np.array_equal(mine.x, new.x) and np.array_equal(mine.y, new.y)
-    assert list(loss.layout.yaxis.range) == list(fresh.layout.yaxis.range)
-    with pytest.raises(ValueError, match="at least 50 steps"):
-        iv.update_loss_curve(loss, steps[:10], losses[:10], window=50)
-
-    axis = np.linspace(-4, 4, 30)
-    before, after = rng.standard_normal((30, 30)), rng.standard_normal((30, 30)) - 3
-    after[0, 0] = -np.inf
-    density = iv.density_heatmap(axis, before)
-    iv.update_density_heatmap(density, after)
-    new = iv.density_heatmap(axis, after)
-    assert np.array_equal(density.data[0].z, new.data[0].z) and density.data[0].zmax == new.data[0].zmax

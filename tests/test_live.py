@@ -331,7 +331,6 @@ def test_a_new_run_reuses_the_opening_picture_and_owns_its_state(tmp_path, monke
     first = LiveRun.create(settings, device="cpu")
     drawn = first.pictures(20, 50, 40)
     second = LiveRun.create(settings, device="cpu")
-    assert live.opening_key(second) == live.opening_key(first) is not None
     assert second.pictures(20, 50, 40) is drawn  # not drawn again
     second_model = second.model.state_dict()
     assert all(torch.equal(second_model[k], v) for k, v in first.model.state_dict().items())

@@ -65,7 +65,7 @@ class Opening:
     parameters: int
     pictures: Pictures
     reference: float | None  # the true density's loss, as :meth:`funnelkit.app.live.LiveRun.reference_nll`
-    key: tuple  # what identifies this opening across sessions (:func:`funnelkit.app.live.opening_key`)
+    key: tuple  # what identifies this opening across sessions: checkpoint path and time, device, seed (live.opening_view)
     lr: float  # the rate Play goes on at (:func:`funnelkit.app.live.continue_lr`)
 
     @property

@@ -469,15 +469,6 @@ def is_opening(run, pictures):
     return path is not None and run.source.startswith("shipped") and pictures.step == _shipped_step(path)
 
 
-def opening_key(run):
-    """What identifies ``run``'s opening picture across sessions (checkpoint file and version, device,
-    seed), or ``None`` when the run does not start from a shipped checkpoint."""
-    path = run.settings.pretrained_path()
-    if path is None or not run.source.startswith("shipped"):
-        return None
-    return _opening_key(path, run.device, run.settings.seed)
-
-
 def _check_finite(values, what, nan_only=False):
     """Raise ``ArithmeticError(what)`` when ``values`` hold NaN (or, unless ``nan_only``, infinity)."""
     bad = torch.isnan(values) if nan_only else ~torch.isfinite(values)

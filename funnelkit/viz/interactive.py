@@ -11,6 +11,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from .plot_values import as_array as _array, density_colours, loss_lines as _loss_lines, running_mean  # noqa: F401
+
 BOUNDS = (-4.0, 4.0)
 TRANSPARENT = "rgba(0,0,0,0)"
 SEQUENTIAL = "Viridis"  # readable on both themes and for colour-blind readers
@@ -21,17 +23,6 @@ MODEL_COLOUR = "rgba(99, 110, 250, 0.6)"  # model samples (plotly's blue)
 LINE_COLOUR = "rgb(99, 110, 250)"  # the running mean of the loss
 REFERENCE_COLOUR = "rgb(239, 85, 59)"  # the best possible loss
 NEUTRAL = "rgba(128, 128, 128, 0.35)"  # mid grey: visible on white and on black
-
-
-def _array(values, name, ndim=None, width=None):
-    if hasattr(values, "detach"):
-        values = values.detach().cpu().numpy()
-    values = np.asarray(values, dtype=np.float64)
-    if ndim is not None and values.ndim != ndim:
-        raise ValueError(f"{name} must have {ndim} dimension(s), got shape {values.shape}")
-    if width is not None and (values.ndim != 2 or values.shape[1] != width):
-        raise ValueError(f"{name} must have shape (n, {width}), got {values.shape}")
-    return values
 
 
 def _style(fig, title=None, height=380, square=False):
@@ -55,25 +46,6 @@ def _style(fig, title=None, height=380, square=False):
         fig.update_xaxes(constrain="domain")
         fig.update_yaxes(scaleanchor="x", scaleratio=1, constrain="domain")
     return fig
-
-
-def density_colours(log_density, log_scale=False, floor=-12.0):
-    """A density heatmap's colour values and top colour (None: plotly's own top) for a log-density grid:
-    p (or log p), non-finite log p at ``floor``, and the top 0.5 % saturated, since a fresh model can put a
-    thin spike somewhere and the rest would not show."""
-    finite = np.where(np.isfinite(log_density), log_density, floor)
-    values = np.clip(finite, floor, None) if log_scale else np.exp(np.clip(finite, floor, 50))
-    top = float(np.percentile(values, 99.5))
-    return values, (top if top > (floor if log_scale else 0.0) else None)
-
-
-def update_density_heatmap(fig, log_density):
-    """Recolour a :func:`density_heatmap` (of p) in place for a new grid of the same size (about a millisecond,
-    where a new figure costs 50-150 ms)."""
-    values, top = density_colours(_array(log_density, "log_density", ndim=2))
-    with fig.batch_update():
-        fig.data[0].z = values
-        fig.data[0].zmax = top
 
 
 def density_heatmap(axis, log_density, data=None, title="Model density p(x)", log_scale=False, floor=-12.0,
@@ -126,50 +98,6 @@ def samples_scatter(samples, data=None, title="Samples from the model", bounds=B
     fig.update_xaxes(range=list(bounds), title_text="x₁", zeroline=False)
     fig.update_yaxes(range=list(bounds), title_text="x₂", zeroline=False)
     return _style(fig, title, height=height, square=True)
-
-
-def _downsample(x, y, max_points):
-    if len(x) <= max_points:
-        return x, y
-    index = np.unique(np.linspace(0, len(x) - 1, max_points).round().astype(int))
-    return x[index], y[index]
-
-
-def running_mean(values, window):
-    """The mean of the last ``window`` values at each position (fewer at the start)."""
-    values = _array(values, "values", ndim=1)
-    totals = np.concatenate([[0.0], np.cumsum(values)])
-    index = np.arange(1, values.size + 1)
-    start = np.maximum(index - window, 0)
-    return (totals[index] - totals[start]) / (index - start)
-
-
-def _loss_lines(steps, losses, reference, window, max_points):
-    """A loss chart's running-mean window, its two (downsampled) lines and its y range."""
-    k = max(1, min(window, steps.size))
-    raw = _downsample(steps, losses, max_points)
-    mean = _downsample(steps, running_mean(losses, k), max_points)
-    low = min(np.percentile(losses, 1), reference if reference is not None else np.inf)
-    high = np.percentile(losses[len(losses) // 10:], 99) if losses.size > 10 else losses.max()
-    span = max(high - low, 1e-3)
-    return k, raw, mean, [low - 0.05 * span, high + 0.1 * span]
-
-
-def update_loss_curve(fig, steps, losses, reference=None, window=50, max_points=1500):
-    """Redraw a :func:`loss_curve` in place for a longer history (its two lines and y range; under a millisecond,
-    where a new figure costs 50-100 ms). Only for a figure made with the same ``reference`` and ``window`` and
-    a history of at least ``window`` steps (its legend names the window)."""
-    steps = _array(steps, "steps", ndim=1)
-    losses = _array(losses, "losses", ndim=1)
-    if len(fig.data) != 2 or losses.size < window or steps.shape != losses.shape:
-        raise ValueError(f"update_loss_curve needs a two-line loss_curve figure and at least {window} steps of "
-                         f"equal-length steps and losses, got {len(fig.data)} lines, {steps.size} steps and "
-                         f"{losses.size} losses")
-    _, (raw_x, raw_y), (mean_x, mean_y), y_range = _loss_lines(steps, losses, reference, window, max_points)
-    with fig.batch_update():
-        fig.data[0].x, fig.data[0].y = raw_x, raw_y
-        fig.data[1].x, fig.data[1].y = mean_x, mean_y
-        fig.layout.yaxis.range = y_range
 
 
 def loss_curve(steps, losses, reference=None, window=50, max_points=1500, title="Training loss (−log p, nats)",
