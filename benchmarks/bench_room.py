@@ -172,7 +172,7 @@ class LightPage:
             which = element.WhichOneof("type")
             if which == "metric" and element.metric.label == "iteration":
                 self.iterations.append((now, int(element.metric.body.replace(",", ""))))
-            elif which == "plotly_chart":
+            elif which in ("plotly_chart", "bidi_component"):  # Plotly charts, or (since) canvas plots
                 self.charts += 1
                 if self.charts == CHARTS and self.rendered_s is None:
                     self.rendered_s = now

@@ -333,7 +333,7 @@ def test_the_live_plots_show_the_run_and_keep_their_elements_while_it_trains(no_
     for _ in range(8):
         at.run()
         playing.append(live_plots(at))
-    assert len({p["loss"][1]["steps"][-1] for p in playing}) > 1  # new data while playing ...
+    assert len({canvas_plots.decoded(p["loss"][1])["steps"][-1] for p in playing}) > 1  # new data while playing ...
     for shown in playing:  # ... in the same elements
         assert {k: v[0] for k, v in shown.items()} == {k: v[0] for k, v in before.items()}
     at.button(key="pause").click().run()
@@ -343,12 +343,12 @@ def test_the_live_plots_show_the_run_and_keep_their_elements_while_it_trains(no_
     assert pictures.step > 0
     assert after["density"][1] == canvas_plots.density_plot(pictures.axis, pictures.log_density, pictures.data,
                                                             height=after["density"][1]["height"])
-    shown = np.reshape(after["samples"][1]["samples"], (-1, 2))
-    assert np.allclose(shown, pictures.samples, atol=5e-4)
+    shown = canvas_plots.decoded(after["samples"][1])["samples"].reshape(-1, 2)
+    assert np.allclose(shown, pictures.samples, rtol=1e-6, atol=1e-6)
     history = run.trainer.history
-    loss = after["loss"][1]
+    loss = canvas_plots.decoded(after["loss"][1])
     assert loss["steps"][-1] == history["step"][-1] == run.iteration > 0
-    assert loss["means"][-1] == pytest.approx(np.mean(history["loss"][-min(50, run.iteration):]), abs=1e-4)
+    assert loss["means"][-1] == pytest.approx(np.mean(history["loss"][-min(50, run.iteration):]), rel=1e-6)
 
 
 def test_a_nan_loss_in_training_steps_back_and_pauses_with_a_message(no_shipped):

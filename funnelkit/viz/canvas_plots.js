@@ -3,8 +3,19 @@
 // funnelkit/viz/canvas_plots.py, keeping the same element: the plot is redrawn in place, never blank.
 // Text takes the page's colour and font, so it reads on the light and the dark theme.
 
-const FONT_PX = 14;
-const TITLE_PX = 16;
+// Text sizes at the page's usual 16 px root; a page with larger text (the presentation mode's 19 px) scales
+// them and the margins they need (set by each drawing: `scaled`).
+const BASE_FONT_PX = 14;
+let FONT_PX = BASE_FONT_PX;
+let TITLE_PX = 16;
+let K = 1;  // FONT_PX / BASE_FONT_PX
+
+function scaled() {
+  const root = parseFloat(getComputedStyle(document.documentElement).fontSize) || 16;
+  K = Math.max(1, root / 16);
+  FONT_PX = Math.round(BASE_FONT_PX * K);
+  TITLE_PX = Math.round(16 * K);
+}
 // plotly's Viridis colour scale, as ten stops between which colours are interpolated
 const VIRIDIS = [[68, 1, 84], [72, 40, 120], [62, 73, 137], [49, 104, 142], [38, 130, 142],
                  [31, 158, 137], [53, 183, 121], [110, 206, 88], [181, 222, 43], [253, 231, 37]];
@@ -43,16 +54,23 @@ function ticks(low, high, count) {
   return out;
 }
 
-function decodeLevels(text) {
+function decodeBytes(text) {
   const bytes = atob(text);
-  const levels = new Uint8Array(bytes.length);
-  for (let i = 0; i < bytes.length; i++) levels[i] = bytes.charCodeAt(i);
-  return levels;
+  const out = new Uint8Array(bytes.length);
+  for (let i = 0; i < bytes.length; i++) out[i] = bytes.charCodeAt(i);
+  return out;
+}
+
+// The plot's data with its `arrays` (base64 text of float32 values) as Float32Arrays.
+function decoded(data) {
+  const out = {...data};
+  for (const key of data.arrays || []) out[key] = new Float32Array(decodeBytes(data[key]).buffer);
+  return out;
 }
 
 // The plot area inside the canvas, and its maps from data to pixels.
 function frame(width, height, top, square, extraRight) {
-  const left = 56, bottom = 44, right = 12 + extraRight;
+  const left = 56 * K, bottom = 44 * K, right = 12 + extraRight * K;
   let w = width - left - right, h = height - top - bottom;
   let x0 = left, y0 = top;
   if (square) {
@@ -97,8 +115,8 @@ function axes(g, box, s, xr, yr, xLabel, yLabel, ink, font, grid) {
   }
   g.textAlign = "center";
   g.textBaseline = "bottom";
-  g.fillText(xLabel, box.x0 + box.w / 2, box.y0 + box.h + 42);
-  g.translate(box.x0 - 42, box.y0 + box.h / 2);
+  g.fillText(xLabel, box.x0 + box.w / 2, box.y0 + box.h + 42 * K);
+  g.translate(box.x0 - 42 * K, box.y0 + box.h / 2);
   g.rotate(-Math.PI / 2);
   g.textBaseline = "bottom";
   g.fillText(yLabel, 0, 0);
@@ -115,9 +133,9 @@ function heading(g, width, title, legend, ink, font) {
   const below = g.measureText(title).width + 16 + legendWidth > width;
   g.fillStyle = ink;
   g.textBaseline = "middle";
-  g.fillText(title, 4, 14);
+  g.fillText(title, 4, 14 * K);
   g.font = `${FONT_PX}px ${font}`;
-  const row = below ? 36 : 14;
+  const row = (below ? 36 : 14) * K;
   let x = width - 4;
   g.textAlign = "right";
   for (const [label, colour, dashed] of legend.slice().reverse()) {
@@ -133,7 +151,7 @@ function heading(g, width, title, legend, ink, font) {
     x -= 30;
   }
   g.restore();
-  return below ? 58 : 36;
+  return (below ? 58 : 36) * K;
 }
 
 function dots(g, s, flat, colour, radius) {
@@ -173,7 +191,7 @@ function drawDensity(g, width, d, ink, font, state) {
   const r = d.range;
   const s = scales(box, r, r);
   const n = d.size;
-  const levels = decodeLevels(d.levels);
+  const levels = decodeBytes(d.levels);
   const image = new ImageData(n, n);
   for (let i = 0; i < n; i++) {          // grid row i is x2 = axis[i], drawn bottom to top
     for (let j = 0; j < n; j++) {
@@ -271,7 +289,7 @@ function drawLoss(g, width, d, ink, font) {
 const DRAW = {density: drawDensity, samples: drawSamples, loss: drawLoss};
 
 function draw(state) {
-  const d = state.data;
+  const d = decoded(state.data);
   const canvas = state.canvas;
   const width = Math.max(220, Math.floor(state.box.clientWidth || 300));
   const ratio = window.devicePixelRatio || 1;
@@ -282,6 +300,8 @@ function draw(state) {
   const g = canvas.getContext("2d");
   g.setTransform(ratio, 0, 0, ratio, 0, 0);
   g.clearRect(0, 0, width, d.height);
+  scaled();
+  state.tip.style.fontSize = `${FONT_PX}px`;
   const style = getComputedStyle(state.box);
   try {
     const [box, hover] = DRAW[d.kind](g, width, d, style.color, style.fontFamily, state);
@@ -316,7 +336,7 @@ function create(root) {
   canvas.style.display = "block";
   const tip = document.createElement("div");
   tip.style.cssText = "position:absolute;display:none;pointer-events:none;padding:2px 6px;border-radius:4px;" +
-    `font-size:${FONT_PX}px;background:rgba(40,40,40,0.85);color:white;white-space:nowrap;`;
+    "background:rgba(40,40,40,0.85);color:white;white-space:nowrap;";
   box.append(canvas, tip);
   root.appendChild(box);
   const state = {box, canvas, tip, cells: document.createElement("canvas"), data: null, hover: null, width: 0};

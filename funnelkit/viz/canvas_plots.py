@@ -6,8 +6,10 @@ plotting library, and the dashboard updates a canvas plot in place five times a 
 keyed plotly chart in Streamlit 1.67 is mounted anew with every new figure: its plot blinks). The values are
 those of the plotly figures in :mod:`.interactive`, from the same :mod:`.plot_values`; the notebooks keep plotly.
 
-Each function returns a dict of JSON values, ``kind`` naming the plot. Numbers are rounded to what a
-420-pixel plot can show (coordinates to 1e-3, losses to 1e-4); the density is sent as 8-bit colour levels,
+Each function returns a dict of JSON values, ``kind`` naming the plot. Arrays of numbers travel as text:
+points and lines as float32 (little-endian, base64; the keys listed in ``arrays``, decoded by :func:`decoded`
+and by the script), which Streamlit serialises and hashes about ten times faster than lists of floats
+(it does both for every plot of every page at every redraw). The density is sent as 8-bit colour levels,
 level ``L`` meaning p = L / 255 * ``top``, and each level a colour of plotly's Viridis (the script's ``VIRIDIS``).
 No function here imports a plotting library or torch.
 """
@@ -24,9 +26,20 @@ LEVELS = 255  # the top colour level of a density plot
 BOUNDS = (-4.0, 4.0)
 
 
+def _float32(values):
+    """An array as base64 text of its float32 values, little-endian, flattened row by row."""
+    return base64.b64encode(np.ascontiguousarray(values, dtype="<f4").tobytes()).decode("ascii")
+
+
 def _points(values, name):
-    """(n, 2) points as one flat list x0, y0, x1, y1, ... rounded to 1e-3."""
-    return np.round(as_array(values, name, width=2), 3).ravel().tolist()
+    """(n, 2) points as :func:`_float32` text of x0, y0, x1, y1, ... (None: no points)."""
+    return _float32(np.empty((0, 2)) if values is None else as_array(values, name, width=2))
+
+
+def decoded(plot):
+    """``plot`` with its ``arrays`` as float64 numpy arrays (flat), as the script reads them."""
+    return {**plot, **{key: np.frombuffer(base64.b64decode(plot[key]), dtype="<f4").astype(np.float64)
+                       for key in plot["arrays"]}}
 
 
 def density_levels(log_density):
@@ -51,13 +64,13 @@ def density_plot(axis, log_density, data=None, title="Model density p(x)", heigh
     return {"kind": "density", "title": title, "height": height, "size": int(axis.size),
             "range": [float(axis[0] - half), float(axis[-1] + half)], "top": top,
             "levels": base64.b64encode(levels.tobytes()).decode("ascii"),
-            "data": [] if data is None else _points(data, "data")}
+            "data": _points(data, "data"), "arrays": ["data"]}
 
 
 def samples_plot(samples, data=None, title="Samples from the model", bounds=BOUNDS, height=380):
     """Model samples (blue) over the data (grey), on equal axes over ``bounds``."""
     return {"kind": "samples", "title": title, "height": height, "range": [float(bounds[0]), float(bounds[1])],
-            "samples": _points(samples, "samples"), "data": [] if data is None else _points(data, "data")}
+            "samples": _points(samples, "samples"), "data": _points(data, "data"), "arrays": ["samples", "data"]}
 
 
 def loss_plot(steps, losses, reference=None, window=50, max_points=1500, title="Training loss", height=380):
@@ -67,12 +80,11 @@ def loss_plot(steps, losses, reference=None, window=50, max_points=1500, title="
     losses = as_array(losses, "losses", ndim=1)
     if steps.shape != losses.shape:
         raise ValueError(f"steps and losses must have the same length, got {steps.size} and {losses.size}")
-    plot = {"kind": "loss", "title": title, "height": height, "window": 0,
-            "reference": None if reference is None else float(reference),
-            "steps": [], "losses": [], "mean_steps": [], "means": [], "y_range": None}
+    lines = {"steps": steps, "losses": losses, "mean_steps": steps, "means": losses}  # empty
+    plot = {"kind": "loss", "title": title, "height": height, "window": 0, "y_range": None,
+            "reference": None if reference is None else float(reference), "arrays": list(lines)}
     if steps.size:
         k, (raw_x, raw_y), (mean_x, mean_y), y_range = loss_lines(steps, losses, reference, window, max_points)
-        plot.update(window=int(k), steps=raw_x.tolist(), losses=np.round(raw_y, 4).tolist(),
-                    mean_steps=mean_x.tolist(), means=np.round(mean_y, 4).tolist(),
-                    y_range=[float(y_range[0]), float(y_range[1])])
-    return plot
+        lines = {"steps": raw_x, "losses": raw_y, "mean_steps": mean_x, "means": mean_y}
+        plot.update(window=int(k), y_range=[float(y_range[0]), float(y_range[1])])
+    return {**plot, **{key: _float32(values) for key, values in lines.items()}}
