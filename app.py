@@ -29,7 +29,6 @@ import threading
 import time
 from dataclasses import replace
 
-import numpy as np
 import streamlit as st
 
 import funnelkit as fk

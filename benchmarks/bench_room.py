@@ -481,7 +481,7 @@ def markdown(result):
         lines += ["", "The sections below are this checkout's (after).", ""]
     lines += [
         "Pages are light pages (`LightPage` in the script): Python clients of Streamlit's websocket protocol. "
-        "Each asks for the page, receives every message (the whole Plotly figures; like the browser it keeps the "
+        "Each asks for the page, receives every message (the whole figures or plots; like the browser it keeps the "
         "large ones and names them in its requests, so the server may send a reference instead), and answers the "
         "fragment timer (`st.fragment(run_every=...)`) as the browser does. They do not lay out or draw: the "
         "server's work per page is measured, the browser's is not. All run in one asyncio process beside the "

@@ -8,8 +8,8 @@ those of the plotly figures in :mod:`.interactive`, from the same :mod:`.plot_va
 
 Each function returns a dict of JSON values, ``kind`` naming the plot. Arrays of numbers travel as text:
 points and lines as float32 (little-endian, base64; the keys listed in ``arrays``, decoded by :func:`decoded`
-and by the script), which Streamlit serialises and hashes about ten times faster than lists of floats
-(it does both for every plot of every page at every redraw). The density is sent as 8-bit colour levels,
+and by the script), which Streamlit serialises and hashes some twenty times faster than lists of floats
+(0.3 ms against 7.5 ms for the three plots here; it does both for every plot of every page at every redraw). The density is sent as 8-bit colour levels,
 level ``L`` meaning p = L / 255 * ``top``, and each level a colour of plotly's Viridis (the script's ``VIRIDIS``).
 No function here imports a plotting library or torch.
 """
@@ -19,11 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .plot_values import as_array, density_colours, loss_lines
+from .plot_values import BOUNDS, as_array, density_colours, loss_lines
 
 SCRIPT = Path(__file__).with_name("canvas_plots.js")  # the script that draws them: the dashboard reads it
 LEVELS = 255  # the top colour level of a density plot
-BOUNDS = (-4.0, 4.0)
 
 
 def _float32(values):

@@ -7,8 +7,7 @@ import numpy as np
 import torch
 
 from ..grid import grid_log_prob
-
-BOUNDS = (-4.0, 4.0)
+from .plot_values import BOUNDS
 STYLE = {"figure.facecolor": "white", "axes.facecolor": "white", "savefig.facecolor": "white"}
 
 

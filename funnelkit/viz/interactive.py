@@ -11,9 +11,10 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .plot_values import as_array as _array, density_colours, loss_lines as _loss_lines, running_mean  # noqa: F401
+from .plot_values import BOUNDS, density_colours, running_mean  # noqa: F401 (running_mean: part of this API)
+from .plot_values import as_array as _array
+from .plot_values import loss_lines as _loss_lines
 
-BOUNDS = (-4.0, 4.0)
 TRANSPARENT = "rgba(0,0,0,0)"
 SEQUENTIAL = "Viridis"  # readable on both themes and for colour-blind readers
 CYCLIC = "mrybm"  # for colouring points by angle: cyclic, and no colour in it is near black or white

@@ -5,6 +5,8 @@ only, so a page can compute them before any plotting library has loaded."""
 
 import numpy as np
 
+BOUNDS = (-4.0, 4.0)  # the 2-D toys' square, on both axes
+
 
 def as_array(values, name, ndim=None, width=None):
     """``values`` (numpy, torch or a sequence) as a float64 array, checked for ``ndim`` dimensions or shape
