@@ -106,8 +106,10 @@ GLOSSARY = {
 }
 PLOT_HEIGHT = 420  # px: at 1366x768 the buttons and all three Train plots fit on one screen
 PLOT_CONFIG = {"displayModeBar": False}  # the toolbar would cover the title; drag zooms, double-click resets
-# The Train tab's and a room's three live plots, drawn by funnelkit/viz/canvas_plots.js: redrawn in place.
-LIVE_PLOT = st.components.v2.component("funnelkit_live_plot", js=cp.SCRIPT.read_text(encoding="utf-8"))
+# The Train tab's and a room's three live plots, drawn by funnelkit/viz/canvas_plots.js, mounted once per page
+# (PLOT_SCRIPT); each plot is a LIVE_PLOT that calls it, redrawn in place.
+PLOT_SCRIPT = st.components.v2.component("funnelkit_plot_script", js=cp.SCRIPT.read_text(encoding="utf-8"))
+LIVE_PLOT = st.components.v2.component("funnelkit_live_plot", js=cp.STUB)
 TRAIN_CAPTIONS = (
     "Bright where the model puts probability: the bright shapes should sit on the red data points, and be sharp.",
     "Points drawn from the model (blue) over the data (grey): they should cover the data evenly, not the gaps.",
@@ -133,6 +135,7 @@ def page_style():
     [data-testid="stMetricValue"] { font-size: 1.5rem; }
     [data-testid="stMetric"] { padding: 0; }
     abbr[title] { text-decoration: underline dotted; cursor: help; }
+    .st-key-plot_script { display: none; }  /* the live plots' script (plot_script): no place on the page */
     """
     if PRESENT:
         css += """
@@ -142,6 +145,11 @@ def page_style():
         [data-testid="stMainBlockContainer"] { padding-top: 0.8rem; }
         """
     st.html(f"<style>{css}</style>")
+
+
+def plot_script():
+    """The script that draws the live plots, once per page run (not in the fragments that redraw them)."""
+    PLOT_SCRIPT(key="plot_script")
 
 
 def torch_ready():
@@ -1239,6 +1247,7 @@ def room_not_open(name, token):
 def room_page(raw_name):
     """``?room=NAME``: the room's run for every page; its controls only with the presenter's ``&token=``."""
     page_style()
+    plot_script()
     try:
         name = classroom.check_room_name(raw_name)
     except classroom.RoomError as error:
@@ -1280,6 +1289,7 @@ def own_page():
     """A page of one's own: the sidebar's settings, the title and the tab shown."""
     init_session()
     page_style()
+    plot_script()
     sidebar()
     st.markdown("#### Funnels, live: exact maximum likelihood with dimensionality reduction",
                 help="Klein, Raine, Pina-Otey, Voloshynovskiy, Golling. Train a funnel on a 2-D toy, look inside "

@@ -55,7 +55,7 @@ def iteration(at):
 def live_plots(at):
     """The page's live plots (funnelkit/viz/canvas_plots.js's elements): key -> (element id, data sent)."""
     return {e.proto.id.rsplit("-", 1)[-1].removeprefix("live_"): (e.proto.id, json.loads(e.proto.json))
-            for e in at.get("bidi_component")}
+            for e in at.get("bidi_component") if e.proto.component_name == "funnelkit_live_plot"}
 
 
 def test_train_tab_renders_with_charts_and_controls(no_shipped):

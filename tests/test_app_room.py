@@ -13,6 +13,8 @@ from streamlit.testing.v1 import AppTest
 from funnelkit.app import live, live_settings
 from funnelkit.app.room import ROOMS
 
+from .test_app import live_plots
+
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TIMEOUT = 120
 SMALL = live_settings.LiveSettings(dataset="two-moons", hidden_features=8, num_bins=4)
@@ -62,7 +64,7 @@ def test_a_viewer_sees_the_run_without_controls(room):
     assert "Watching room **test-room**, the presenter controls it" in texts(at.caption)
     assert control_keys(at) == set() and not at.tabs  # no buttons, no tabs of a page of one's own
     assert iteration(at) == 2
-    assert len(at.get("bidi_component")) == 3
+    assert len(live_plots(at)) == 3
     assert "page(s) watching" in texts(at.caption)
 
 
@@ -96,7 +98,7 @@ def test_a_wrong_token_says_so_and_shows_the_run_without_controls(room):
     at = start(room="test-room", token="not-the-token")
     assert not at.exception
     assert "is not the presenter token of room test-room" in texts(at.error)
-    assert control_keys(at) == set() and len(at.get("bidi_component")) == 3
+    assert control_keys(at) == set() and len(live_plots(at)) == 3
     assert not room.playing
 
 
@@ -152,7 +154,7 @@ def test_a_page_whose_redraws_come_late_says_the_server_is_busy_without_rerunnin
     gap = at.session_state["room_gap"]
     assert 0.5 * 0.4 + 0.5 * 3.0 <= gap < 0.5 * 0.4 + 0.5 * 3.0 + 0.5 * TIMEOUT  # half the last gap, half before
     assert f"The server is busy: this page redraws about every {gap:.1f} s." in texts(at.caption)
-    assert len(at.get("bidi_component")) == 3
+    assert len(live_plots(at)) == 3
     at.session_state["room_redrawn_at"] = at.session_state["room_redrawn_at"] - 60.0  # a hidden tab: not counted
     at.session_state["room_gap"] = 0.4
     at.run()

@@ -109,8 +109,7 @@ def test_loss_plot_before_training_and_bad_input():
 # -- canvas_plots.js in chromium ----------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def drawing_page():
-    """A blank chromium page holding canvas_plots.js, its default export as window.drawPlot(host, data)."""
+def chromium():
     missing = _browser_missing()
     if missing:
         if os.environ.get("FUNNELKIT_REQUIRE_BROWSER") == "1":
@@ -118,29 +117,63 @@ def drawing_page():
         pytest.skip(missing)
     from playwright.sync_api import sync_playwright
 
-    script = cp.SCRIPT.read_text(encoding="utf-8").replace("export default function", "window.drawPlot = function")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 800, "height": 600}, device_scale_factor=1)
-            page.set_content("<div id='host' style='width:500px;color:rgb(10,10,10);font-family:sans-serif'></div>")
-            page.add_script_tag(content=script)
-            errors = []
-            page.on("pageerror", lambda error: errors.append(error))
-            yield page, errors
+            yield browser
         finally:
             browser.close()
 
 
+def blank_page(browser, errors):
+    """A page holding canvas_plots.js (its default export as window.installPlots) and a plot's stub
+    (canvas_plots.STUB, as window.plotStub), neither run yet; page errors go to ``errors``."""
+    script = cp.SCRIPT.read_text(encoding="utf-8").replace("export default function", "window.installPlots = function")
+    stub = cp.STUB.replace("export default function", "window.plotStub = function")
+    page = browser.new_page(viewport={"width": 800, "height": 600}, device_scale_factor=1)
+    page.on("pageerror", lambda error: errors.append(error))
+    page.set_content("<div id='host' style='width:500px;color:rgb(10,10,10);font-family:sans-serif'></div>")
+    page.add_script_tag(content=script)
+    page.add_script_tag(content=stub)
+    return page
+
+
+@pytest.fixture(scope="module")
+def drawing_page(chromium):
+    """A blank page with the script installed, as the dashboard's page is once its script has run."""
+    errors = []
+    page = blank_page(chromium, errors)
+    page.evaluate("window.installPlots()")
+    yield page, errors
+    page.close()
+
+
 DRAW = """(data) => {
     const host = document.getElementById('host');
-    window.drawPlot({data, parentElement: host});
+    window.plotStub({data, parentElement: host});  // as each plot's element does
     const canvas = host.querySelector('canvas');
     return {width: canvas.width, drawn: canvas.dataset.drawn, error: canvas.dataset.error || null,
             plot: [Number(canvas.dataset.plotWidth), Number(canvas.dataset.plotHeight)], font: canvas.dataset.fontPx,
             lastStep: canvas.dataset.lastStep, same: window.lastCanvas === canvas,
             kept: (window.lastCanvas = canvas, true)};
 }"""
+
+@pytest.mark.browser
+def test_a_plot_whose_element_comes_before_the_script_is_drawn_once_the_script_runs(chromium):
+    errors = []
+    page = blank_page(chromium, errors)
+    try:
+        waiting = page.evaluate("""(data) => {
+            const host = document.getElementById('host');
+            window.plotStub({data, parentElement: host});
+            const before = host.querySelector('canvas');
+            window.installPlots();
+            return {before: before !== null, after: host.querySelector('canvas').dataset.drawn};
+        }""", cp.samples_plot(np.zeros((3, 2))))
+    finally:
+        page.close()
+    assert waiting == {"before": False, "after": "1"} and not errors
+
 
 @pytest.mark.browser
 def test_the_script_draws_each_plot_in_place_and_says_where(drawing_page):

@@ -93,7 +93,7 @@ def test_a_new_page_draws_the_kept_frame_with_torch_unimportable(tmp_path):
         sys.meta_path.insert(0, NoTorch())
         from streamlit.testing.v1 import AppTest
         at = AppTest.from_file("app.py", default_timeout=120).run()
-        print(len(at.get("bidi_component")), at.metric[0].value, [str(e.value)[:80] for e in at.exception])
+        print(len([e for e in at.get("bidi_component") if e.proto.component_name == "funnelkit_live_plot"]), at.metric[0].value, [str(e.value)[:80] for e in at.exception])
     """)
     result = subprocess.run([sys.executable, "-c", check], cwd=ROOT, env=env, capture_output=True, text=True,
                             timeout=300)

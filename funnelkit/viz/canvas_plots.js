@@ -1,7 +1,10 @@
 // The dashboard's live plots of a 2-D run, drawn on a canvas: a density heatmap, samples over data, and a loss
-// chart. Streamlit (st.components.v2) calls the default export with each new `data`, a dict made by
-// funnelkit/viz/canvas_plots.py, keeping the same element: the plot is redrawn in place, never blank.
-// Text takes the page's colour and font, so it reads on the light and the dark theme.
+// chart. A page mounts this script once (st.components.v2; its default export, `install`, makes the drawing
+// function `window.funnelkitPlot`); each plot's element carries only a few lines, canvas_plots.py's STUB, which
+// calls it with the plot's `data` (a dict made by canvas_plots.py). Streamlit calls that with each new data,
+// keeping the same element: the plot is redrawn in place, never blank. (The script itself is not sent with
+// every plot of every redraw: Streamlit sends a component's script with each of its messages.) Text takes the
+// page's colour and font, so it reads on the light and the dark theme.
 
 // Text sizes at the page's usual 16 px root; a page with larger text (the presentation mode's 19 px) scales
 // them and the margins they need (set by each drawing: `scaled`).
@@ -361,7 +364,8 @@ function create(root) {
   return state;
 }
 
-export default function (component) {
+// One plot: `component` is what Streamlit gives a component's script, its `data` and `parentElement`.
+function render(component) {
   const { data, parentElement } = component;
   if (!data) return;
   const state = parentElement.__funnelkitPlot || (parentElement.__funnelkitPlot = create(parentElement));
@@ -369,4 +373,10 @@ export default function (component) {
   state.canvas.setAttribute("aria-label", data.title);
   state.width = Math.floor(state.box.clientWidth);
   draw(state);
+}
+
+// Install the drawing function for the page, and draw the plots whose stub ran before it.
+export default function install() {
+  window.funnelkitPlot = render;
+  for (const waiting of (window.funnelkitPlotWaiting || []).splice(0)) render(waiting);
 }

@@ -21,7 +21,13 @@ import numpy as np
 
 from .plot_values import BOUNDS, as_array, density_colours, loss_lines
 
-SCRIPT = Path(__file__).with_name("canvas_plots.js")  # the script that draws them: the dashboard reads it
+SCRIPT = Path(__file__).with_name("canvas_plots.js")  # the script that draws them, mounted once per page
+# What each plot's element runs: the page's script draws it (or will, once that script has run). A component's
+# script travels with every message of the component, so the 15 KB script goes once per page, this at each redraw.
+STUB = """export default function (component) {
+  if (window.funnelkitPlot) return window.funnelkitPlot(component);
+  (window.funnelkitPlotWaiting = window.funnelkitPlotWaiting || []).push(component);
+}"""
 LEVELS = 255  # the top colour level of a density plot
 
 
