@@ -44,6 +44,28 @@ def _browser_missing():
     return None
 
 
+def require_browser():
+    """Skip the test where chromium or playwright is missing; fail instead with FUNNELKIT_REQUIRE_BROWSER=1."""
+    missing = _browser_missing()
+    if missing:
+        if os.environ.get("FUNNELKIT_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"FUNNELKIT_REQUIRE_BROWSER=1 but the browser test cannot run: {missing}")
+        pytest.skip(f"browser test skipped: {missing}")
+
+
+def chromium_browser():
+    """Debian's chromium, headless, driven by Playwright: a generator for a fixture (yields the browser,
+    closes it after)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -64,11 +86,7 @@ def serve_app(tmp_path_factory, **env):
     """Start ``streamlit run app.py`` on a free local port with ``env`` added; yield its URL; always terminate it.
 
     Skips (or fails, with FUNNELKIT_REQUIRE_BROWSER=1) where chromium or playwright is missing."""
-    missing = _browser_missing()
-    if missing:
-        if os.environ.get("FUNNELKIT_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"FUNNELKIT_REQUIRE_BROWSER=1 but the browser test cannot run: {missing}")
-        pytest.skip(f"browser test skipped: {missing}")
+    require_browser()
     port = _free_port()
     log = tmp_path_factory.mktemp("server") / "streamlit.log"
     command = [
@@ -116,15 +134,8 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page(server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1500, "height": 1100})
-            yield page
-        finally:
-            browser.close()
+    for browser in chromium_browser():
+        yield browser.new_page(viewport={"width": 1500, "height": 1100})
 
 
 def _settle(page, timeout_s=RENDER_S):
@@ -155,11 +166,10 @@ CANVAS_IN = """(box) => {
 def _last_loss_step(page):
     """The last iteration drawn in the loss plot (the script writes it on its canvas), or -1 if empty; None
     while no loss plot is drawn."""
-    step = page.evaluate(f"""() => {{
+    return page.evaluate(f"""() => {{
         const canvas = ({CANVAS_IN})(document.querySelector('.st-key-live_loss'));
         return canvas && canvas.dataset.lastStep !== undefined ? Number(canvas.dataset.lastStep) : null;
     }}""")
-    return step
 
 
 def _wait_until(predicate, timeout_s, what):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from .test_browser import CHROMIUM, CHROMIUM_ARGS, RENDER_S, serve_app
+from .test_browser import RENDER_S, chromium_browser, serve_app
 from .test_browser import _FRAMES, _iteration, _settle, _wait_until
 
 pytestmark = pytest.mark.browser
@@ -35,14 +35,7 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    yield from chromium_browser()
 
 
 def _charts_drawn(page):

@@ -7,7 +7,6 @@ last steps); the drawing side by reading back the canvas's pixels where the data
 import base64
 import json
 import math
-import os
 
 import numpy as np
 import pytest
@@ -16,7 +15,7 @@ import torch
 from funnelkit.viz import canvas_plots as cp
 from funnelkit.viz import interactive as iv
 
-from .test_browser import CHROMIUM, CHROMIUM_ARGS, _browser_missing
+from .test_browser import chromium_browser, require_browser
 
 RNG = np.random.default_rng(0)
 
@@ -110,19 +109,8 @@ def test_loss_plot_before_training_and_bad_input():
 
 @pytest.fixture(scope="module")
 def chromium():
-    missing = _browser_missing()
-    if missing:
-        if os.environ.get("FUNNELKIT_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"FUNNELKIT_REQUIRE_BROWSER=1 but chromium cannot draw the plots: {missing}")
-        pytest.skip(missing)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    require_browser()
+    yield from chromium_browser()
 
 
 def blank_page(browser, errors):
