@@ -65,6 +65,37 @@ def save_results(name, result, markdown):
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
+PLOTLY_DRAWN = "[data-testid='stPlotlyChart'] .js-plotly-plot .main-svg"  # a Plotly chart (trees before the canvas plots)
+CANVAS_DRAWN = "canvas[data-drawn]"  # a canvas plot of funnelkit/viz/canvas_plots.js, in its component's shadow root
+PLOT_DRAWN = f"{PLOTLY_DRAWN}, [data-testid='stElementContainer'] {CANVAS_DRAWN}"  # either (Playwright looks in shadow roots)
+_SEEN_SCRIPT = """(() => {
+  const light = LIGHT, shadow = SHADOW, count = COUNT;
+  const found = () => document.querySelectorAll(light).length + (shadow === null ? 0 : [...document.querySelectorAll('*')]
+    .reduce((n, el) => n + (el.shadowRoot ? el.shadowRoot.querySelectorAll(shadow).length : 0), 0));
+  const look = () => { if (found() >= count) window.funnelkitFirstSeen = performance.now(); else requestAnimationFrame(look); };
+  requestAnimationFrame(look);
+})();"""
+
+
+def seen_script(light, shadow=None, count=1):
+    """A script for Playwright's ``add_init_script``: at every animation frame (just before each paint) it counts
+    the elements ``light`` finds in the page and ``shadow`` (if given) finds in components' shadow roots, and
+    keeps in ``window.funnelkitFirstSeen`` the page's time (ms since its navigation began) of the first frame
+    with at least ``count``. Timed by the page's own clock: waiting in Playwright would add its polling delay,
+    up to half a second."""
+    return (_SEEN_SCRIPT.replace("LIGHT", json.dumps(light)).replace("SHADOW", json.dumps(shadow))
+            .replace("COUNT", str(int(count))))
+
+
+def plots_seen_script(count=1):
+    """seen_script for ``count`` drawn plots, canvas or Plotly."""
+    return seen_script(PLOTLY_DRAWN, CANVAS_DRAWN, count)
+
+
+def seconds_to_seen(page, began, timeout_s):
+    """Seconds from ``began`` (a time.time() of this machine) to the frame seen_script noted in ``page``."""
+    page.wait_for_function("() => window.funnelkitFirstSeen !== undefined", timeout=timeout_s * 1000)
+    return page.evaluate("() => performance.timeOrigin + window.funnelkitFirstSeen") / 1000 - began
 
 
 @contextmanager

@@ -33,7 +33,6 @@ Writes results/dashboard_start.json and .md.
 """
 
 import argparse
-import json
 import os
 import shutil
 import socket
@@ -46,11 +45,9 @@ import urllib.request
 from pathlib import Path
 
 import psutil
-from bench_common import CHROMIUM_ARGS, dashboard_trees, save_results
+from bench_common import (CHROMIUM_ARGS, PLOT_DRAWN, dashboard_trees, plots_seen_script, save_results,
+                          seconds_to_seen, seen_script)
 
-PLOTLY = "[data-testid='stPlotlyChart'] .js-plotly-plot .main-svg"  # a drawn Plotly chart (trees before the canvas plots)
-CANVAS = "canvas[data-drawn]"  # a drawn canvas plot, in its component's shadow root
-FIRST_PLOT = f"{PLOTLY}, [data-testid='stElementContainer'] {CANVAS}"  # either, for Playwright (it looks in shadow roots)
 FLOOR_APP = """import plotly.graph_objects as go
 import streamlit as st
 
@@ -61,18 +58,9 @@ TEXT_APP = """import streamlit as st
 st.metric("iteration", "2,000")
 """
 METRIC = "[data-testid='stMetric']"
-# The page's time (ms since its navigation began) of the first animation frame in which the element is there,
-# kept in window.funnelkitFirstSeen: LIGHT finds it in the page, SHADOW (if given) in a component's shadow root.
-SEEN_SCRIPT = """(() => {
-  const light = LIGHT, shadow = SHADOW;
-  const there = () => document.querySelector(light) !== null || (shadow !== null
-    && [...document.querySelectorAll('*')].some((el) => el.shadowRoot && el.shadowRoot.querySelector(shadow)));
-  const look = () => { if (there()) window.funnelkitFirstSeen = performance.now(); else requestAnimationFrame(look); };
-  requestAnimationFrame(look);
-})();"""
-SEEN = {FIRST_PLOT: (PLOTLY, CANVAS), METRIC: (METRIC, None)}
+SEEN = {PLOT_DRAWN: plots_seen_script(), METRIC: seen_script(METRIC)}  # the init script that times each
 VIEWPORT = {"width": 1366, "height": 768}
-FLOORS = {"floor: one Plotly chart": (FLOOR_APP, FIRST_PLOT), "floor: one metric, no plot": (TEXT_APP, METRIC)}
+FLOORS = {"floor: one Plotly chart": (FLOOR_APP, PLOT_DRAWN), "floor: one metric, no plot": (TEXT_APP, METRIC)}
 TIMEOUT_S = 120
 
 
@@ -104,23 +92,15 @@ def wait_healthy(url, start):
             time.sleep(0.05)
 
 
-def seen_script(selector):
-    """SEEN_SCRIPT for one of the elements timed here (a key of SEEN)."""
-    light, shadow = SEEN[selector]
-    return SEEN_SCRIPT.replace("LIGHT", json.dumps(light)).replace("SHADOW", json.dumps(shadow))
-
-
 def first_seen(context, url, selector, began=None):
     """Seconds from ``began`` (a time.time(); by default the moment the page is opened) to the first frame
     of a new page of ``context`` at ``url`` that shows the element ``selector`` finds, by the page's clock."""
     page = context.new_page()
     try:
-        page.add_init_script(seen_script(selector))
+        page.add_init_script(SEEN[selector])
         began = time.time() if began is None else began
         page.goto(url, wait_until="commit")
-        page.wait_for_selector(selector, timeout=TIMEOUT_S * 1000)
-        page.wait_for_function("() => window.funnelkitFirstSeen !== undefined", timeout=TIMEOUT_S * 1000)
-        return page.evaluate("() => performance.timeOrigin + window.funnelkitFirstSeen") / 1000 - began
+        return seconds_to_seen(page, began, TIMEOUT_S)
     finally:
         page.close()
 
@@ -185,7 +165,7 @@ def main():
                         help="also measure an app with one small Plotly chart and one with one metric")
     args = parser.parse_args()
     trees = dashboard_trees(args.before)
-    selectors = {name: FIRST_PLOT for name in trees}
+    selectors = {name: PLOT_DRAWN for name in trees}
     if args.floor:
         for name, (app, selector) in FLOORS.items():
             floor = Path(tempfile.mkdtemp(prefix="dashboard-floor-"))
