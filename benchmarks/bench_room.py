@@ -506,7 +506,8 @@ def markdown(result):
     ]
     if "chromium_new_page_render_s" in room:
         chromium = room["chromium_new_page_render_s"]
-        lines.append(f"- A new chromium page (1366x768) while they watch, navigation to the first frame with its three plots drawn (by the page's clock): "
+        lines.append("- A new chromium page (1366x768) while they watch, navigation to the first frame with its three "
+                     "plots drawn (by the page's clock): "
                      + (f"{chromium:.2f} s." if chromium is not None else "not within 120 s."))
     lines += [
         f"- Server memory (RSS): {room['rss_before_mb']:.0f} MB with the presenter only, {room['rss_after_mb']:.0f} MB "
