@@ -542,7 +542,7 @@ def markdown(result):
             f"{sessions['longest_gap_s']['median']:.2f} | {sessions['longest_gap_s']['max']:.2f} | |",
             "",
             f"- Pages below 1 redraw/s: {sessions['sessions_below_1_per_s']} of {sessions['sessions']}.",
-            f"- A new page meanwhile, connect to three charts received: "
+            "- A new page meanwhile, connect to three charts received: "
             + ", ".join(f"{s:.2f} s" if s is not None else "not within 120 s" for s in sessions["new_page_render_s"])
             + ".",
             f"- Server CPU: {sessions['server_cpu_s_per_s']:.2f} CPU-seconds per second, "
