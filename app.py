@@ -571,6 +571,13 @@ def show_panel(iteration, last_loss, reference, speed, caption, caption_help, pl
     ``plots`` is None when they could not be made (the message says why). Every element is always sent,
     in the same places, so that the plots are updated in place."""
     show_run_message(run)
+    run_numbers(iteration, last_loss, reference, speed)
+    st.caption(caption, help=caption_help)
+    plot_row(plots, ("live_density", "live_samples", "live_loss"))
+
+
+def run_numbers(iteration, last_loss, reference, speed):
+    """The four numbers above the live plots, on a session's page and a room's."""
     m = st.columns(4)
     m[0].metric("iteration", f"{iteration:,}")
     m[1].metric("loss (−log p, nats)", "–" if last_loss is None else f"{last_loss:.3f}",
@@ -580,23 +587,22 @@ def show_panel(iteration, last_loss, reference, speed, caption, caption_help, pl
         m[2].metric("best possible (true density)", f"{reference:.3f}")
     m[3].metric("steps / s", "–" if speed is None else f"{speed:.1f}",
                 help="Training speed: steps per second of training time (drawing excluded).")
-    st.caption(caption, help=caption_help)
+
+
+def plot_row(plots, keys):
+    """The three live plots (density, samples, loss: dicts of funnelkit.viz.canvas_plots) side by side, each
+    with what to look at under it. Under the same ``keys`` the browser keeps the elements and redraws them in
+    place. (A component keeps a state under its key in the session's state, so the keys must not be ones the
+    page uses: hence live_density, not density.) ``plots`` None: a message in their places."""
     c = st.columns([1.7, 1.0, 1.0])
-    for column, key, plot in zip(c, ("live_density", "live_samples", "live_loss"), plots or (None,) * 3):
+    for column, key, plot in zip(c, keys, plots or (None,) * 3):
         if plot is None:
             column.info("This plot could not be drawn: see the message above.", icon=":material/block:")
         else:
-            live_plot(column, plot, key)
+            with column:
+                LIVE_PLOT(key=key, data=plot, height=plot["height"])
     for column, caption in zip(c, TRAIN_CAPTIONS):
         column.caption(caption)
-
-
-def live_plot(column, plot, key):
-    """One of the three live plots (a dict of funnelkit.viz.canvas_plots) in ``column``; under the same ``key``
-    the browser keeps the element and redraws it in place. (A component keeps a state under its key in the
-    session's state, so the keys must not be ones the page uses: hence live_density, not density.)"""
-    with column:
-        LIVE_PLOT(key=key, data=plot, height=plot["height"])
 
 
 def show_run_message(run):
@@ -1201,12 +1207,7 @@ def room_view(name, presenter):
         st.rerun(scope="app")  # the run paused itself (a divergence): Play comes back
     if snap.message:
         st.warning(snap.message, icon=":material/warning:")
-    m = st.columns(4)
-    m[0].metric("iteration", f"{snap.iteration:,}")
-    m[1].metric("loss (−log p, nats)", "–" if snap.last_loss is None else f"{snap.last_loss:.3f}")
-    if snap.reference is not None:
-        m[2].metric("best possible (true density)", f"{snap.reference:.3f}")
-    m[3].metric("steps / s", "–" if snap.steps_per_second is None else f"{snap.steps_per_second:.1f}")
+    run_numbers(snap.iteration, snap.last_loss, snap.reference, snap.steps_per_second)
     state = "Training…" if snap.playing else "Paused."
     s = snap.settings
     lines = [f"{state} {DATASET_NAMES.get(s.dataset, s.dataset)}, {MODEL_NAMES.get(s.model, s.model)}; model: "
@@ -1217,11 +1218,7 @@ def room_view(name, presenter):
     if gap >= ROOM_BUSY * ROOM_EVERY:
         lines.append(f"The server is busy: this page redraws about every {gap:.1f} s.")
     st.caption("  \n".join(lines))
-    c = st.columns([1.7, 1.0, 1.0])
-    for column, plot, key in zip(c, plots, ("room_density", "room_samples", "room_loss")):
-        live_plot(column, plot, key)
-    for column, caption in zip(c, TRAIN_CAPTIONS):
-        column.caption(caption)
+    plot_row(plots, ("room_density", "room_samples", "room_loss"))
 
 
 def wait_for_room(name):

@@ -43,6 +43,7 @@ too, window by window in turn with this one. Writes results/dashboard_frames.jso
 """
 
 import argparse
+import itertools
 import json
 import os
 import shutil
@@ -55,14 +56,16 @@ import time
 import urllib.request
 from pathlib import Path
 
-from bench_common import CHROMIUM_ARGS, RESULTS, dashboard_trees, save_results
+from bench_common import CANVAS_DRAWN, CHROMIUM_ARGS, PLOTLY_DRAWN, RESULTS, dashboard_trees, save_results
 
 CHARTS = ("density", "samples", "loss")
+TIMEOUT_S = 120
+GREYED_BELOW = 0.95  # effective opacity under which a plot counts as greyed
+
+
 def result_name(args):
     """results/NAME.json and .md: one pair for each kind of page measured."""
     return "dashboard_frames" + ("_room" if args.room else "_reset" if args.reset else "")
-TIMEOUT_S = 120
-GREYED_BELOW = 0.95  # effective opacity under which a plot counts as greyed
 
 #: Runs in the page: reads every painted frame for ``ms`` milliseconds and returns the counts.
 FRAMES_JS = """async ({ms, charts, greyedBelow}) => {
@@ -242,8 +245,7 @@ def window(browser, url, pid, seconds, warmup, screenshot=None, reset=False):
     page = browser.new_page(viewport={"width": 1366, "height": 768})
     try:
         page.goto(url)
-        page.wait_for_selector(".st-key-loss .js-plotly-plot .main-svg, .st-key-live_loss canvas[data-drawn]",
-                               timeout=TIMEOUT_S * 1000)
+        page.wait_for_selector(f".st-key-loss {PLOTLY_DRAWN}, .st-key-live_loss {CANVAS_DRAWN}", timeout=TIMEOUT_S * 1000)
         page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']",
                                timeout=TIMEOUT_S * 1000)
         if reset:
@@ -268,15 +270,14 @@ def window(browser, url, pid, seconds, warmup, screenshot=None, reset=False):
         page.close()
 
 
-ROOMS_OPENED = []
+ROOM_NUMBERS = itertools.count()  # a new room each window: whoever opens a room presents
 
 
 def room_window(browser, url, pid, seconds, warmup, screenshot=None):
     """A presenter page opens a new room and presses Play; a viewer page then opens it and its frames are
     read for ``seconds`` s after ``warmup`` s. Returns the viewer's counts; the server's CPU time includes the
     room's training process (a child of the server)."""
-    room = f"bench-frames-{len(ROOMS_OPENED)}"  # a new room each window: whoever opens a room presents
-    ROOMS_OPENED.append(room)
+    room = f"bench-frames-{next(ROOM_NUMBERS)}"
     presenter = browser.new_page(viewport={"width": 1366, "height": 768})
     viewer = browser.new_page(viewport={"width": 1366, "height": 768})
     try:
@@ -285,7 +286,7 @@ def room_window(browser, url, pid, seconds, warmup, screenshot=None):
         presenter.get_by_role("button", name=f"Open room {room}").click(timeout=TIMEOUT_S * 1000)
         presenter.get_by_role("button", name="Play").click(timeout=TIMEOUT_S * 1000)
         viewer.goto(f"{url}/?room={room}")
-        viewer.wait_for_selector(".st-key-room_loss .js-plotly-plot .main-svg, .st-key-room_loss canvas[data-drawn]",
+        viewer.wait_for_selector(f".st-key-room_loss {PLOTLY_DRAWN}, .st-key-room_loss {CANVAS_DRAWN}",
                                  timeout=TIMEOUT_S * 1000)
         start = iteration(viewer)
         wait_until(lambda: iteration(viewer) > start, TIMEOUT_S, "the room to train after Play")
